@@ -1,0 +1,373 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <iniparser/iniparser.h>
+
+#define DEFAULT_INI "/etc/bloodbank/bloodbank.ini"
+#define DEFAULT_ENV_FILE ".env"
+
+enum kind { K_STRING, K_INT, K_LONG, K_BOOL, K_EXCHANGE_TYPE, K_LOG_LEVEL };
+
+struct setting {
+	const char *env;
+	const char *alias;	/* older name, still honoured */
+	const char *ini;	/* section:key, as iniparser spells it */
+	const char *def;
+	enum kind kind;
+	size_t offset;
+	long min, max;
+	bool secret;
+};
+
+#define OFF(f) offsetof(struct bb_config, f)
+
+static const struct setting settings[] = {
+	{ "RABBIT_URL", NULL, "rabbitmq:url",
+	    "amqp://guest:guest@localhost:5672/", K_STRING, OFF(rabbit_url), 0, 0, true },
+	{ "RABBIT_EXCHANGE", "EXCHANGE_NAME", "rabbitmq:exchange", "events",
+	    K_STRING, OFF(exchange), 1, 255, false },
+	{ "RABBIT_EXCHANGE_TYPE", NULL, "rabbitmq:exchange_type", "topic",
+	    K_EXCHANGE_TYPE, OFF(exchange_type), 0, 0, false },
+	{ "RABBIT_CONFIRM_TIMEOUT_MS", NULL, "rabbitmq:confirm_timeout_ms", "5000",
+	    K_INT, OFF(confirm_timeout_ms), 1, 600000, false },
+	{ "REDIS_HOST", NULL, "redis:host", "localhost",
+	    K_STRING, OFF(redis_host), 1, 1024, false },
+	{ "REDIS_PORT", NULL, "redis:port", "6379",
+	    K_INT, OFF(redis_port), 1, 65535, false },
+	{ "REDIS_DB", NULL, "redis:db", "0", K_INT, OFF(redis_db), 0, 65535, false },
+	{ "REDIS_PASSWORD", NULL, "redis:password", "",
+	    K_STRING, OFF(redis_password), 0, 1024, true },
+	{ "REDIS_TTL_DAYS", "CORRELATION_TTL_DAYS", "redis:ttl_days", "30",
+	    K_INT, OFF(redis_ttl_days), 1, 3650, false },
+	{ "REDIS_TIMEOUT_MS", NULL, "redis:timeout_ms", "100",
+	    K_INT, OFF(redis_timeout_ms), 1, 60000, false },
+	{ "CORRELATION_TRACKING", NULL, "correlation:enabled", "true",
+	    K_BOOL, OFF(correlation_tracking), 0, 0, false },
+	{ "HTTP_HOST", NULL, "http:host", "0.0.0.0",
+	    K_STRING, OFF(http_host), 1, 255, false },
+	{ "HTTP_PORT", NULL, "http:port", "8682",
+	    K_INT, OFF(http_port), 1, 65535, false },
+	{ "MAX_BODY_BYTES", NULL, "http:max_body_bytes", "1048576",
+	    K_LONG, OFF(max_body_bytes), 2, 1073741824, false },
+	{ "API_TOKEN", NULL, "http:api_token", "",
+	    K_STRING, OFF(api_token), 0, 4096, true },
+	{ "DEBUG_ENDPOINTS", NULL, "http:debug_endpoints", "true",
+	    K_BOOL, OFF(debug_endpoints), 0, 0, false },
+	{ "LOG_LEVEL", NULL, "log:level", "info",
+	    K_LOG_LEVEL, OFF(log_level), 0, 0, false },
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+/* Where each value came from, for error messages. */
+struct source {
+	const char *name;
+	dictionary *dict;
+};
+
+static char ini_error[256];
+
+/* iniparser reports syntax errors through a printf-like callback; keep the
+ * first one for the startup error instead of printing it. */
+static int
+capture_ini_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ini_error[0] != '\0')
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(ini_error, sizeof(ini_error), fmt, ap);
+	va_end(ap);
+	ini_error[strcspn(ini_error, "\n")] = '\0';
+	return 0;
+}
+
+static int
+load_file(const char *path, bool must_exist, dictionary **out, char *err,
+    size_t errlen)
+{
+	*out = NULL;
+	if (access(path, F_OK) != 0) {
+		if (!must_exist)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	ini_error[0] = '\0';
+	iniparser_set_error_callback(capture_ini_error);
+	*out = iniparser_load(path);
+	if (*out == NULL) {
+		snprintf(err, errlen, "%s: %s", path,
+		    ini_error[0] ? ini_error : "cannot be read");
+		return -1;
+	}
+	return 0;
+}
+
+/* Every key of the INI file must be one we know: a misspelt key silently
+ * ignored would leave the operator running on a default. */
+static int
+check_ini_keys(dictionary *ini, const char *path, char *err, size_t errlen)
+{
+	for (int i = 0; i < ini->size; i++) {
+		const char *key = ini->key[i];
+		bool known = (key == NULL || strchr(key, ':') == NULL);
+
+		for (size_t s = 0; !known && s < NSETTINGS; s++)
+			known = (strcmp(key, settings[s].ini) == 0);
+		if (!known) {
+			snprintf(err, errlen, "%s: unknown key %s", path, key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static bool
+parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "true", "1", "yes", "on" };
+	static const char *const no[] = { "false", "0", "no", "off" };
+
+	for (size_t k = 0; k < 4; k++) {
+		if (strcasecmp(v, yes[k]) == 0)
+			return *out = true, true;
+		if (strcasecmp(v, no[k]) == 0)
+			return *out = false, true;
+	}
+	return false;
+}
+
+static bool
+parse_long(const char *v, long min, long max, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(v, &end, 10);
+	return errno == 0 && end != v && *end == '\0' && *out >= min &&
+	    *out <= max;
+}
+
+static int
+apply(struct bb_config *cfg, const struct setting *s, const char *value,
+    const char *from, char *err, size_t errlen)
+{
+	char *base = (char *)cfg;
+	const char *expected = NULL;
+	long n;
+
+	switch (s->kind) {
+	case K_STRING:
+		if (s->max && (strlen(value) < (size_t)s->min ||
+		    strlen(value) > (size_t)s->max)) {
+			expected = "a shorter non-empty string";
+			break;
+		}
+		*(char **)(base + s->offset) = strdup(value);
+		if (*(char **)(base + s->offset) == NULL)
+			abort();
+		return 0;
+	case K_INT:
+	case K_LONG:
+		if (!parse_long(value, s->min, s->max, &n)) {
+			expected = "an integer in range";
+			break;
+		}
+		if (s->kind == K_INT)
+			*(int *)(base + s->offset) = (int)n;
+		else
+			*(long *)(base + s->offset) = n;
+		return 0;
+	case K_BOOL:
+		if (parse_bool(value, (bool *)(base + s->offset)))
+			return 0;
+		expected = "true or false";
+		break;
+	case K_EXCHANGE_TYPE:
+		if (strcmp(value, "topic") == 0 || strcmp(value, "direct") == 0 ||
+		    strcmp(value, "fanout") == 0 || strcmp(value, "headers") == 0) {
+			*(char **)(base + s->offset) = strdup(value);
+			if (*(char **)(base + s->offset) == NULL)
+				abort();
+			return 0;
+		}
+		expected = "topic, direct, fanout or headers";
+		break;
+	case K_LOG_LEVEL:
+		if (bb_log_parse_level(value,
+		    (enum bb_log_level *)(base + s->offset)) == 0)
+			return 0;
+		expected = "error, warning, info or debug";
+		break;
+	}
+	if (s->kind == K_INT || s->kind == K_LONG)
+		snprintf(err, errlen, "%s (from %s): \"%s\" is not an integer "
+		    "from %ld to %ld", s->env, from, value, s->min, s->max);
+	else if (s->secret)
+		snprintf(err, errlen, "%s (from %s): invalid value", s->env, from);
+	else
+		snprintf(err, errlen, "%s (from %s): invalid value \"%s\", "
+		    "expected %s", s->env, from, value, expected);
+	return -1;
+}
+
+/* The value of setting s from the strongest source that has it. */
+static const char *
+lookup(const struct setting *s, dictionary *envfile, const char *envpath,
+    dictionary *ini, const char *inipath, const char **from)
+{
+	char key[64];
+	const char *v;
+
+	if ((v = getenv(s->env)) != NULL)
+		return *from = "environment", v;
+	if (s->alias && (v = getenv(s->alias)) != NULL)
+		return *from = "environment", v;
+	for (int pass = 0; envfile && pass < 2; pass++) {
+		const char *name = pass ? s->alias : s->env;
+		if (name == NULL)
+			continue;
+		/* iniparser keeps keys outside any section as ":name",
+		 * lowercased. */
+		snprintf(key, sizeof(key), ":%s", name);
+		for (char *p = key; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if ((v = iniparser_getstring(envfile, key, NULL)) != NULL)
+			return *from = envpath, v;
+	}
+	if (ini && (v = iniparser_getstring(ini, s->ini, NULL)) != NULL)
+		return *from = inipath, v;
+	return *from = "default", s->def;
+}
+
+int
+bb_config_load(struct bb_config *cfg, char *err, size_t errlen)
+{
+	const char *envpath = getenv("BLOODBANK_ENV_FILE");
+	const char *inipath = getenv("BLOODBANK_CONFIG");
+	dictionary *envfile = NULL, *ini = NULL;
+	int rc = -1;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (load_file(envpath ? envpath : DEFAULT_ENV_FILE, envpath != NULL,
+	    &envfile, err, errlen) != 0)
+		goto end;
+	if (load_file(inipath ? inipath : DEFAULT_INI, inipath != NULL, &ini,
+	    err, errlen) != 0)
+		goto end;
+	if (ini && check_ini_keys(ini, inipath ? inipath : DEFAULT_INI, err,
+	    errlen) != 0)
+		goto end;
+	for (size_t s = 0; s < NSETTINGS; s++) {
+		const char *from;
+		const char *v = lookup(&settings[s], envfile,
+		    envpath ? envpath : DEFAULT_ENV_FILE, ini,
+		    inipath ? inipath : DEFAULT_INI, &from);
+		if (apply(cfg, &settings[s], v, from, err, errlen) != 0)
+			goto end;
+	}
+	rc = 0;
+end:
+	if (envfile)
+		iniparser_freedict(envfile);
+	if (ini)
+		iniparser_freedict(ini);
+	return rc;
+}
+
+void
+bb_config_free(struct bb_config *cfg)
+{
+	char *base = (char *)cfg;
+
+	for (size_t s = 0; s < NSETTINGS; s++) {
+		if (settings[s].kind == K_STRING ||
+		    settings[s].kind == K_EXCHANGE_TYPE) {
+			free(*(char **)(base + settings[s].offset));
+			*(char **)(base + settings[s].offset) = NULL;
+		}
+	}
+}
+
+/* Redacts each URL of a comma-separated list. */
+void
+bb_config_redact_url(const char *url, char *out, size_t outlen)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	while (*url && used + 1 < outlen) {
+		size_t n = strcspn(url, ",");
+		const char *scheme = strstr(url, "://");
+		const char *start = scheme && scheme < url + n ? scheme + 3 : url;
+		const char *at = memchr(start, '@', (size_t)(url + n - start));
+		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) :
+		    NULL;
+
+		if (colon)
+			snprintf(out + used, outlen - used, "%.*s:***%.*s",
+			    (int)(colon - url), url, (int)(url + n - at), at);
+		else
+			snprintf(out + used, outlen - used, "%.*s", (int)n, url);
+		used = strlen(out);
+		url += n;
+		if (*url == ',') {
+			snprintf(out + used, outlen - used, ",");
+			used = strlen(out);
+			url++;
+		}
+	}
+}
+
+void
+bb_config_print(const struct bb_config *cfg, FILE *out)
+{
+	const char *base = (const char *)cfg;
+
+	for (size_t s = 0; s < NSETTINGS; s++) {
+		const struct setting *st = &settings[s];
+		const void *field = base + st->offset;
+		char redacted[1024];
+
+		fprintf(out, "%s=", st->env);
+		switch (st->kind) {
+		case K_STRING:
+		case K_EXCHANGE_TYPE:
+			if (st->offset == OFF(rabbit_url)) {
+				bb_config_redact_url(*(char *const *)field,
+				    redacted, sizeof(redacted));
+				fputs(redacted, out);
+			} else if (st->secret) {
+				fputs(**(char *const *)field ? "***" : "", out);
+			} else {
+				fputs(*(char *const *)field, out);
+			}
+			break;
+		case K_INT:
+			fprintf(out, "%d", *(const int *)field);
+			break;
+		case K_LONG:
+			fprintf(out, "%ld", *(const long *)field);
+			break;
+		case K_BOOL:
+			fputs(*(const bool *)field ? "true" : "false", out);
+			break;
+		case K_LOG_LEVEL:
+			fputs(bb_log_level_name(*(const enum bb_log_level *)field),
+			    out);
+			break;
+		}
+		fputc('\n', out);
+	}
+}

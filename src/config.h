@@ -1,0 +1,44 @@
+/* config: the effective configuration (CONTRACT §2). Sources, strongest
+ * first: the process environment, the .env file, the INI file, defaults. */
+#ifndef BB_CONFIG_H
+#define BB_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "log.h"
+
+struct bb_config {
+	char *rabbit_url;
+	char *exchange;
+	char *exchange_type;
+	int confirm_timeout_ms;
+	char *redis_host;
+	int redis_port;
+	int redis_db;
+	char *redis_password;
+	int redis_ttl_days;
+	int redis_timeout_ms;
+	bool correlation_tracking;
+	char *http_host;
+	int http_port;
+	long max_body_bytes;
+	char *api_token;
+	bool debug_endpoints;
+	enum bb_log_level log_level;
+};
+
+/* Fills cfg. On a bad value, an unreadable file or an unknown INI key,
+ * returns -1 with a message naming the key and the file in err; cfg must be
+ * freed with bb_config_free either way. */
+int bb_config_load(struct bb_config *cfg, char *err, size_t errlen);
+void bb_config_free(struct bb_config *cfg);
+
+/* Prints the effective configuration as KEY=value lines, one per setting,
+ * with passwords and the API token redacted. */
+void bb_config_print(const struct bb_config *cfg, FILE *out);
+
+/* Copies an AMQP URL into out with its password replaced by "***". */
+void bb_config_redact_url(const char *url, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,70 @@
+#include "envelope.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+
+void
+bb_envelope_stamp(struct bb_envelope *env, const struct timespec *now)
+{
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&now->tv_sec, &tm);
+	n = strftime(env->timestamp, sizeof(env->timestamp), "%Y-%m-%dT%H:%M:%S",
+	    &tm);
+	snprintf(env->timestamp + n, sizeof(env->timestamp) - n, ".%06d+00:00",
+	    (int)(now->tv_nsec / 1000 % 1000000));
+	env->unix_time = now->tv_sec;
+}
+
+int
+bb_envelope_add_parent(struct bb_envelope *env, const char *uuid)
+{
+	char id[BB_UUID_STRLEN + 1];
+
+	bb_uuid_lower(uuid, id);
+	for (int k = 0; k < env->nparents; k++) {
+		if (strcmp(env->parents[k], id) == 0)
+			return 0;
+	}
+	if (env->nparents == BB_MAX_PARENTS)
+		return -1;
+	memcpy(env->parents[env->nparents++], id, sizeof(id));
+	return 0;
+}
+
+static void
+put_field(struct bb_buf *out, const char *name, const char *value)
+{
+	bb_buf_printf(out, ",\"%s\":", name);
+	bb_json_write_string(out, value, strlen(value));
+}
+
+void
+bb_envelope_write(const struct bb_envelope *env, struct bb_buf *out)
+{
+	bb_buf_printf(out, "{\"event_id\":\"%s\"", env->event_id);
+	put_field(out, "event_type", env->event_type);
+	bb_buf_printf(out, ",\"timestamp\":\"%s\",\"version\":\"%s\"",
+	    env->timestamp, BB_ENVELOPE_VERSION);
+	bb_buf_puts(out, ",\"source\":{\"host\":");
+	bb_json_write_string(out, env->source_host, strlen(env->source_host));
+	put_field(out, "type", env->source_type);
+	put_field(out, "app", env->source_app);
+	bb_buf_printf(out, ",\"meta\":%s}",
+	    env->source_meta ? env->source_meta : "{}");
+	bb_buf_puts(out, ",\"correlation_ids\":[");
+	for (int k = 0; k < env->nparents; k++)
+		bb_buf_printf(out, "%s\"%s\"", k ? "," : "", env->parents[k]);
+	bb_buf_printf(out, "],\"agent_context\":%s",
+	    env->agent_context ? env->agent_context : "null");
+	bb_buf_puts(out, ",\"payload\":");
+	bb_buf_append(out, env->payload, env->payload_len);
+	if (env->traceparent)
+		put_field(out, "traceparent", env->traceparent);
+	if (env->tracestate)
+		put_field(out, "tracestate", env->tracestate);
+	bb_buf_putc(out, '}');
+}

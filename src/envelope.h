@@ -1,0 +1,42 @@
+/* envelope: the published document (CONTRACT §3), written once, byte for
+ * byte what the consumer receives and what the client gets back. */
+#ifndef BB_ENVELOPE_H
+#define BB_ENVELOPE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+#include "uuid.h"
+
+#define BB_ENVELOPE_VERSION "2.0.0"
+#define BB_MAX_PARENTS 32
+#define BB_TIMESTAMP_LEN 32	/* 2026-11-26T21:28:51.123456+00:00 */
+
+struct bb_envelope {
+	char event_id[BB_UUID_STRLEN + 1];
+	char event_type[256];
+	char timestamp[BB_TIMESTAMP_LEN + 1];
+	time_t unix_time;		/* the same instant, for AMQP */
+	const char *source_host;
+	const char *source_type;	/* "manual" or "hook" */
+	const char *source_app;		/* "http" or the webhook's name */
+	const char *source_meta;	/* compact JSON object; NULL means {} */
+	char parents[BB_MAX_PARENTS][BB_UUID_STRLEN + 1];
+	int nparents;
+	const char *agent_context;	/* compact JSON; NULL means null */
+	const char *payload;		/* compact JSON object */
+	size_t payload_len;
+	const char *traceparent;	/* NULL when the request had none */
+	const char *tracestate;
+};
+
+/* Stamps env with the current time in both forms. */
+void bb_envelope_stamp(struct bb_envelope *env, const struct timespec *now);
+
+/* Adds a parent id (lowercased) unless already present; -1 when full. */
+int bb_envelope_add_parent(struct bb_envelope *env, const char *uuid);
+
+void bb_envelope_write(const struct bb_envelope *env, struct bb_buf *out);
+
+#endif

@@ -1,0 +1,234 @@
+#include "http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "json.h"
+
+static const char *
+param(char *const *params, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; *params; params++) {
+		if (strncmp(*params, name, n) == 0 && (*params)[n] == '=')
+			return *params + n + 1;
+	}
+	return NULL;
+}
+
+/* RFC 9110 §8.6: Content-Length is a run of digits; anything else is
+ * malformed and must not be guessed at. */
+static long long
+parse_length(const char *s, bool *malformed)
+{
+	long long v = 0;
+
+	*malformed = false;
+	if (s == NULL || *s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (1LL << 50)) {
+			*malformed = true;
+			return -1;
+		}
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+int
+bb_request_from_params(struct bb_request *req, char *const *params)
+{
+	const char *uri = param(params, "REQUEST_URI");
+	const char *v;
+	size_t n;
+
+	memset(req, 0, sizeof(*req));
+	req->method = (v = param(params, "REQUEST_METHOD")) ? v : "GET";
+	if (uri == NULL)
+		uri = (v = param(params, "SCRIPT_NAME")) ? v : "/";
+	n = strcspn(uri, "?");
+	if (n >= sizeof(req->path))
+		return -1;
+	memcpy(req->path, uri, n);
+	req->path[n] = '\0';
+	req->query = (v = param(params, "QUERY_STRING")) ? v : "";
+	req->content_type = param(params, "CONTENT_TYPE");
+	req->content_length = parse_length(param(params, "CONTENT_LENGTH"),
+	    &req->content_length_malformed);
+	req->remote_addr = (v = param(params, "REMOTE_ADDR")) ? v : "";
+	req->authorization = param(params, "HTTP_AUTHORIZATION");
+	req->idempotency_key = param(params, "HTTP_IDEMPOTENCY_KEY");
+	req->correlation_ids = param(params, "HTTP_X_CORRELATION_IDS");
+	req->traceparent = param(params, "HTTP_TRACEPARENT");
+	req->tracestate = param(params, "HTTP_TRACESTATE");
+	return 0;
+}
+
+bool
+bb_content_type_is_json(const char *ct)
+{
+	static const char mime[] = "application/json";
+	size_t n = sizeof(mime) - 1;
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, mime, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+bool
+bb_query_param(const char *query, const char *name, char *out, size_t outlen)
+{
+	size_t n = strlen(name);
+	const char *p = query;
+
+	while (p && *p) {
+		size_t len = strcspn(p, "&");
+		if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+			size_t vlen = len - n - 1;
+			if (vlen >= outlen)
+				vlen = outlen - 1;
+			memcpy(out, p + n + 1, vlen);
+			out[vlen] = '\0';
+			return true;
+		}
+		p = p[len] ? p + len + 1 : NULL;
+	}
+	return false;
+}
+
+void
+bb_response_init(struct bb_response *resp)
+{
+	resp->status = 200;
+	bb_buf_init(&resp->headers);
+	bb_buf_init(&resp->body);
+}
+
+void
+bb_response_free(struct bb_response *resp)
+{
+	bb_buf_free(&resp->headers);
+	bb_buf_free(&resp->body);
+}
+
+void
+bb_response_reset(struct bb_response *resp)
+{
+	resp->status = 200;
+	bb_buf_reset(&resp->headers);
+	bb_buf_reset(&resp->body);
+}
+
+void
+bb_response_header(struct bb_response *resp, const char *name,
+    const char *value)
+{
+	bb_buf_printf(&resp->headers, "%s: %s\r\n", name, value);
+}
+
+void
+bb_response_error(struct bb_response *resp, int status, const char *code,
+    const char *detail)
+{
+	resp->status = status;
+	bb_buf_reset(&resp->body);
+	bb_buf_puts(&resp->body, "{\"error\":");
+	bb_json_write_string(&resp->body, code, strlen(code));
+	bb_buf_puts(&resp->body, ",\"detail\":");
+	bb_json_write_string(&resp->body, detail, strlen(detail));
+	bb_buf_putc(&resp->body, '}');
+}
+
+const char *
+bb_http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+void
+bb_response_serialize(const struct bb_response *resp, struct bb_buf *out)
+{
+	bb_buf_printf(out, "Status: %d %s\r\n"
+	    "Content-Type: application/json; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\n", resp->status,
+	    bb_http_reason(resp->status), resp->body.len);
+	bb_buf_append(out, resp->headers.data, resp->headers.len);
+	bb_buf_puts(out, "\r\n");
+	bb_buf_append(out, resp->body.data, resp->body.len);
+}
+
+static bool
+starts_with(const char *s, const char *prefix, const char **rest)
+{
+	size_t n = strlen(prefix);
+
+	if (strncmp(s, prefix, n) != 0)
+		return false;
+	*rest = s + n;
+	return true;
+}
+
+static enum bb_route_result
+finish(const char *method, const char *allow, enum bb_route route,
+    struct bb_match *m)
+{
+	m->route = route;
+	m->allow = allow;
+	return strcmp(method, allow) == 0 ? BB_ROUTE_FOUND : BB_ROUTE_BAD_METHOD;
+}
+
+enum bb_route_result
+bb_route(const char *method, const char *path, struct bb_match *m)
+{
+	static const struct {
+		const char *path;
+		const char *method;
+		enum bb_route route;
+	} exact[] = {
+		{ "/healthz", "GET", BB_ROUTE_HEALTHZ },
+		{ "/events/llm/prompt", "POST", BB_ROUTE_LLM_PROMPT },
+		{ "/events/llm/response", "POST", BB_ROUTE_LLM_RESPONSE },
+		{ "/events/artifact", "POST", BB_ROUTE_ARTIFACT },
+		{ "/webhooks/fireflies", "POST", BB_ROUTE_FIREFLIES },
+		{ "/events", "POST", BB_ROUTE_EVENTS },
+	};
+	const char *rest;
+
+	memset(m, 0, sizeof(*m));
+	for (size_t k = 0; k < sizeof(exact) / sizeof(exact[0]); k++) {
+		if (strcmp(path, exact[k].path) == 0)
+			return finish(method, exact[k].method, exact[k].route, m);
+	}
+	if (starts_with(path, "/events/", &rest) && *rest) {
+		m->arg = rest;
+		m->arg_len = strlen(rest);
+		return finish(method, "POST", BB_ROUTE_EVENT_TYPE, m);
+	}
+	m->route = BB_ROUTE_NONE;
+	return BB_ROUTE_NOT_FOUND;
+}

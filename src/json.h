@@ -1,0 +1,74 @@
+/* json: parsing with jsmn plus what jsmn leaves to its caller -- full
+ * validation (grammar, UTF-8, escapes, nesting depth), unescaping, typed
+ * lookups -- and a writer that escapes correctly.
+ *
+ * Values are addressed by token index; index 0 is the document's root. */
+#ifndef BB_JSON_H
+#define BB_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+#define BB_JSON_MAX_DEPTH 64
+#define BB_JSON_MAX_TOKENS 65536
+
+enum bb_json_status {
+	BB_JSON_OK = 0,
+	BB_JSON_INVALID,	/* not JSON, or not UTF-8 */
+	BB_JSON_TOO_LARGE,	/* deeper than MAX_DEPTH or more than MAX_TOKENS */
+};
+
+enum bb_json_type {
+	BB_JSON_OBJECT,
+	BB_JSON_ARRAY,
+	BB_JSON_STRING,
+	BB_JSON_NUMBER,
+	BB_JSON_BOOL,
+	BB_JSON_NULL,
+};
+
+struct bb_json_token;
+
+struct bb_json {
+	const char *text;	/* not owned; must outlive the document */
+	size_t len;
+	struct bb_json_token *tok;
+	int ntok;
+};
+
+/* Parses and validates text. On failure writes a human-readable reason into
+ * err. The document must be released with bb_json_free either way. */
+enum bb_json_status bb_json_parse(struct bb_json *doc, const char *text,
+    size_t len, char *err, size_t errlen);
+void bb_json_free(struct bb_json *doc);
+
+enum bb_json_type bb_json_type(const struct bb_json *doc, int i);
+/* Number of members of an object or elements of an array. */
+int bb_json_size(const struct bb_json *doc, int i);
+/* The index just past the value at i and everything inside it. */
+int bb_json_next(const struct bb_json *doc, int i);
+/* The value of member key in object obj (first one if repeated), or -1. */
+int bb_json_get(const struct bb_json *doc, int obj, const char *key);
+/* Raw text of a value (strings without their quotes, still escaped). */
+const char *bb_json_raw(const struct bb_json *doc, int i, size_t *len);
+
+/* Appends the unescaped UTF-8 value of string i to out. */
+void bb_json_unescape(const struct bb_json *doc, int i, struct bb_buf *out);
+/* True when string i unescapes to exactly s. */
+bool bb_json_string_equals(const struct bb_json *doc, int i, const char *s);
+/* Integer value of number i; false when it has a fraction or exponent or
+ * does not fit. */
+bool bb_json_integer(const struct bb_json *doc, int i, long long *out);
+
+/* Writes value i as compact JSON with canonical escaping. */
+void bb_json_write_value(struct bb_buf *out, const struct bb_json *doc, int i);
+/* Writes s (len bytes of valid UTF-8) as a quoted, escaped JSON string. */
+void bb_json_write_string(struct bb_buf *out, const char *s, size_t len);
+
+/* Checks that s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms,
+ * no surrogates, nothing above U+10FFFF). */
+bool bb_utf8_valid(const char *s, size_t len);
+
+#endif

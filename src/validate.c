@@ -1,0 +1,225 @@
+#include "validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "uuid.h"
+
+static const struct bb_field llm_prompt_fields[] = {
+	{ "prompt", BB_FIELD_STRING, true, NULL },
+	{ "provider", BB_FIELD_STRING_OR_NULL, false, NULL },
+	{ "model", BB_FIELD_STRING_OR_NULL, false, NULL },
+	{ "project", BB_FIELD_STRING_OR_NULL, false, NULL },
+	{ "working_dir", BB_FIELD_STRING_OR_NULL, false, NULL },
+	{ "domain", BB_FIELD_STRING_OR_NULL, false, NULL },
+	{ "tags", BB_FIELD_STRING_ARRAY, false, NULL },
+};
+
+static const struct bb_field llm_response_fields[] = {
+	{ "response", BB_FIELD_STRING, true, NULL },
+	{ "provider", BB_FIELD_STRING_OR_NULL, false, NULL },
+	{ "model", BB_FIELD_STRING_OR_NULL, false, NULL },
+	{ "prompt_id", BB_FIELD_UUID_OR_NULL, false, NULL },
+	{ "tokens_used", BB_FIELD_COUNT_OR_NULL, false, NULL },
+	{ "duration_ms", BB_FIELD_COUNT_OR_NULL, false, NULL },
+};
+
+static const char *const artifact_actions[] = {
+	"created", "updated", "deleted", NULL
+};
+
+static const struct bb_field artifact_fields[] = {
+	{ "action", BB_FIELD_CHOICE, true, artifact_actions },
+	{ "kind", BB_FIELD_STRING, true, NULL },
+	{ "uri", BB_FIELD_STRING, true, NULL },
+	{ "title", BB_FIELD_STRING_OR_NULL, false, NULL },
+	{ "content", BB_FIELD_STRING_OR_NULL, false, NULL },
+	{ "metadata", BB_FIELD_OBJECT, false, NULL },
+};
+
+#define SCHEMA(f) { f, sizeof(f) / sizeof(f[0]) }
+const struct bb_schema bb_schema_llm_prompt = SCHEMA(llm_prompt_fields);
+const struct bb_schema bb_schema_llm_response = SCHEMA(llm_response_fields);
+const struct bb_schema bb_schema_artifact = SCHEMA(artifact_fields);
+
+void
+bb_validate_error(struct bb_buf *errors, const char *field,
+    const char *message)
+{
+	if (errors->len)
+		bb_buf_putc(errors, ',');
+	bb_buf_puts(errors, "{\"field\":");
+	bb_json_write_string(errors, field, strlen(field));
+	bb_buf_puts(errors, ",\"message\":");
+	bb_json_write_string(errors, message, strlen(message));
+	bb_buf_putc(errors, '}');
+}
+
+static bool
+is_string_array(const struct bb_json *doc, int v)
+{
+	int j = v + 1;
+
+	if (bb_json_type(doc, v) != BB_JSON_ARRAY)
+		return false;
+	for (int n = 0; n < bb_json_size(doc, v); n++, j++) {
+		if (bb_json_type(doc, j) != BB_JSON_STRING)
+			return false;
+	}
+	return true;
+}
+
+static bool
+is_choice(const struct bb_json *doc, int v, const char *const *choices)
+{
+	if (bb_json_type(doc, v) != BB_JSON_STRING)
+		return false;
+	for (; *choices; choices++) {
+		if (bb_json_string_equals(doc, v, *choices))
+			return true;
+	}
+	return false;
+}
+
+/* Why value v does not fit field f, or NULL when it does; msg is room for
+ * a message built here. Null stands for "omitted" in optional fields. */
+static const char *
+field_problem(const struct bb_json *doc, int v, const struct bb_field *f,
+    char *msg, size_t msglen)
+{
+	enum bb_json_type t = bb_json_type(doc, v);
+	const char *raw;
+	size_t len;
+	long long n;
+
+	if (t == BB_JSON_NULL && !f->required)
+		return NULL;
+	switch (f->kind) {
+	case BB_FIELD_STRING:
+		bb_json_raw(doc, v, &len);
+		return t == BB_JSON_STRING && len > 0 ? NULL :
+		    "must be a non-empty string";
+	case BB_FIELD_STRING_OR_NULL:
+		return t == BB_JSON_STRING ? NULL : "must be a string or null";
+	case BB_FIELD_STRING_ARRAY:
+		return is_string_array(doc, v) ? NULL :
+		    "must be an array of strings";
+	case BB_FIELD_UUID_OR_NULL:
+		raw = bb_json_raw(doc, v, &len);
+		return t == BB_JSON_STRING && bb_uuid_valid(raw, len) ? NULL :
+		    "must be a UUID or null";
+	case BB_FIELD_COUNT_OR_NULL:
+		return bb_json_integer(doc, v, &n) && n >= 0 ? NULL :
+		    "must be an integer >= 0 or null";
+	case BB_FIELD_OBJECT:
+		return t == BB_JSON_OBJECT ? NULL : "must be an object";
+	case BB_FIELD_CHOICE:
+		if (is_choice(doc, v, f->choices))
+			return NULL;
+		snprintf(msg, msglen, "must be one of");
+		for (const char *const *c = f->choices; *c; c++)
+			snprintf(msg + strlen(msg), msglen - strlen(msg), "%s %s",
+			    c == f->choices ? "" : ",", *c);
+		return msg;
+	}
+	return "unknown field kind";
+}
+
+static const char *
+default_value(const struct bb_field *f)
+{
+	switch (f->kind) {
+	case BB_FIELD_STRING_ARRAY:
+		return "[]";
+	case BB_FIELD_OBJECT:
+		return "{}";
+	default:
+		return "null";
+	}
+}
+
+static bool
+is_known(const struct bb_json *doc, int key, const struct bb_schema *schema)
+{
+	for (size_t k = 0; k < schema->nfields; k++) {
+		if (bb_json_string_equals(doc, key, schema->fields[k].name))
+			return true;
+	}
+	return false;
+}
+
+int
+bb_validate(const struct bb_json *doc, int obj, const struct bb_schema *schema,
+    struct bb_buf *payload, struct bb_buf *errors)
+{
+	int nerrors = 0;
+
+	for (size_t k = 0; k < schema->nfields; k++) {
+		const struct bb_field *f = &schema->fields[k];
+		int v = bb_json_get(doc, obj, f->name);
+		const char *problem;
+		char msg[128];
+
+		if (v < 0)
+			problem = f->required ? "required" : NULL;
+		else
+			problem = field_problem(doc, v, f, msg, sizeof(msg));
+		if (problem) {
+			bb_validate_error(errors, f->name, problem);
+			nerrors++;
+		}
+	}
+	if (nerrors)
+		return nerrors;
+
+	bb_buf_putc(payload, '{');
+	for (size_t k = 0; k < schema->nfields; k++) {
+		const struct bb_field *f = &schema->fields[k];
+		int v = bb_json_get(doc, obj, f->name);
+
+		bb_buf_puts(payload, k ? ",\"" : "\"");
+		bb_buf_puts(payload, f->name);
+		bb_buf_puts(payload, "\":");
+		if (v < 0 || (bb_json_type(doc, v) == BB_JSON_NULL &&
+		    (f->kind == BB_FIELD_STRING_ARRAY || f->kind == BB_FIELD_OBJECT)))
+			bb_buf_puts(payload, default_value(f));
+		else
+			bb_json_write_value(payload, doc, v);
+	}
+	/* Unknown fields are kept as sent (CONTRACT §3), in request order. */
+	int j = obj + 1;
+	for (int n = 0; n < bb_json_size(doc, obj); n++) {
+		if (!is_known(doc, j, schema)) {
+			bb_buf_putc(payload, ',');
+			bb_json_write_value(payload, doc, j);
+			bb_buf_putc(payload, ':');
+			bb_json_write_value(payload, doc, j + 1);
+		}
+		j = bb_json_next(doc, j + 1);
+	}
+	bb_buf_putc(payload, '}');
+	return 0;
+}
+
+bool
+bb_event_type_valid(const char *s, size_t len)
+{
+	bool segment_start = true;
+
+	if (len < 1 || len > 255)
+		return false;
+	for (size_t k = 0; k < len; k++) {
+		char c = s[k];
+		if (c == '.') {
+			if (segment_start)
+				return false;
+			segment_start = true;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '_' || c == '-'))
+			return false;
+		segment_start = false;
+	}
+	return !segment_start;
+}

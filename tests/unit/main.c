@@ -1,0 +1,39 @@
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <CUnit/Basic.h>
+
+#include "tests.h"
+
+void
+add_suite(const char *name, const CU_TestInfo *tests)
+{
+	CU_pSuite suite = CU_add_suite(name, NULL, NULL);
+
+	if (suite == NULL)
+		exit(2);
+	for (; tests->pName; tests++) {
+		if (CU_add_test(suite, tests->pName, tests->pTestFunc) == NULL)
+			exit(2);
+	}
+}
+
+int
+main(void)
+{
+	unsigned failures;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	add_config_tests();
+	add_envelope_tests();
+	add_http_tests();
+	add_json_tests();
+	add_uuid_tests();
+	add_validate_tests();
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,239 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "tests.h"
+
+static enum bb_json_status
+parse_len(const char *text, size_t len)
+{
+	struct bb_json doc;
+	char err[128];
+	enum bb_json_status st = bb_json_parse(&doc, text, len, err, sizeof(err));
+
+	bb_json_free(&doc);
+	return st;
+}
+
+static enum bb_json_status
+parse(const char *text)
+{
+	return parse_len(text, strlen(text));
+}
+
+static void
+test_accepts_well_formed_documents(void)
+{
+	CU_ASSERT_EQUAL(parse("{}"), BB_JSON_OK);
+	CU_ASSERT_EQUAL(parse(" \t\r\n[] \n"), BB_JSON_OK);
+	CU_ASSERT_EQUAL(parse("{\"a\":[1,-2.5e10,0.7,1E+2,true,false,null,\"x\"]}"),
+	    BB_JSON_OK);
+	CU_ASSERT_EQUAL(parse("{ \"a\" : { \"b\" : [ ] } , \"c\" : \"\" }"),
+	    BB_JSON_OK);
+	CU_ASSERT_EQUAL(parse("{\"\\u00e9\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t\":"
+	    "\"\xe2\x9c\x93\"}"), BB_JSON_OK);
+}
+
+static void
+test_rejects_bad_structure(void)
+{
+	static const char *const bad[] = {
+		"", " ", "{", "}", "{\"a\" 1}", "[1 2]", "{\"a\":1,}", "[1,]",
+		"{,}", "[,1]", "{\"a\":1}}", "{\"a\":[}", "{1:2}", "{\"a\"}",
+		"{\"a\":1 \"b\":2}", "{} {}", "{}x", "{'a':1}", "{\"a\"::1}",
+		"[\"a\":1]", "{\"a\",1}", NULL,
+	};
+
+	for (const char *const *p = bad; *p; p++) {
+		if (parse(*p) != BB_JSON_INVALID)
+			CU_FAIL(*p);
+	}
+}
+
+static void
+test_rejects_bad_literals_and_numbers(void)
+{
+	static const char *const bad[] = {
+		"[01]", "[1.]", "[.5]", "[-]", "[1e]", "[+1]", "[tru]", "[nul]",
+		"[True]", "[0x10]", "[1.2.3]", "[NaN]", NULL,
+	};
+
+	for (const char *const *p = bad; *p; p++) {
+		if (parse(*p) != BB_JSON_INVALID)
+			CU_FAIL(*p);
+	}
+}
+
+static void
+test_rejects_bad_strings(void)
+{
+	static const char *const bad[] = {
+		"[\"\\x\"]",			/* unknown escape */
+		"[\"\\u12\"]",			/* short \u */
+		"[\"\\ud800\"]",		/* lone high surrogate */
+		"[\"\\udc00\"]",		/* lone low surrogate */
+		"[\"\\ud800\\u0041\"]",		/* high then not low */
+		"[\"a\x01" "b\"]",		/* raw control character */
+		"[\"tab\there\"]",		/* raw tab */
+		"[\"\xff\"]",			/* not UTF-8 */
+		"[\"\xc0\xaf\"]",		/* overlong */
+		"[\"\xed\xa0\x80\"]",		/* UTF-8 encoded surrogate */
+		"[\"\xf4\x90\x80\x80\"]",	/* above U+10FFFF */
+		"[\"\xe2\x9c\"]",		/* truncated sequence */
+		NULL,
+	};
+
+	for (const char *const *p = bad; *p; p++) {
+		if (parse(*p) != BB_JSON_INVALID)
+			CU_FAIL(*p);
+	}
+	CU_ASSERT_EQUAL(parse_len("{}\0", 3), BB_JSON_INVALID);
+	CU_ASSERT_EQUAL(parse_len("[\"a\0b\"]", 7), BB_JSON_INVALID);
+}
+
+static char *
+nested(int depth)
+{
+	char *s = malloc((size_t)depth * 2 + 1);
+
+	memset(s, '[', (size_t)depth);
+	memset(s + depth, ']', (size_t)depth);
+	s[depth * 2] = '\0';
+	return s;
+}
+
+static void
+test_limits_depth(void)
+{
+	char *ok = nested(BB_JSON_MAX_DEPTH);
+	char *deep = nested(BB_JSON_MAX_DEPTH + 1);
+	char *very = nested(200000);
+
+	CU_ASSERT_EQUAL(parse(ok), BB_JSON_OK);
+	CU_ASSERT_EQUAL(parse(deep), BB_JSON_TOO_LARGE);
+	CU_ASSERT_EQUAL(parse(very), BB_JSON_TOO_LARGE);
+	free(ok);
+	free(deep);
+	free(very);
+}
+
+static void
+test_limits_token_count(void)
+{
+	size_t n = BB_JSON_MAX_TOKENS + 10;
+	char *s = malloc(n * 2 + 2);
+
+	s[0] = '[';
+	for (size_t k = 0; k < n; k++) {
+		s[1 + 2 * k] = '0';
+		s[2 + 2 * k] = ',';
+	}
+	s[n * 2] = ']';
+	s[n * 2 + 1] = '\0';
+	CU_ASSERT_EQUAL(parse(s), BB_JSON_TOO_LARGE);
+	free(s);
+}
+
+static void
+test_unescapes_every_escape(void)
+{
+	const char *text = "[\"a\\\"b\\\\c\\/\\b\\f\\n\\r\\t\\u00e9\\u2713"
+	    "\\ud83d\\ude00\xe2\x9c\x93\\u0000z\"]";
+	const char expected[] = "a\"b\\c/\b\f\n\r\t\xc3\xa9\xe2\x9c\x93"
+	    "\xf0\x9f\x98\x80\xe2\x9c\x93\0z";
+	struct bb_json doc;
+	struct bb_buf out;
+	char err[128];
+
+	bb_buf_init(&out);
+	CU_ASSERT_EQUAL_FATAL(bb_json_parse(&doc, text, strlen(text), err,
+	    sizeof(err)), BB_JSON_OK);
+	bb_json_unescape(&doc, 1, &out);
+	CU_ASSERT_EQUAL(out.len, sizeof(expected) - 1);
+	CU_ASSERT(memcmp(out.data, expected, sizeof(expected) - 1) == 0);
+	bb_buf_free(&out);
+	bb_json_free(&doc);
+}
+
+static void
+test_get_and_typed_values(void)
+{
+	const char *text = "{\"n\":42,\"f\":4.2,\"e\":1e3,\"big\":"
+	    "99999999999999999999,\"\\u0061\":\"first\",\"a\":\"second\","
+	    "\"o\":{\"x\":[1,2]},\"z\":null}";
+	struct bb_json doc;
+	char err[128];
+	long long v;
+
+	CU_ASSERT_EQUAL_FATAL(bb_json_parse(&doc, text, strlen(text), err,
+	    sizeof(err)), BB_JSON_OK);
+	CU_ASSERT(bb_json_integer(&doc, bb_json_get(&doc, 0, "n"), &v));
+	CU_ASSERT_EQUAL(v, 42);
+	CU_ASSERT(!bb_json_integer(&doc, bb_json_get(&doc, 0, "f"), &v));
+	CU_ASSERT(!bb_json_integer(&doc, bb_json_get(&doc, 0, "e"), &v));
+	CU_ASSERT(!bb_json_integer(&doc, bb_json_get(&doc, 0, "big"), &v));
+	CU_ASSERT(bb_json_string_equals(&doc, bb_json_get(&doc, 0, "a"), "first"));
+	CU_ASSERT_EQUAL(bb_json_type(&doc, bb_json_get(&doc, 0, "o")),
+	    BB_JSON_OBJECT);
+	CU_ASSERT_EQUAL(bb_json_type(&doc, bb_json_get(&doc, 0, "z")),
+	    BB_JSON_NULL);
+	CU_ASSERT_EQUAL(bb_json_get(&doc, 0, "missing"), -1);
+	CU_ASSERT_EQUAL(bb_json_get(&doc, bb_json_get(&doc, 0, "n"), "x"), -1);
+	bb_json_free(&doc);
+}
+
+static void
+test_writer_escapes(void)
+{
+	struct bb_buf out;
+	const char in[] = "q\"b\\n\nt\tc\x01\x1f d\x7f \xe2\x9c\x93 /";
+
+	bb_buf_init(&out);
+	bb_json_write_string(&out, in, sizeof(in) - 1);
+	CU_ASSERT_STRING_EQUAL(out.data,
+	    "\"q\\\"b\\\\n\\nt\\tc\\u0001\\u001f d\x7f \xe2\x9c\x93 /\"");
+	bb_buf_reset(&out);
+	bb_json_write_string(&out, "a\0b", 3);
+	CU_ASSERT_STRING_EQUAL(out.data, "\"a\\u0000b\"");
+	bb_buf_free(&out);
+}
+
+static void
+test_write_value_is_compact_and_canonical(void)
+{
+	const char *text = " { \"a\" : [ 1 , \"x\\u0041\\/\" , { } ] ,\n"
+	    " \"\\u00e9\" : -0.5e-3 } ";
+	struct bb_json doc;
+	struct bb_buf out;
+	char err[128];
+
+	bb_buf_init(&out);
+	CU_ASSERT_EQUAL_FATAL(bb_json_parse(&doc, text, strlen(text), err,
+	    sizeof(err)), BB_JSON_OK);
+	bb_json_write_value(&out, &doc, 0);
+	CU_ASSERT_STRING_EQUAL(out.data,
+	    "{\"a\":[1,\"xA/\",{}],\"\xc3\xa9\":-0.5e-3}");
+	bb_buf_free(&out);
+	bb_json_free(&doc);
+}
+
+void
+add_json_tests(void)
+{
+	static const CU_TestInfo tests[] = {
+		{ "accepts well-formed documents", test_accepts_well_formed_documents },
+		{ "rejects bad structure", test_rejects_bad_structure },
+		{ "rejects bad literals and numbers",
+		    test_rejects_bad_literals_and_numbers },
+		{ "rejects bad strings and UTF-8", test_rejects_bad_strings },
+		{ "limits nesting depth", test_limits_depth },
+		{ "limits token count", test_limits_token_count },
+		{ "unescapes every escape", test_unescapes_every_escape },
+		{ "get and typed values", test_get_and_typed_values },
+		{ "writer escapes", test_writer_escapes },
+		{ "write_value is compact and canonical",
+		    test_write_value_is_compact_and_canonical },
+		CU_TEST_INFO_NULL,
+	};
+	add_suite("json", tests);
+}

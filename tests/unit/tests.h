@@ -1,0 +1,17 @@
+#ifndef BB_TESTS_H
+#define BB_TESTS_H
+
+#include <CUnit/CUnit.h>
+
+/* Each file registers one suite. */
+void add_config_tests(void);
+void add_envelope_tests(void);
+void add_http_tests(void);
+void add_json_tests(void);
+void add_uuid_tests(void);
+void add_validate_tests(void);
+
+/* Adds a suite with the given tests (NULL-terminated name/function pairs). */
+void add_suite(const char *name, const CU_TestInfo *tests);
+
+#endif
