@@ -1,0 +1,150 @@
+/* ceiling: the broker's own limit for what Bloodbank does per request --
+ * one persistent, envelope-sized message published with librabbitmq,
+ * waiting for its confirm before the next -- from N processes at once.
+ *
+ * usage: ceiling AMQP_URL EXCHANGE ROUTING_KEY PROCS SECONDS BYTES
+ * Prints: procs=N messages=M seconds=S rate=R p50_ms=X p99_ms=Y */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <amqp_tcp_socket.h>
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "ceiling: %s\n", what);
+	exit(1);
+}
+
+static void
+check(amqp_rpc_reply_t r, const char *what)
+{
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		die(what);
+}
+
+/* One worker: publish until the deadline, writing each latency (seconds,
+ * as a double) to fd. */
+static void
+publisher(const char *url, const char *exchange, const char *key,
+    double seconds, size_t bytes, int fd)
+{
+	struct amqp_connection_info ci;
+	char *copy = strdup(url);
+	char *body = malloc(bytes);
+	amqp_connection_state_t conn = amqp_new_connection();
+	amqp_socket_t *sock = amqp_tcp_socket_new(conn);
+	amqp_basic_properties_t props;
+	uint64_t tag = 0;
+
+	memset(body, 'x', bytes);
+	if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK)
+		die("bad URL");
+	if (amqp_socket_open(sock, ci.host, ci.port) != AMQP_STATUS_OK)
+		die("connect");
+	check(amqp_login(conn, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
+	    ci.user, ci.password), "login");
+	amqp_channel_open(conn, 1);
+	check(amqp_get_rpc_reply(conn), "channel");
+	amqp_confirm_select(conn, 1);
+	check(amqp_get_rpc_reply(conn), "confirm.select");
+	memset(&props, 0, sizeof(props));
+	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+	props.content_type = amqp_cstring_bytes("application/json");
+	props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+
+	double end = now() + seconds;
+	while (now() < end) {
+		double t0 = now();
+		amqp_bytes_t b = { bytes, body };
+		if (amqp_basic_publish(conn, 1, amqp_cstring_bytes(exchange),
+		    amqp_cstring_bytes(key), 0, 0, &props, b) != AMQP_STATUS_OK)
+			die("publish");
+		tag++;
+		for (;;) {
+			amqp_frame_t f;
+			if (amqp_simple_wait_frame(conn, &f) != AMQP_STATUS_OK)
+				die("wait");
+			if (f.frame_type == AMQP_FRAME_METHOD &&
+			    f.payload.method.id == AMQP_BASIC_ACK_METHOD)
+				break;
+			if (f.frame_type == AMQP_FRAME_METHOD)
+				die("unexpected method (nack or close)");
+		}
+		double dt = now() - t0;
+		if (write(fd, &dt, sizeof(dt)) != sizeof(dt))
+			die("pipe");
+	}
+	amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+	amqp_destroy_connection(conn);
+	free(body);
+	free(copy);
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+int
+main(int argc, char **argv)
+{
+	int fds[2];
+	int procs;
+	double seconds, t0;
+	size_t n = 0, cap = 1 << 16;
+	double *lat = malloc(cap * sizeof(double));
+	double v;
+
+	if (argc != 7)
+		die("usage: ceiling AMQP_URL EXCHANGE ROUTING_KEY PROCS SECONDS BYTES");
+	procs = atoi(argv[4]);
+	seconds = atof(argv[5]);
+	if (pipe(fds) != 0)
+		die("pipe");
+	t0 = now();
+	for (int k = 0; k < procs; k++) {
+		if (fork() == 0) {
+			close(fds[0]);
+			publisher(argv[1], argv[2], argv[3], seconds,
+			    (size_t)atol(argv[6]), fds[1]);
+			_exit(0);
+		}
+	}
+	close(fds[1]);
+	while (read(fds[0], &v, sizeof(v)) == sizeof(v)) {
+		if (n == cap)
+			lat = realloc(lat, (cap *= 2) * sizeof(double));
+		lat[n++] = v;
+	}
+	double elapsed = now() - t0;
+	int status, failed = 0;
+	while (wait(&status) > 0)
+		failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	if (failed || n == 0)
+		die("a publisher failed");
+	qsort(lat, n, sizeof(double), cmp);
+	printf("procs=%d messages=%zu seconds=%.1f rate=%.0f p50_ms=%.2f "
+	    "p99_ms=%.2f\n", procs, n, elapsed, (double)n / elapsed,
+	    lat[n / 2] * 1e3, lat[n * 99 / 100] * 1e3);
+	free(lat);
+	return 0;
+}

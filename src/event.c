@@ -1,0 +1,502 @@
+#include "event.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "uuid.h"
+#include "validate.h"
+
+#define MAX_HEADER_VALUE 512
+
+void
+bb_event_init(struct bb_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	bb_buf_init(&ev->json);
+	bb_buf_init(&ev->payload);
+	bb_buf_init(&ev->errors);
+	bb_buf_init(&ev->agent_context);
+	bb_buf_init(&ev->source_meta);
+	bb_buf_init(&ev->webhook_key);
+	bb_buf_init(&ev->name);
+}
+
+void
+bb_event_free(struct bb_event *ev)
+{
+	bb_json_free(&ev->doc);
+	bb_buf_free(&ev->json);
+	bb_buf_free(&ev->payload);
+	bb_buf_free(&ev->errors);
+	bb_buf_free(&ev->agent_context);
+	bb_buf_free(&ev->source_meta);
+	bb_buf_free(&ev->webhook_key);
+	bb_buf_free(&ev->name);
+}
+
+/* Forgets the previous request, keeping the buffers' memory. */
+static void
+reset(struct bb_event *ev)
+{
+	bb_json_free(&ev->doc);
+	memset(&ev->env, 0, sizeof(ev->env));
+	bb_buf_reset(&ev->json);
+	bb_buf_reset(&ev->payload);
+	bb_buf_reset(&ev->errors);
+	bb_buf_reset(&ev->agent_context);
+	bb_buf_reset(&ev->source_meta);
+	bb_buf_reset(&ev->webhook_key);
+	bb_buf_reset(&ev->name);
+	ev->key = NULL;
+	ev->key_len = 0;
+	ev->source_app[0] = '\0';
+	ev->source_type[0] = '\0';
+}
+
+static void
+validation_failed(struct bb_event *ev, struct bb_response *resp,
+    const char *detail)
+{
+	resp->status = 422;
+	bb_buf_reset(&resp->body);
+	bb_buf_puts(&resp->body, "{\"error\":\"validation_error\",\"detail\":");
+	bb_json_write_string(&resp->body, detail, strlen(detail));
+	bb_buf_printf(&resp->body, ",\"fields\":[%.*s]}", (int)ev->errors.len,
+	    ev->errors.data ? ev->errors.data : "");
+}
+
+static bool
+printable_ascii(const char *s, size_t min, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n < min || n > max)
+		return false;
+	for (; *s; s++) {
+		if (*s < 0x20 || *s > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+/* CONTRACT §5: Idempotency-Key, X-Correlation-Ids, trace context. */
+static int
+read_headers(const struct bb_request *req, struct bb_event *ev,
+    struct bb_response *resp)
+{
+	const char *ids = req->correlation_ids;
+
+	if (req->idempotency_key) {
+		if (!printable_ascii(req->idempotency_key, 1, 255)) {
+			bb_response_error(resp, 400, "invalid_request", "Idempotency-Key "
+			    "must be 1-255 printable ASCII characters");
+			return -1;
+		}
+		ev->key = req->idempotency_key;
+		ev->key_len = strlen(ev->key);
+	}
+	if ((req->traceparent && !printable_ascii(req->traceparent, 1,
+	    MAX_HEADER_VALUE)) || (req->tracestate &&
+	    !printable_ascii(req->tracestate, 0, MAX_HEADER_VALUE))) {
+		bb_response_error(resp, 400, "invalid_request", "traceparent and "
+		    "tracestate must be printable ASCII of at most 512 bytes");
+		return -1;
+	}
+	ev->env.traceparent = req->traceparent;
+	ev->env.tracestate = req->tracestate;
+	while (ids && *ids) {
+		size_t n = strcspn(ids, ",");
+		const char *id = ids;
+		size_t len = n;
+		while (len && *id == ' ')
+			id++, len--;
+		while (len && id[len - 1] == ' ')
+			len--;
+		if (!bb_uuid_valid(id, len) ||
+		    bb_envelope_add_parent(&ev->env, id) != 0) {
+			bb_response_error(resp, 400, "invalid_request",
+			    "X-Correlation-Ids must be at most 32 comma-separated UUIDs");
+			return -1;
+		}
+		ids += n + (ids[n] == ',');
+	}
+	return 0;
+}
+
+static int
+parse_body(struct bb_event *ev, const char *body, size_t len,
+    struct bb_response *resp)
+{
+	char err[128];
+	enum bb_json_status st = bb_json_parse(&ev->doc, body ? body : "", len,
+	    err, sizeof(err));
+
+	if (st == BB_JSON_INVALID) {
+		bb_response_error(resp, 400, "invalid_json", err);
+		return -1;
+	}
+	if (st == BB_JSON_TOO_LARGE) {
+		bb_response_error(resp, 413, "payload_too_large", err);
+		return -1;
+	}
+	if (bb_json_type(&ev->doc, 0) != BB_JSON_OBJECT) {
+		bb_buf_reset(&ev->errors);
+		validation_failed(ev, resp, "the request body must be a JSON object");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+set_type(struct bb_event *ev, const char *type, size_t len)
+{
+	snprintf(ev->env.event_type, sizeof(ev->env.event_type), "%.*s", (int)len,
+	    type);
+}
+
+/* §4.2-§4.4: a typed endpoint, its schema and routing key. */
+static int
+build_typed(struct bb_event *ev, const struct bb_schema *s,
+    const char *type, struct bb_response *resp)
+{
+	if (bb_validate(&ev->doc, 0, s, &ev->payload, &ev->errors) != 0) {
+		validation_failed(ev, resp, "the request body does not match the "
+		    "endpoint's schema");
+		return -1;
+	}
+	if (type) {
+		set_type(ev, type, strlen(type));
+		return 0;
+	}
+	/* artifact.<action>; the schema has checked the action. */
+	struct bb_buf action;
+	bb_buf_init(&action);
+	bb_json_unescape(&ev->doc, bb_json_get(&ev->doc, 0, "action"), &action);
+	snprintf(ev->env.event_type, sizeof(ev->env.event_type), "artifact.%s",
+	    action.data);
+	bb_buf_free(&action);
+	return 0;
+}
+
+/* §4.3: prompt_id is the first parent, and so the AMQP correlation_id. */
+static int
+add_prompt_parent(struct bb_event *ev, struct bb_response *resp)
+{
+	int v = bb_json_get(&ev->doc, 0, "prompt_id");
+	struct bb_envelope *env = &ev->env;
+	size_t len;
+
+	if (v < 0 || bb_json_type(&ev->doc, v) != BB_JSON_STRING)
+		return 0;
+	const char *id = bb_json_raw(&ev->doc, v, &len);
+	char lower[BB_UUID_STRLEN + 1];
+	bb_uuid_lower(id, lower);
+	for (int k = 0; k < env->nparents; k++) {
+		if (strcmp(env->parents[k], lower) == 0) {
+			memmove(env->parents[1], env->parents[0],
+			    (size_t)k * sizeof(env->parents[0]));
+			memcpy(env->parents[0], lower, sizeof(lower));
+			return 0;
+		}
+	}
+	if (env->nparents == BB_MAX_PARENTS) {
+		bb_response_error(resp, 400, "invalid_request",
+		    "more than 32 parent event ids");
+		return -1;
+	}
+	memmove(env->parents[1], env->parents[0],
+	    (size_t)env->nparents * sizeof(env->parents[0]));
+	memcpy(env->parents[0], lower, sizeof(lower));
+	env->nparents++;
+	return 0;
+}
+
+/* §4.5: the Fireflies webhook becomes an artifact.created event. */
+static int
+build_fireflies(struct bb_event *ev, struct bb_response *resp)
+{
+	const struct bb_json *d = &ev->doc;
+	int data = bb_json_get(d, 0, "data");
+	int url = -1, title = -1, id = -1;
+
+	if (data < 0 || bb_json_type(d, data) != BB_JSON_OBJECT) {
+		bb_validate_error(&ev->errors, "data", "must be an object");
+	} else {
+		url = bb_json_get(d, data, "url");
+		if (url < 0 || bb_json_type(d, url) != BB_JSON_STRING)
+			url = bb_json_get(d, data, "transcript_url");
+		if (url < 0 || bb_json_type(d, url) != BB_JSON_STRING)
+			bb_validate_error(&ev->errors, "data.url",
+			    "required: a string in data.url or data.transcript_url");
+		title = bb_json_get(d, data, "title");
+		if (title < 0 || bb_json_type(d, title) != BB_JSON_STRING)
+			bb_validate_error(&ev->errors, "data.title",
+			    "required: a string");
+		id = bb_json_get(d, data, "id");
+		if (id >= 0 && bb_json_type(d, id) != BB_JSON_STRING &&
+		    bb_json_type(d, id) != BB_JSON_NUMBER)
+			bb_validate_error(&ev->errors, "data.id",
+			    "must be a string or a number");
+	}
+	if (ev->errors.len) {
+		validation_failed(ev, resp, "the webhook lacks what an artifact "
+		    "needs");
+		return -1;
+	}
+	bb_buf_puts(&ev->payload, "{\"action\":\"created\",\"kind\":\"transcript\","
+	    "\"uri\":");
+	bb_json_write_value(&ev->payload, d, url);
+	bb_buf_puts(&ev->payload, ",\"title\":");
+	bb_json_write_value(&ev->payload, d, title);
+	bb_buf_puts(&ev->payload, ",\"content\":null,\"metadata\":{\"source\":"
+	    "\"fireflies\",\"meeting_id\":");
+	if (id >= 0)
+		bb_json_write_value(&ev->payload, d, id);
+	else
+		bb_buf_puts(&ev->payload, "null");
+	bb_buf_puts(&ev->payload, "}}");
+	set_type(ev, "artifact.created", strlen("artifact.created"));
+	ev->env.source_type = "hook";
+	ev->env.source_app = "fireflies";
+	if (id >= 0 && ev->key == NULL) {
+		/* A redelivered webhook is the same event: key fireflies:<id>. */
+		struct bb_buf *key = &ev->webhook_key;
+		bb_buf_puts(key, "fireflies:");
+		if (bb_json_type(d, id) == BB_JSON_STRING)
+			bb_json_unescape(d, id, key);
+		else
+			bb_json_write_value(key, d, id);
+		ev->key = key->data;
+		ev->key_len = key->len;
+	}
+	return 0;
+}
+
+/* §4.6: POST /events/{event_type}; the whole body is the payload. */
+static int
+build_event_type(struct bb_event *ev, const char *type,
+    size_t len, struct bb_response *resp)
+{
+	if (!bb_event_type_valid(type, len)) {
+		bb_response_error(resp, 400, "invalid_request", "event_type must be "
+		    "1-255 bytes of [a-z0-9_-] segments joined by single dots");
+		return -1;
+	}
+	set_type(ev, type, len);
+	bb_json_write_value(&ev->payload, &ev->doc, 0);
+	return 0;
+}
+
+/* A source name in POST /events: 1-64 of [A-Za-z0-9_.:-], so that the raw
+ * token is its value (no escapes possible). Returns false when invalid. */
+static bool
+copy_source_name(const struct bb_json *d, int v, char *out, size_t outlen)
+{
+	size_t len;
+	const char *raw;
+
+	if (v < 0)
+		return true;
+	if (bb_json_type(d, v) != BB_JSON_STRING)
+		return false;
+	raw = bb_json_raw(d, v, &len);
+	if (len < 1 || len >= outlen || strspn(raw, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") < len)
+		return false;
+	memcpy(out, raw, len);
+	out[len] = '\0';
+	return true;
+}
+
+static void
+read_source(struct bb_event *ev, int source)
+{
+	const struct bb_json *d = &ev->doc;
+	int meta;
+
+	if (source < 0 || bb_json_type(d, source) == BB_JSON_NULL)
+		return;
+	if (bb_json_type(d, source) != BB_JSON_OBJECT) {
+		bb_validate_error(&ev->errors, "source", "must be an object");
+		return;
+	}
+	if (!copy_source_name(d, bb_json_get(d, source, "app"), ev->source_app,
+	    sizeof(ev->source_app)))
+		bb_validate_error(&ev->errors, "source.app",
+		    "must be 1-64 characters of [A-Za-z0-9_.:-]");
+	if (!copy_source_name(d, bb_json_get(d, source, "type"), ev->source_type,
+	    sizeof(ev->source_type)))
+		bb_validate_error(&ev->errors, "source.type",
+		    "must be 1-64 characters of [A-Za-z0-9_.:-]");
+	meta = bb_json_get(d, source, "meta");
+	if (meta >= 0 && bb_json_type(d, meta) != BB_JSON_NULL) {
+		if (bb_json_type(d, meta) != BB_JSON_OBJECT)
+			bb_validate_error(&ev->errors, "source.meta",
+			    "must be an object");
+		else
+			bb_json_write_value(&ev->source_meta, d, meta);
+	}
+	if (ev->source_app[0])
+		ev->env.source_app = ev->source_app;
+	if (ev->source_type[0])
+		ev->env.source_type = ev->source_type;
+	if (ev->source_meta.len)
+		ev->env.source_meta = ev->source_meta.data;
+}
+
+static void
+read_parents(struct bb_event *ev, int ids)
+{
+	const struct bb_json *d = &ev->doc;
+	int j = ids + 1;
+	char body_ids[BB_MAX_PARENTS][BB_UUID_STRLEN + 1];
+	int n = 0;
+
+	if (ids < 0 || bb_json_type(d, ids) == BB_JSON_NULL)
+		return;
+	if (bb_json_type(d, ids) != BB_JSON_ARRAY ||
+	    bb_json_size(d, ids) > BB_MAX_PARENTS) {
+		bb_validate_error(&ev->errors, "correlation_ids",
+		    "must be an array of at most 32 UUIDs");
+		return;
+	}
+	for (int k = 0; k < bb_json_size(d, ids); k++, j++) {
+		size_t len;
+		const char *raw = bb_json_raw(d, j, &len);
+		if (bb_json_type(d, j) != BB_JSON_STRING || !bb_uuid_valid(raw, len)) {
+			bb_validate_error(&ev->errors, "correlation_ids",
+			    "must be an array of at most 32 UUIDs");
+			return;
+		}
+		bb_uuid_lower(raw, body_ids[n++]);
+	}
+	/* The body's parents come first, then the header's. */
+	struct bb_envelope merged = ev->env;
+	merged.nparents = 0;
+	for (int k = 0; k < n; k++)
+		bb_envelope_add_parent(&merged, body_ids[k]);
+	for (int k = 0; k < ev->env.nparents; k++) {
+		if (bb_envelope_add_parent(&merged, ev->env.parents[k]) != 0) {
+			bb_validate_error(&ev->errors, "correlation_ids",
+			    "more than 32 parents with X-Correlation-Ids");
+			return;
+		}
+	}
+	ev->env = merged;
+}
+
+/* §4.6: POST /events, a partial envelope. */
+static int
+build_events(struct bb_event *ev, struct bb_response *resp)
+{
+	static const char *const known[] = { "event_type", "payload",
+		"correlation_ids", "agent_context", "source", NULL };
+	const struct bb_json *d = &ev->doc;
+	int type = bb_json_get(d, 0, "event_type");
+	int payload = bb_json_get(d, 0, "payload");
+	int agent = bb_json_get(d, 0, "agent_context");
+	int j = 1;
+	size_t len = 0;
+	const char *raw = type >= 0 ? bb_json_raw(d, type, &len) : NULL;
+
+	if (type < 0 || bb_json_type(d, type) != BB_JSON_STRING ||
+	    !bb_event_type_valid(raw, len))
+		bb_validate_error(&ev->errors, "event_type", "required: 1-255 "
+		    "bytes of [a-z0-9_-] segments joined by single dots");
+	else
+		set_type(ev, raw, len);
+	if (payload < 0 || bb_json_type(d, payload) != BB_JSON_OBJECT)
+		bb_validate_error(&ev->errors, "payload", "required: an object");
+	if (agent >= 0 && bb_json_type(d, agent) != BB_JSON_NULL) {
+		if (bb_json_type(d, agent) != BB_JSON_OBJECT)
+			bb_validate_error(&ev->errors, "agent_context",
+			    "must be an object or null");
+		else
+			bb_json_write_value(&ev->agent_context, d, agent);
+	}
+	read_parents(ev, bb_json_get(d, 0, "correlation_ids"));
+	read_source(ev, bb_json_get(d, 0, "source"));
+	for (int n = 0; n < bb_json_size(d, 0); n++) {
+		bool ok = false;
+		for (int k = 0; known[k] && !ok; k++)
+			ok = bb_json_string_equals(d, j, known[k]);
+		if (!ok) {
+			struct bb_buf key;
+			bb_buf_init(&key);
+			bb_json_unescape(d, j, &key);
+			bb_validate_error(&ev->errors, key.data ? key.data : "",
+			    "unknown envelope field");
+			bb_buf_free(&key);
+		}
+		j = bb_json_next(d, j + 1);
+	}
+	if (ev->errors.len) {
+		validation_failed(ev, resp, "the partial envelope is not valid");
+		return -1;
+	}
+	if (ev->agent_context.len)
+		ev->env.agent_context = ev->agent_context.data;
+	bb_json_write_value(&ev->payload, d, payload);
+	return 0;
+}
+
+static int
+build(struct bb_event *ev, enum bb_route route, const char *arg, size_t arg_len,
+    struct bb_response *resp)
+{
+	switch (route) {
+	case BB_ROUTE_LLM_PROMPT:
+		return build_typed(ev, &bb_schema_llm_prompt, "llm.prompt", resp);
+	case BB_ROUTE_LLM_RESPONSE:
+		if (build_typed(ev, &bb_schema_llm_response, "llm.response",
+		    resp) != 0)
+			return -1;
+		return add_prompt_parent(ev, resp);
+	case BB_ROUTE_ARTIFACT:
+		return build_typed(ev, &bb_schema_artifact, NULL, resp);
+	case BB_ROUTE_FIREFLIES:
+		return build_fireflies(ev, resp);
+	case BB_ROUTE_EVENTS:
+		return build_events(ev, resp);
+	case BB_ROUTE_EVENT_TYPE:
+		return build_event_type(ev, arg, arg_len, resp);
+	default:
+		bb_response_error(resp, 500, "internal_error", "no such endpoint");
+		return -1;
+	}
+}
+
+/* §5: an idempotent event's id is UUIDv5 over bloodbank:<type>:<key>. */
+static void
+assign_event_id(struct bb_event *ev)
+{
+	if (ev->key == NULL) {
+		bb_uuid_random(ev->env.event_id);
+		return;
+	}
+	bb_buf_reset(&ev->name);
+	bb_buf_printf(&ev->name, "bloodbank:%s:", ev->env.event_type);
+	bb_buf_append(&ev->name, ev->key, ev->key_len);
+	bb_uuid_oid_v5(ev->name.data, ev->name.len, ev->env.event_id);
+}
+int
+bb_event_build(struct bb_event *ev, enum bb_route route, const char *arg,
+    size_t arg_len, const struct bb_request *req, const char *body,
+    size_t body_len, const struct timespec *now, struct bb_response *resp)
+{
+	reset(ev);
+	ev->env.source_host = req->remote_addr;
+	ev->env.source_type = "manual";
+	ev->env.source_app = "http";
+	if (read_headers(req, ev, resp) != 0 ||
+	    parse_body(ev, body, body_len, resp) != 0 ||
+	    build(ev, route, arg, arg_len, resp) != 0)
+		return -1;
+	assign_event_id(ev);
+	bb_envelope_stamp(&ev->env, now);
+	ev->env.payload = ev->payload.data;
+	ev->env.payload_len = ev->payload.len;
+	bb_envelope_write(&ev->env, &ev->json);
+	return 0;
+}

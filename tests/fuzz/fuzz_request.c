@@ -1,0 +1,100 @@
+/* libFuzzer harness over everything a publish request goes through before
+ * the network: header checks, JSON parsing and validation, the endpoint's
+ * schema, envelope building.
+ *
+ * Input: byte 0 picks the route, byte 1 picks which headers are present;
+ * each present header takes the bytes up to the next newline; the rest is
+ * the body. Beyond the sanitizers, it checks the contract's promises: a built
+ * envelope is valid JSON with a valid event id, and a refusal is a 4xx with
+ * a JSON body. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+#include "uuid.h"
+
+static const enum bb_route routes[] = {
+	BB_ROUTE_LLM_PROMPT, BB_ROUTE_LLM_RESPONSE, BB_ROUTE_ARTIFACT,
+	BB_ROUTE_FIREFLIES, BB_ROUTE_EVENTS, BB_ROUTE_EVENT_TYPE,
+};
+
+/* Takes the bytes up to the next newline as a NUL-terminated string. */
+static char *
+take_line(const uint8_t **data, size_t *size)
+{
+	const uint8_t *nl = memchr(*data, '\n', *size);
+	size_t n = nl ? (size_t)(nl - *data) : *size;
+	char *s = malloc(n + 1);
+
+	memcpy(s, *data, n);
+	s[n] = '\0';
+	*data += n + (nl != NULL);
+	*size -= n + (nl != NULL);
+	return s;
+}
+
+static void
+check_json(const char *text, size_t len)
+{
+	struct bb_json doc;
+	char err[128];
+
+	if (bb_json_parse(&doc, text, len, err, sizeof(err)) != BB_JSON_OK)
+		abort();
+	bb_json_free(&doc);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct bb_event ev;
+	static int initialised;
+	struct bb_request req;
+	struct bb_response resp;
+	struct timespec now = { 1795728531, 123456000 };
+	char *headers[4] = { NULL, NULL, NULL, NULL };
+	const char *type = "fuzz.event";
+
+	if (size < 2)
+		return 0;
+	if (!initialised) {
+		bb_event_init(&ev);
+		initialised = 1;
+	}
+	enum bb_route route = routes[data[0] % 6];
+	uint8_t present = data[1];
+	data += 2;
+	size -= 2;
+	for (int k = 0; k < 4; k++) {
+		if (present & (1u << k))
+			headers[k] = take_line(&data, &size);
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.remote_addr = "127.0.0.1";
+	req.idempotency_key = headers[0];
+	req.correlation_ids = headers[1];
+	req.traceparent = headers[2];
+	if (route == BB_ROUTE_EVENT_TYPE && headers[3])
+		type = headers[3];
+	else
+		req.tracestate = headers[3];
+
+	bb_response_init(&resp);
+	if (bb_event_build(&ev, route, type, strlen(type), &req,
+	    (const char *)data, size, &now, &resp) == 0) {
+		check_json(ev.json.data, ev.json.len);
+		if (!bb_uuid_valid(ev.env.event_id, strlen(ev.env.event_id)))
+			abort();
+	} else {
+		if (resp.status < 400 || resp.status > 499)
+			abort();
+		check_json(resp.body.data, resp.body.len);
+	}
+	bb_response_free(&resp);
+	for (int k = 0; k < 4; k++)
+		free(headers[k]);
+	return 0;
+}
