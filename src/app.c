@@ -1,14 +1,19 @@
 #include "app.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
+#include "debug.h"
 #include "event.h"
 #include "log.h"
 #include "publisher.h"
+#include "tracker.h"
 
 #define AMQP_CONNECT_TIMEOUT_MS 2000
 #define HEALTH_CONNECT_TIMEOUT_MS 900	/* healthz answers within 1 s */
@@ -17,8 +22,10 @@
 struct bb_app {
 	const struct bb_config *cfg;
 	struct bb_publisher *pub;
+	struct bb_tracker *tracker;
 	struct bb_buf body;		/* the request body */
 	struct bb_event event;
+	struct bb_buf original;		/* a replayed event's envelope */
 };
 
 struct bb_app *
@@ -37,7 +44,9 @@ bb_app_new(const struct bb_config *cfg)
 		abort();
 	app->cfg = cfg;
 	app->pub = bb_publisher_new(&opt);
+	app->tracker = bb_tracker_new(cfg);
 	bb_buf_init(&app->body);
+	bb_buf_init(&app->original);
 	bb_event_init(&app->event);
 	return app;
 }
@@ -48,7 +57,9 @@ bb_app_free(struct bb_app *app)
 	if (app == NULL)
 		return;
 	bb_publisher_free(app->pub);
+	bb_tracker_free(app->tracker);
 	bb_buf_free(&app->body);
+	bb_buf_free(&app->original);
 	bb_event_free(&app->event);
 	free(app);
 }
@@ -78,16 +89,24 @@ authorized(const struct bb_app *app, const struct bb_request *req)
 	return token_matches(h + 7, app->cfg->api_token);
 }
 
+/* CONTRACT §4.1: the broker decides healthy or not; Redis only degrades. */
 static void
 handle_healthz(struct bb_app *app, struct bb_response *resp)
 {
 	bool rabbit = bb_publisher_healthy(app->pub, HEALTH_CONNECT_TIMEOUT_MS);
+	const char *redis = "disabled";
+	const char *status = rabbit ? "healthy" : "unhealthy";
 
+	if (bb_tracker_enabled(app->tracker)) {
+		bool up = bb_tracker_healthy(app->tracker);
+		redis = up ? "up" : "down";
+		if (rabbit && !up)
+			status = "degraded";
+	}
 	resp->status = rabbit ? 200 : 503;
 	bb_buf_printf(&resp->body, "{\"status\":\"%s\",\"version\":\"%s\","
-	    "\"rabbitmq\":\"%s\",\"redis\":\"disabled\"}",
-	    rabbit ? "healthy" : "unhealthy", PACKAGE_VERSION,
-	    rabbit ? "up" : "down");
+	    "\"rabbitmq\":\"%s\",\"redis\":\"%s\"}", status, PACKAGE_VERSION,
+	    rabbit ? "up" : "down", redis);
 }
 
 /* Reads exactly Content-Length bytes into app->body. */
@@ -112,17 +131,25 @@ read_request_body(struct bb_app *app, const struct bb_request *req,
 	return 0;
 }
 
+/* The 200 answer: the envelope, or the webhook's acknowledgement. */
+static void
+answer_ok(enum bb_route route, const char *event_id, const char *envelope,
+    size_t len, struct bb_response *resp)
+{
+	if (route == BB_ROUTE_FIREFLIES)
+		bb_buf_printf(&resp->body, "{\"status\":\"ok\",\"event_id\":"
+		    "\"%s\"}", event_id);
+	else
+		bb_buf_append(&resp->body, envelope, len);
+}
+
 static void
 answer_publish(const struct bb_event *ev, enum bb_route route,
     enum bb_publish_result r, struct bb_response *resp)
 {
 	switch (r) {
 	case BB_PUBLISH_OK:
-		if (route == BB_ROUTE_FIREFLIES)
-			bb_buf_printf(&resp->body, "{\"status\":\"ok\",\"event_id\":"
-			    "\"%s\"}", ev->env.event_id);
-		else
-			bb_buf_append(&resp->body, ev->json.data, ev->json.len);
+		answer_ok(route, ev->env.event_id, ev->json.data, ev->json.len, resp);
 		return;
 	case BB_PUBLISH_UNAVAILABLE:
 		bb_response_error(resp, 503, "broker_unavailable",
@@ -145,6 +172,23 @@ answer_publish(const struct bb_event *ev, enum bb_route route,
 		    "exchange; nothing was published");
 		return;
 	}
+}
+
+/* What makes two idempotent requests "the same": the body, byte for byte
+ * -- except for the webhook, whose key comes from the meeting id, so that a
+ * redelivery is the same event whatever else it carries. */
+static void
+body_fingerprint(const struct bb_app *app, enum bb_route route,
+    const struct bb_event *ev, uint8_t *hash)
+{
+	const char *data = app->body.data ? app->body.data : "";
+	size_t len = app->body.len;
+
+	if (route == BB_ROUTE_FIREFLIES && ev->webhook_key.len) {
+		data = ev->webhook_key.data;
+		len = ev->webhook_key.len;
+	}
+	EVP_Digest(data, len, hash, NULL, EVP_sha256(), NULL);
 }
 
 static void
@@ -187,17 +231,49 @@ handle_publish(struct bb_app *app, const struct bb_request *req,
 		.message_id = env->event_id,
 		.correlation_id = env->nparents ? env->parents[0] : NULL,
 		.type = env->event_type,
-		.timestamp = env->unix_time,
+		.timestamp = (time_t)(env->unix_us / 1000000),
 		.traceparent = env->traceparent,
 		.tracestate = env->tracestate,
 	};
+	uint8_t hash[BB_BODY_HASH_LEN];
+	const uint8_t *claim = NULL;
+	if (ev->key) {
+		body_fingerprint(app, m->route, ev, hash);
+		switch (bb_tracker_claim(app->tracker, env->event_id, hash,
+		    &app->original)) {
+		case BB_CLAIM_NEW:
+			claim = hash;
+			break;
+		case BB_CLAIM_UNAVAILABLE:
+			break;	/* publish; the id alone lets consumers dedupe */
+		case BB_CLAIM_REPLAY:
+			answer_ok(m->route, env->event_id, app->original.data,
+			    app->original.len, resp);
+			bb_response_header(resp, "Idempotent-Replayed", "true");
+			return;
+		case BB_CLAIM_IN_FLIGHT:
+			bb_response_error(resp, 409, "idempotency_conflict", "an event "
+			    "with this Idempotency-Key is being published now");
+			return;
+		case BB_CLAIM_MISMATCH:
+			bb_response_error(resp, 422, "validation_error", "this "
+			    "Idempotency-Key was used with a different body");
+			return;
+		}
+	}
 	enum bb_publish_result r = bb_publisher_publish(app->pub, &msg);
-	if (r == BB_PUBLISH_OK)
+	if (r == BB_PUBLISH_OK) {
 		bb_log_debug("published event %s (%s)", env->event_id,
 		    env->event_type);
-	else
+		/* Only a confirmed event is recorded (CONTRACT §7). */
+		bb_tracker_record(app->tracker, env, ev->json.data, ev->json.len,
+		    claim);
+	} else {
 		bb_log_warning("event %s (%s) not published: %s", env->event_id,
 		    env->event_type, bb_publish_result_name(r));
+		if (claim)
+			bb_tracker_release(app->tracker, env->event_id);
+	}
 	answer_publish(ev, m->route, r, resp);
 }
 void
@@ -223,11 +299,19 @@ bb_app_handle(struct bb_app *app, struct bb_request *req,
 		handle_healthz(app, resp);
 		return;
 	}
+	if ((m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN) &&
+	    !app->cfg->debug_endpoints) {
+		bb_response_error(resp, 404, "not_found", "no such endpoint");
+		return;
+	}
 	if (!authorized(app, req)) {
 		bb_response_error(resp, 401, "unauthorized",
 		    "a valid bearer token is required");
 		bb_response_header(resp, "WWW-Authenticate", "Bearer");
 		return;
 	}
-	handle_publish(app, req, &m, read_body, ctx, resp);
+	if (m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN)
+		bb_debug_handle(app->tracker, &m, req->query, resp);
+	else
+		handle_publish(app, req, &m, read_body, ctx, resp);
 }

@@ -50,6 +50,8 @@ static const struct setting settings[] = {
 	    K_INT, OFF(redis_ttl_days), 1, 3650, false },
 	{ "REDIS_TIMEOUT_MS", NULL, "redis:timeout_ms", "100",
 	    K_INT, OFF(redis_timeout_ms), 1, 60000, false },
+	{ "IDEMPOTENCY_WINDOW_SECONDS", NULL, "redis:idempotency_window_seconds",
+	    "86400", K_INT, OFF(idempotency_window_s), 1, 2592000, false },
 	{ "CORRELATION_TRACKING", NULL, "correlation:enabled", "true",
 	    K_BOOL, OFF(correlation_tracking), 0, 0, false },
 	{ "HTTP_HOST", NULL, "http:host", "0.0.0.0",

@@ -19,6 +19,7 @@ struct bb_config {
 	char *redis_password;
 	int redis_ttl_days;
 	int redis_timeout_ms;
+	int idempotency_window_s;
 	bool correlation_tracking;
 	char *http_host;
 	int http_port;

@@ -6,17 +6,23 @@
 #include "json.h"
 
 void
-bb_envelope_stamp(struct bb_envelope *env, const struct timespec *now)
+bb_timestamp_format(int64_t unix_us, char *out)
 {
+	time_t secs = (time_t)(unix_us / 1000000);
 	struct tm tm;
 	size_t n;
 
-	gmtime_r(&now->tv_sec, &tm);
-	n = strftime(env->timestamp, sizeof(env->timestamp), "%Y-%m-%dT%H:%M:%S",
-	    &tm);
-	snprintf(env->timestamp + n, sizeof(env->timestamp) - n, ".%06d+00:00",
-	    (int)(now->tv_nsec / 1000 % 1000000));
-	env->unix_time = now->tv_sec;
+	gmtime_r(&secs, &tm);
+	n = strftime(out, BB_TIMESTAMP_LEN + 1, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, BB_TIMESTAMP_LEN + 1 - n, ".%06d+00:00",
+	    (int)(unix_us % 1000000));
+}
+
+void
+bb_envelope_stamp(struct bb_envelope *env, const struct timespec *now)
+{
+	env->unix_us = (int64_t)now->tv_sec * 1000000 + now->tv_nsec / 1000;
+	bb_timestamp_format(env->unix_us, env->timestamp);
 }
 
 int

@@ -4,6 +4,7 @@
 #define BB_ENVELOPE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "buf.h"
@@ -17,7 +18,7 @@ struct bb_envelope {
 	char event_id[BB_UUID_STRLEN + 1];
 	char event_type[256];
 	char timestamp[BB_TIMESTAMP_LEN + 1];
-	time_t unix_time;		/* the same instant, for AMQP */
+	int64_t unix_us;		/* the same instant, in microseconds */
 	const char *source_host;
 	const char *source_type;	/* "manual" or "hook" */
 	const char *source_app;		/* "http" or the webhook's name */
@@ -31,8 +32,12 @@ struct bb_envelope {
 	const char *tracestate;
 };
 
-/* Stamps env with the current time in both forms. */
+/* Stamps env with the time now, in both forms. */
 void bb_envelope_stamp(struct bb_envelope *env, const struct timespec *now);
+
+/* Formats unix microseconds as the envelope does: UTC, six fractional
+ * digits, +00:00, into out[BB_TIMESTAMP_LEN + 1]. */
+void bb_timestamp_format(int64_t unix_us, char *out);
 
 /* Adds a parent id (lowercased) unless already present; -1 when full. */
 int bb_envelope_add_parent(struct bb_envelope *env, const char *uuid);

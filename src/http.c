@@ -229,6 +229,16 @@ bb_route(const char *method, const char *path, struct bb_match *m)
 		m->arg_len = strlen(rest);
 		return finish(method, "POST", BB_ROUTE_EVENT_TYPE, m);
 	}
+	if (starts_with(path, "/debug/correlation/", &rest) && *rest) {
+		const char *slash = strchr(rest, '/');
+		m->arg = rest;
+		m->arg_len = slash ? (size_t)(slash - rest) : strlen(rest);
+		if (slash == NULL)
+			return finish(method, "GET", BB_ROUTE_CORRELATION, m);
+		if (strcmp(slash, "/chain") == 0 && m->arg_len)
+			return finish(method, "GET", BB_ROUTE_CHAIN, m);
+	}
+	memset(m, 0, sizeof(*m));
 	m->route = BB_ROUTE_NONE;
 	return BB_ROUTE_NOT_FOUND;
 }

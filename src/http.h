@@ -66,12 +66,14 @@ enum bb_route {
 	BB_ROUTE_FIREFLIES,
 	BB_ROUTE_EVENTS,	/* POST /events, a partial envelope */
 	BB_ROUTE_EVENT_TYPE,	/* POST /events/{event_type} */
+	BB_ROUTE_CORRELATION,	/* GET /debug/correlation/{event_id} */
+	BB_ROUTE_CHAIN,		/* GET /debug/correlation/{event_id}/chain */
 };
 
 struct bb_match {
 	enum bb_route route;
 	const char *allow;	/* the methods the path accepts */
-	const char *arg;	/* {event_type}, inside path */
+	const char *arg;	/* {event_type} or {event_id}, inside path */
 	size_t arg_len;
 };
 

@@ -26,6 +26,7 @@ main(void)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 2;
 	add_config_tests();
+	add_correlation_tests();
 	add_envelope_tests();
 	add_http_tests();
 	add_json_tests();

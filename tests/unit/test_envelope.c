@@ -27,7 +27,7 @@ test_timestamp_has_six_digits_and_utc_offset(void)
 
 	fill(&env, "{}");
 	CU_ASSERT_STRING_EQUAL(env.timestamp, "2026-11-26T21:28:51.123456+00:00");
-	CU_ASSERT_EQUAL(env.unix_time, 1795728531);
+	CU_ASSERT_EQUAL(env.unix_us, 1795728531123456LL);
 }
 
 static void

@@ -41,6 +41,28 @@ test_routes_generic_event_type(void)
 }
 
 static void
+test_routes_debug_endpoints(void)
+{
+	struct bb_match m;
+
+	CU_ASSERT_EQUAL(bb_route("GET", "/debug/correlation/abc", &m),
+	    BB_ROUTE_FOUND);
+	CU_ASSERT_EQUAL(m.route, BB_ROUTE_CORRELATION);
+	CU_ASSERT_EQUAL(m.arg_len, 3);
+	CU_ASSERT_EQUAL(bb_route("GET", "/debug/correlation/abc/chain", &m),
+	    BB_ROUTE_FOUND);
+	CU_ASSERT_EQUAL(m.route, BB_ROUTE_CHAIN);
+	CU_ASSERT_EQUAL(m.arg_len, 3);
+	CU_ASSERT(strncmp(m.arg, "abc", 3) == 0);
+	expect_route("GET", "/debug/correlation/abc/other", BB_ROUTE_NOT_FOUND,
+	    BB_ROUTE_NONE);
+	expect_route("GET", "/debug/correlation//chain", BB_ROUTE_NOT_FOUND,
+	    BB_ROUTE_NONE);
+	expect_route("POST", "/debug/correlation/abc", BB_ROUTE_BAD_METHOD,
+	    BB_ROUTE_CORRELATION);
+}
+
+static void
 test_wrong_method_names_allow(void)
 {
 	struct bb_match m;
@@ -140,6 +162,7 @@ add_http_tests(void)
 	static const CU_TestInfo tests[] = {
 		{ "routes typed endpoints first", test_routes_typed_endpoints_first },
 		{ "routes the generic event type", test_routes_generic_event_type },
+		{ "routes debug endpoints", test_routes_debug_endpoints },
 		{ "wrong method names Allow", test_wrong_method_names_allow },
 		{ "unknown paths", test_unknown_paths },
 		{ "request from FastCGI params", test_request_from_params },

@@ -5,6 +5,7 @@
 
 /* Each file registers one suite. */
 void add_config_tests(void);
+void add_correlation_tests(void);
 void add_envelope_tests(void);
 void add_http_tests(void);
 void add_json_tests(void);

@@ -1,0 +1,53 @@
+/* record: the layout of correlation records in Redis (README, "Key
+ * layout"). Pure encoding and decoding; the tracker does the I/O.
+ *
+ * One key per event, "bloodbank:" + the 16 bytes of its id. Its value is a
+ * sequence of entries, each written with APPEND so that writers never
+ * overwrite each other:
+ *   'M' ts(8, big-endian unix microseconds) n(1) parents(16 * n)
+ *       typelen(1) type(typelen)       -- the event's metadata
+ *   'C' child(16)                      -- one child of the event
+ * An id with children but no 'M' entry is a parent this service never
+ * published (or whose record expired). */
+#ifndef BB_RECORD_H
+#define BB_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "envelope.h"
+
+#define BB_RECORD_PREFIX "bloodbank:"
+#define BB_RECORD_KEY_LEN (sizeof(BB_RECORD_PREFIX) - 1 + 16)
+
+typedef uint8_t bb_id[16];
+
+struct bb_record {
+	bool has_meta;
+	int64_t unix_us;
+	char event_type[256];
+	int nparents;
+	bb_id parents[BB_MAX_PARENTS];
+};
+
+/* Writes the record key of id into out[BB_RECORD_KEY_LEN]. */
+void bb_record_key(const bb_id id, char *out);
+
+/* Text UUID <-> 16 bytes. bb_id_parse returns -1 on a malformed UUID. */
+int bb_id_parse(const char *uuid, bb_id out);
+void bb_id_format(const bb_id id, char *out);
+
+/* The entry of an event's own metadata. */
+void bb_record_meta(struct bb_buf *out, const struct bb_envelope *env);
+/* The entry that makes child a child of the key's event. */
+void bb_record_child(struct bb_buf *out, const bb_id child);
+
+/* Decodes a value: the metadata into rec, the children's ids (16 bytes
+ * each, in the order written) appended to children. Returns -1 when
+ * malformed. */
+int bb_record_parse(const char *val, size_t len, struct bb_record *rec,
+    struct bb_buf *children);
+
+#endif

@@ -1,0 +1,271 @@
+#include <string.h>
+
+#include "correlation.h"
+#include "record.h"
+#include "tests.h"
+
+/* An in-memory store: records keyed by the last byte of their id. */
+struct store {
+	struct bb_buf value[256];
+	int fetches;		/* batches asked for: one per level */
+	bool broken;
+};
+
+static void
+id_of(int n, bb_id out)
+{
+	memset(out, 0, 16);
+	out[0] = (uint8_t)(n * 37 + 1);	/* spread over the hash set */
+	out[15] = (uint8_t)n;
+}
+
+static void
+store_init(struct store *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (int k = 0; k < 256; k++)
+		bb_buf_init(&s->value[k]);
+}
+
+static void
+store_free(struct store *s)
+{
+	for (int k = 0; k < 256; k++)
+		bb_buf_free(&s->value[k]);
+}
+
+/* Publishes event n with the given parents, as the tracker would. */
+static void
+publish(struct store *s, int n, const int *parents, int nparents)
+{
+	struct bb_envelope env;
+	bb_id id, parent;
+
+	memset(&env, 0, sizeof(env));
+	id_of(n, id);
+	bb_id_format(id, env.event_id);
+	snprintf(env.event_type, sizeof(env.event_type), "test.event");
+	env.unix_us = 1795728531123456LL + n;
+	for (int k = 0; k < nparents; k++) {
+		id_of(parents[k], parent);
+		bb_id_format(parent, env.parents[k]);
+	}
+	env.nparents = nparents;
+	bb_record_meta(&s->value[n], &env);
+	for (int k = 0; k < nparents; k++)
+		bb_record_child(&s->value[parents[k]], id);
+}
+
+static int
+fetch(void *ctx, const bb_id *ids, int n, bb_fetch_each each, void *walk)
+{
+	struct store *s = ctx;
+
+	if (s->broken)
+		return -1;
+	s->fetches++;
+	for (int k = 0; k < n; k++) {
+		struct bb_buf *v = &s->value[ids[k][15]];
+		each(walk, k, v->len ? v->data : NULL, v->len);
+	}
+	return 0;
+}
+
+/* The walk's result as event numbers, e.g. "3 2 1". */
+static void
+numbers(const struct bb_walk_result *w, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	for (size_t k = 0; k < w->ids.len; k += 16)
+		snprintf(out + strlen(out), outlen - strlen(out), "%s%d",
+		    k ? " " : "", (uint8_t)w->ids.data[k + 15]);
+}
+
+static void
+walk_numbers(struct store *s, int from, enum bb_direction dir, int depth,
+    char *out, size_t outlen, struct bb_walk_result *w)
+{
+	bb_id id;
+
+	id_of(from, id);
+	CU_ASSERT_EQUAL_FATAL(bb_walk(fetch, s, id, dir, depth, w), 0);
+	numbers(w, out, outlen);
+}
+
+static void
+test_record_round_trip(void)
+{
+	struct store s;
+	struct bb_record rec;
+	struct bb_buf children;
+	int one[] = { 1 };
+
+	store_init(&s);
+	bb_buf_init(&children);
+	publish(&s, 1, NULL, 0);
+	publish(&s, 2, one, 1);
+	publish(&s, 3, one, 1);
+	CU_ASSERT_EQUAL_FATAL(bb_record_parse(s.value[1].data, s.value[1].len,
+	    &rec, &children), 0);
+	CU_ASSERT(rec.has_meta);
+	CU_ASSERT_STRING_EQUAL(rec.event_type, "test.event");
+	CU_ASSERT_EQUAL(rec.unix_us, 1795728531123457LL);
+	CU_ASSERT_EQUAL(rec.nparents, 0);
+	CU_ASSERT_EQUAL(children.len, 32);
+	CU_ASSERT_EQUAL((uint8_t)children.data[15], 2);
+	CU_ASSERT_EQUAL((uint8_t)children.data[31], 3);
+	bb_buf_reset(&children);
+	CU_ASSERT_EQUAL(bb_record_parse(s.value[2].data, s.value[2].len, &rec,
+	    &children), 0);
+	CU_ASSERT_EQUAL(rec.nparents, 1);
+	CU_ASSERT_EQUAL(rec.parents[0][15], 1);
+	CU_ASSERT_EQUAL(children.len, 0);
+	/* A truncated value is refused, not read past its end. */
+	CU_ASSERT_EQUAL(bb_record_parse(s.value[2].data, s.value[2].len - 1,
+	    &rec, &children), -1);
+	CU_ASSERT_EQUAL(bb_record_parse("X", 1, &rec, &children), -1);
+	bb_buf_free(&children);
+	store_free(&s);
+}
+
+static void
+test_linear_chain_both_ways(void)
+{
+	struct store s;
+	struct bb_walk_result w;
+	char got[256];
+
+	store_init(&s);
+	publish(&s, 1, NULL, 0);
+	for (int n = 2; n <= 5; n++) {
+		int parent[] = { n - 1 };
+		publish(&s, n, parent, 1);
+	}
+	walk_numbers(&s, 5, BB_ANCESTORS, 100, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "1 2 3 4");
+	bb_buf_free(&w.ids);
+	walk_numbers(&s, 1, BB_DESCENDANTS, 100, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "2 3 4 5");
+	CU_ASSERT_EQUAL(w.nearest, 1);
+	bb_buf_free(&w.ids);
+	walk_numbers(&s, 1, BB_DESCENDANTS, 2, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "2 3");
+	bb_buf_free(&w.ids);
+	walk_numbers(&s, 5, BB_ANCESTORS, 2, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "3 4");
+	bb_buf_free(&w.ids);
+	store_free(&s);
+}
+
+static void
+test_one_batch_per_level(void)
+{
+	struct store s;
+	struct bb_walk_result w;
+	char got[256];
+
+	store_init(&s);
+	publish(&s, 1, NULL, 0);
+	for (int n = 2; n <= 9; n++) {	/* 8 children of 1 */
+		int parent[] = { 1 };
+		publish(&s, n, parent, 1);
+	}
+	walk_numbers(&s, 1, BB_DESCENDANTS, 100, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "2 3 4 5 6 7 8 9");
+	CU_ASSERT_EQUAL(s.fetches, 2);	/* the root, then its 8 children */
+	bb_buf_free(&w.ids);
+	store_free(&s);
+}
+
+static void
+test_diamond_lists_each_id_once(void)
+{
+	struct store s;
+	struct bb_walk_result w;
+	char got[256];
+	int a[] = { 1 }, bc[] = { 2, 3 };
+
+	store_init(&s);
+	publish(&s, 1, NULL, 0);
+	publish(&s, 2, a, 1);
+	publish(&s, 3, a, 1);
+	publish(&s, 4, bc, 2);
+	walk_numbers(&s, 1, BB_DESCENDANTS, 100, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "2 3 4");
+	bb_buf_free(&w.ids);
+	walk_numbers(&s, 4, BB_ANCESTORS, 100, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "1 3 2");
+	bb_buf_free(&w.ids);
+	store_free(&s);
+}
+
+static void
+test_cycle_terminates_without_self(void)
+{
+	struct store s;
+	struct bb_walk_result w;
+	char got[256];
+	int p1[] = { 3 }, p2[] = { 1 }, p3[] = { 2 };
+
+	store_init(&s);
+	publish(&s, 1, p1, 1);
+	publish(&s, 2, p2, 1);
+	publish(&s, 3, p3, 1);
+	walk_numbers(&s, 1, BB_DESCENDANTS, 1000, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "2 3");
+	bb_buf_free(&w.ids);
+	walk_numbers(&s, 1, BB_ANCESTORS, 1000, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "2 3");
+	bb_buf_free(&w.ids);
+	store_free(&s);
+}
+
+static void
+test_event_without_relations_has_empty_chain(void)
+{
+	struct store s;
+	struct bb_walk_result w;
+	char got[256];
+
+	store_init(&s);
+	publish(&s, 1, NULL, 0);
+	walk_numbers(&s, 1, BB_ANCESTORS, 100, got, sizeof(got), &w);
+	CU_ASSERT_EQUAL(w.ids.len, 0);
+	CU_ASSERT_FALSE(w.truncated);
+	bb_buf_free(&w.ids);
+	store_free(&s);
+}
+
+static void
+test_store_failure_is_reported(void)
+{
+	struct store s;
+	struct bb_walk_result w;
+	bb_id id;
+
+	store_init(&s);
+	s.broken = true;
+	id_of(1, id);
+	CU_ASSERT_EQUAL(bb_walk(fetch, &s, id, BB_DESCENDANTS, 100, &w), -1);
+	bb_buf_free(&w.ids);
+	store_free(&s);
+}
+
+void
+add_correlation_tests(void)
+{
+	static const CU_TestInfo tests[] = {
+		{ "record round trip", test_record_round_trip },
+		{ "linear chain both ways, and max_depth",
+		    test_linear_chain_both_ways },
+		{ "one batch per level", test_one_batch_per_level },
+		{ "diamond lists each id once", test_diamond_lists_each_id_once },
+		{ "cycle terminates without the event itself",
+		    test_cycle_terminates_without_self },
+		{ "event without relations has an empty chain",
+		    test_event_without_relations_has_empty_chain },
+		{ "store failure is reported", test_store_failure_is_reported },
+		CU_TEST_INFO_NULL,
+	};
+	add_suite("correlation", tests);
+}
