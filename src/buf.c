@@ -51,7 +51,8 @@ void
 bb_buf_append(struct bb_buf *b, const void *data, size_t len)
 {
 	reserve(b, len);
-	memcpy(b->data + b->len, data, len);
+	if (len)	/* data may be NULL when len is 0 */
+		memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';
 }

@@ -279,6 +279,34 @@ walk(const struct bb_json *doc, int i, int depth)
 	}
 }
 
+/* jsmn in strict mode wants a delimiter after a primitive, so a document
+ * that is only a number or a literal is checked here. Returns the result, or
+ * -1 when the document is not a lone primitive. */
+static int
+parse_lone_primitive(struct bb_json *doc, char *err, size_t errlen)
+{
+	size_t a = 0, z = doc->len;
+
+	while (a < z && is_ws(doc->text[a]))
+		a++;
+	while (z > a && is_ws(doc->text[z - 1]))
+		z--;
+	if (a == z || strchr("{[\"", doc->text[a]) != NULL)
+		return -1;
+	if (!primitive_valid(doc->text + a, z - a)) {
+		snprintf(err, errlen, "malformed JSON");
+		return BB_JSON_INVALID;
+	}
+	doc->tok = calloc(1, sizeof(*doc->tok));
+	if (doc->tok == NULL)
+		abort();
+	doc->tok[0].t.type = JSMN_PRIMITIVE;
+	doc->tok[0].t.start = (int)a;
+	doc->tok[0].t.end = (int)z;
+	doc->ntok = 1;
+	return BB_JSON_OK;
+}
+
 enum bb_json_status
 bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
     size_t errlen)
@@ -294,6 +322,8 @@ bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
 		snprintf(err, errlen, "document too large");
 		return BB_JSON_TOO_LARGE;
 	}
+	if ((n = parse_lone_primitive(doc, err, errlen)) >= 0)
+		return (enum bb_json_status)n;
 	/* A first pass only counts tokens, so that the array is sized to the
 	 * document and a flood of tokens is refused before allocating. */
 	jsmn_init(&parser);

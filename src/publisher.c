@@ -208,7 +208,9 @@ open_connection(struct bb_publisher *pub, const char *url, long long budget_ms)
 		    amqp_error_string2(rc));
 		goto end;
 	}
-	if (!rpc_ok(amqp_login(conn, ci.vhost, 0, FRAME_MAX, 0,
+	/* "amqp://host:port/" parses to an empty vhost; like other clients,
+	 * take it as the default vhost "/". */
+	if (!rpc_ok(amqp_login(conn, ci.vhost[0] ? ci.vhost : "/", 0, FRAME_MAX, 0,
 	    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password), "login"))
 		goto end;
 	amqp_channel_open(conn, CHANNEL);

@@ -30,6 +30,9 @@ test_accepts_well_formed_documents(void)
 	    BB_JSON_OK);
 	CU_ASSERT_EQUAL(parse("{ \"a\" : { \"b\" : [ ] } , \"c\" : \"\" }"),
 	    BB_JSON_OK);
+	CU_ASSERT_EQUAL(parse("42"), BB_JSON_OK);
+	CU_ASSERT_EQUAL(parse(" null\n"), BB_JSON_OK);
+	CU_ASSERT_EQUAL(parse("\"s\""), BB_JSON_OK);
 	CU_ASSERT_EQUAL(parse("{\"\\u00e9\\ud83d\\ude00\\\"\\\\\\/\\b\\f\\n\\r\\t\":"
 	    "\"\xe2\x9c\x93\"}"), BB_JSON_OK);
 }
@@ -41,7 +44,7 @@ test_rejects_bad_structure(void)
 		"", " ", "{", "}", "{\"a\" 1}", "[1 2]", "{\"a\":1,}", "[1,]",
 		"{,}", "[,1]", "{\"a\":1}}", "{\"a\":[}", "{1:2}", "{\"a\"}",
 		"{\"a\":1 \"b\":2}", "{} {}", "{}x", "{'a':1}", "{\"a\"::1}",
-		"[\"a\":1]", "{\"a\",1}", NULL,
+		"[\"a\":1]", "{\"a\",1}", "nul", "1 2", "- 1", NULL,
 	};
 
 	for (const char *const *p = bad; *p; p++) {

@@ -1,0 +1,362 @@
+#!/bin/bash
+# Run a private Bloodbank stack: Redis + a private RabbitMQ node + lighttpd with
+# the bloodbank FastCGI workers. Everything (data, logs, pid files, sockets) lives
+# under one state directory, so several stacks can run side by side on different
+# ports.
+#
+# usage: stack.sh COMMAND DIR
+#   start            start redis, rabbitmq and lighttpd (stops stale ones of this DIR first)
+#   stop             stop all three; never fails when something is already down
+#   stop-rabbit      stop only the RabbitMQ node     (failure testing)
+#   start-rabbit     start only the RabbitMQ node
+#   stop-redis       stop only Redis
+#   start-redis      start only Redis
+#   restart-lighttpd restart lighttpd and its workers (re-reads DIR/bloodbank.env)
+#
+# Settings (environment, read by `start`; saved in DIR/stack.env and reused by the
+# other commands, so `stop DIR` needs no environment):
+#   BB_HTTP_PORT (HTTP_PORT, else 8682)  BB_HTTP_HOST (HTTP_HOST, else 0.0.0.0)
+#   BB_AMQP_PORT (5672)
+#   BB_AMQP_DIST_PORT (25672)  BB_REDIS_PORT (6379)  BB_WORKERS (4)
+#   BB_BIN (<repo>/src/bloodbank)  BB_NODE (bloodbank-dev@localhost)
+#   BB_EXCHANGE (events)
+# Passed on to the workers when set: API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS
+#   MAX_BODY_BYTES CORRELATION_TRACKING DEBUG_ENDPOINTS REDIS_TIMEOUT_MS
+#   REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE LOG_LEVEL
+#   ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+#
+# Keep private ports below 32768: the kernel's ephemeral range starts there and
+# a listener may then fail with eaddrinuse.
+set -eu
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+usage() {
+    sed -n '7,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+[ $# -eq 2 ] || usage
+cmd=$1
+case $2 in
+    /*) dir=$2 ;;
+    *) dir=$(pwd)/$2 ;;
+esac
+
+log() { echo "stack: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+PASSTHROUGH="API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS MAX_BODY_BYTES CORRELATION_TRACKING
+DEBUG_ENDPOINTS REDIS_TIMEOUT_MS REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE
+ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS"
+
+# ---------------------------------------------------------------- settings
+
+load_settings() {
+    if [ "$cmd" != start ] && [ -f "$dir/stack.env" ]; then
+        # shellcheck disable=SC1091
+        . "$dir/stack.env"
+    fi
+    BB_HTTP_PORT=${BB_HTTP_PORT:-${HTTP_PORT:-8682}}
+    BB_HTTP_HOST=${BB_HTTP_HOST:-${HTTP_HOST:-0.0.0.0}}
+    BB_AMQP_PORT=${BB_AMQP_PORT:-5672}
+    BB_AMQP_DIST_PORT=${BB_AMQP_DIST_PORT:-25672}
+    BB_REDIS_PORT=${BB_REDIS_PORT:-6379}
+    BB_WORKERS=${BB_WORKERS:-4}
+    BB_BIN=${BB_BIN:-$repo/src/bloodbank}
+    BB_NODE=${BB_NODE:-bloodbank-dev@localhost}
+    BB_EXCHANGE=${BB_EXCHANGE:-events}
+    case $BB_BIN in /*) ;; *) BB_BIN=$(pwd)/$BB_BIN ;; esac
+    for p in BB_HTTP_PORT BB_AMQP_PORT BB_AMQP_DIST_PORT BB_REDIS_PORT BB_WORKERS; do
+        v=${!p}
+        case $v in ''|*[!0-9]*) die "$p must be a number, got '$v'" ;; esac
+    done
+}
+
+save_settings() {
+    {
+        echo "# written by scripts/stack.sh start; read by its other commands"
+        for v in BB_HTTP_PORT BB_HTTP_HOST BB_AMQP_PORT BB_AMQP_DIST_PORT BB_REDIS_PORT \
+                 BB_WORKERS BB_BIN BB_NODE BB_EXCHANGE; do
+            printf '%s=%q\n' "$v" "${!v}"
+        done
+    } > "$dir/stack.env"
+}
+
+# The worker configuration. lighttpd gets exactly this environment (plus PATH,
+# HOME, LANG) and hands all of it to the workers it spawns.
+write_bloodbank_env() {
+    printf '; bloodbank test/dev stack: all settings come from the environment\n' \
+        > "$dir/bloodbank.ini"
+    : > "$dir/empty.env"
+    {
+        echo "# written by scripts/stack.sh start: environment of lighttpd and the workers"
+        printf 'export %s=%q\n' \
+            BB_STATE_DIR "$dir" \
+            BB_HTTP_PORT "$BB_HTTP_PORT" \
+            BB_HTTP_HOST "$BB_HTTP_HOST" \
+            BB_BIN "$BB_BIN" \
+            BB_WORKERS "$BB_WORKERS" \
+            RABBIT_URL "amqp://guest:guest@127.0.0.1:$BB_AMQP_PORT/" \
+            RABBIT_EXCHANGE "$BB_EXCHANGE" \
+            REDIS_HOST 127.0.0.1 \
+            REDIS_PORT "$BB_REDIS_PORT" \
+            BLOODBANK_CONFIG "$dir/bloodbank.ini" \
+            BLOODBANK_ENV_FILE "$dir/empty.env" \
+            LOG_LEVEL "${LOG_LEVEL:-info}"
+        for v in $PASSTHROUGH; do
+            if [ -n "${!v+set}" ]; then
+                printf 'export %s=%q\n' "$v" "${!v}"
+            fi
+        done
+    } > "$dir/bloodbank.env"
+}
+
+# ---------------------------------------------------------------- helpers
+
+# pid_alive PIDFILE [NAME]: the pid in PIDFILE is running (and its command
+# contains NAME, so that a recycled pid is not mistaken for ours)
+pid_alive() {
+    local pf=$1 name=${2:-} pid
+    [ -s "$pf" ] || return 1
+    pid=$(cat "$pf" 2>/dev/null) || return 1
+    case $pid in ''|*[!0-9]*) return 1 ;; esac
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [ -n "$name" ]; then
+        tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name" || return 1
+    fi
+    return 0
+}
+
+# wait_gone PID SECONDS: wait for a process to exit; SIGKILL it after SECONDS
+wait_gone() {
+    local pid=$1 t=$(( $2 * 10 ))
+    while kill -0 "$pid" 2>/dev/null && [ $t -gt 0 ]; do
+        sleep 0.1; t=$((t - 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid did not exit, killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+}
+
+port_busy() {
+    ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# ---------------------------------------------------------------- redis
+
+redis_pidfile() { echo "$dir/redis/redis.pid"; }
+
+start_redis() {
+    mkdir -p "$dir/redis"
+    if pid_alive "$(redis_pidfile)" redis-server; then
+        log "redis already running (pid $(cat "$(redis_pidfile)"))"
+        return 0
+    fi
+    port_busy "$BB_REDIS_PORT" && die "port $BB_REDIS_PORT (BB_REDIS_PORT) is in use by another process"
+    rm -f "$(redis_pidfile)"
+    redis-server --port "$BB_REDIS_PORT" --bind 127.0.0.1 --dir "$dir/redis" \
+        --daemonize yes --pidfile "$(redis_pidfile)" --logfile "$dir/redis/redis.log" \
+        --save "" --appendonly no
+    local t=100
+    until redis-cli -h 127.0.0.1 -p "$BB_REDIS_PORT" ping 2>/dev/null | grep -q PONG; do
+        t=$((t - 1))
+        if [ $t -le 0 ]; then
+            tail -20 "$dir/redis/redis.log" >&2 || true
+            die "redis did not answer on port $BB_REDIS_PORT"
+        fi
+        sleep 0.1
+    done
+    log "redis up on 127.0.0.1:$BB_REDIS_PORT"
+}
+
+stop_redis() {
+    local pf pid
+    pf=$(redis_pidfile)
+    if pid_alive "$pf" redis-server; then
+        pid=$(cat "$pf")
+        redis-cli -h 127.0.0.1 -p "$BB_REDIS_PORT" shutdown nosave >/dev/null 2>&1 \
+            || kill "$pid" 2>/dev/null || true
+        wait_gone "$pid" 10
+        log "redis stopped"
+    fi
+    rm -f "$pf"
+}
+
+# ---------------------------------------------------------------- rabbitmq
+
+# Every rabbitmq command runs with the node's environment. The Debian wrappers
+# switch to the rabbitmq user with `su` (environment kept). The CLI's own
+# distribution ports are moved below 32768 as well.
+rabbit_env() {
+    local rd=$dir/rabbitmq
+    env RABBITMQ_NODENAME="$BB_NODE" \
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+        RABBITMQ_NODE_PORT="$BB_AMQP_PORT" \
+        RABBITMQ_DIST_PORT="$BB_AMQP_DIST_PORT" \
+        RABBITMQ_CTL_DIST_PORT_MIN=$((BB_AMQP_DIST_PORT + 100)) \
+        RABBITMQ_CTL_DIST_PORT_MAX=$((BB_AMQP_DIST_PORT + 110)) \
+        RABBITMQ_MNESIA_BASE="$rd/mnesia" \
+        RABBITMQ_LOG_BASE="$rd/log" \
+        RABBITMQ_PID_FILE="$rd/rabbitmq.pid" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$rd/enabled_plugins" \
+        RABBITMQ_CONFIG_FILE="$rd/rabbitmq.conf" \
+        RABBITMQ_ADVANCED_CONFIG_FILE="$rd/advanced.config" \
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+        "$@"
+}
+
+rabbitmqctl_q() {
+    (cd /tmp && rabbit_env rabbitmqctl -n "$BB_NODE" -q "$@")
+}
+
+rabbit_running() {
+    rabbitmqctl_q ping >/dev/null 2>&1
+}
+
+start_rabbit() {
+    local rd=$dir/rabbitmq
+    mkdir -p "$rd/mnesia" "$rd/log"
+    [ -f "$rd/enabled_plugins" ] || echo '[].' > "$rd/enabled_plugins"
+    # listener address and port come from RABBITMQ_NODE_IP_ADDRESS/_PORT (rabbit_env)
+    cat > "$rd/rabbitmq.conf" <<EOF
+# private bloodbank node (written by scripts/stack.sh): no plugins, small disk limit
+loopback_users.guest = true
+disk_free_limit.absolute = 50MB
+EOF
+    chown -R rabbitmq:rabbitmq "$rd"
+    if rabbit_running && ! pid_alive "$rd/rabbitmq.pid" beam; then
+        log "a stale node $BB_NODE (not started on $dir) is running: shutting it down"
+        rabbitmqctl_q shutdown >/dev/null 2>&1 || true
+    fi
+    if rabbit_running; then
+        log "rabbitmq node $BB_NODE already running"
+    else
+        port_busy "$BB_AMQP_PORT" && die "port $BB_AMQP_PORT (BB_AMQP_PORT) is in use by another process"
+        port_busy "$BB_AMQP_DIST_PORT" && die "port $BB_AMQP_DIST_PORT (BB_AMQP_DIST_PORT) is in use by another process"
+        (cd /tmp && rabbit_env rabbitmq-server -detached) >> "$rd/startup.log" 2>&1 \
+            || { cat "$rd/startup.log" >&2; die "rabbitmq-server -detached failed"; }
+    fi
+    local deadline=$((SECONDS + 90))
+    until rabbitmqctl_q await_startup --timeout 5 >/dev/null 2>&1; do
+        if [ $SECONDS -ge $deadline ]; then
+            tail -30 "$rd/startup.log" "$rd"/log/*.log >&2 2>/dev/null || true
+            die "rabbitmq node $BB_NODE did not start within 90 s"
+        fi
+        sleep 1
+    done
+    log "rabbitmq node $BB_NODE up on 127.0.0.1:$BB_AMQP_PORT"
+}
+
+stop_rabbit() {
+    local pf=$dir/rabbitmq/rabbitmq.pid pid=""
+    [ -s "$pf" ] && pid=$(cat "$pf" 2>/dev/null || true)
+    if rabbit_running; then
+        rabbitmqctl_q shutdown >/dev/null 2>&1 || log "rabbitmqctl shutdown failed"
+    fi
+    # a node that does not answer the CLI but still runs (stuck in boot or shutdown)
+    if [ -n "$pid" ] && pid_alive "$pf" beam; then
+        log "rabbitmq node still running (pid $pid), terminating it"
+        kill "$pid" 2>/dev/null || true
+        wait_gone "$pid" 15
+    fi
+    rm -f "$pf"
+    log "rabbitmq node $BB_NODE stopped"
+}
+
+# ---------------------------------------------------------------- lighttpd
+
+start_lighttpd() {
+    local pf=$dir/lighttpd.pid
+    [ -x "$BB_BIN" ] || die "BB_BIN=$BB_BIN is not an executable file (build first)"
+    [ -f "$dir/bloodbank.env" ] || die "$dir/bloodbank.env missing (run start)"
+    if pid_alive "$pf" lighttpd; then
+        die "lighttpd already running (pid $(cat "$pf"))"
+    fi
+    port_busy "$BB_HTTP_PORT" && die "port $BB_HTTP_PORT (BB_HTTP_PORT) is in use by another process"
+    mkdir -p "$dir/htdocs"
+    rm -f "$pf" "$dir"/bloodbank.sock*
+    # a clean environment: exactly what bloodbank.env says, nothing from the caller's shell
+    # shellcheck disable=SC2016
+    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        HOME="${HOME:-/root}" LANG=C.UTF-8 \
+        bash -c '. "$1/bloodbank.env" && exec lighttpd -D -f "$2/lighttpd/bloodbank.conf"' \
+        lighttpd "$dir" "$repo" >> "$dir/lighttpd.out" 2>&1 < /dev/null &
+    local pid=$!
+    echo "$pid" > "$pf"
+    local probe=$BB_HTTP_HOST
+    case $probe in 0.0.0.0|::|'[::]') probe=127.0.0.1 ;; *:*) probe="[$probe]" ;; esac
+    local url="http://$probe:$BB_HTTP_PORT/healthz" deadline=$((SECONDS + 20)) code
+    while :; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null || true)
+        if [ -n "$code" ] && [ "$code" != 000 ]; then
+            break
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -20 "$dir/lighttpd.out" "$dir/lighttpd-error.log" >&2 2>/dev/null || true
+            die "lighttpd exited during startup"
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            tail -20 "$dir/lighttpd.out" "$dir/lighttpd-error.log" >&2 2>/dev/null || true
+            die "no answer from $url within 20 s"
+        fi
+        sleep 0.2
+    done
+    log "lighttpd up: http://$BB_HTTP_HOST:$BB_HTTP_PORT/ ($BB_WORKERS workers of $BB_BIN; healthz $code)"
+}
+
+stop_lighttpd() {
+    local pf=$dir/lighttpd.pid pid
+    if pid_alive "$pf" lighttpd; then
+        pid=$(cat "$pf")
+        kill "$pid" 2>/dev/null || true   # lighttpd stops the workers it spawned
+        wait_gone "$pid" 10
+        log "lighttpd stopped"
+    fi
+    rm -f "$pf"
+    # workers left behind by a lighttpd that died hard: they run BB_BIN and were
+    # started on this DIR's socket
+    local w
+    for w in $(pgrep -f -x -- "$BB_BIN" 2>/dev/null || true); do
+        if tr '\0' '\n' < "/proc/$w/environ" 2>/dev/null | grep -qx "BB_STATE_DIR=$dir"; then
+            log "killing stale worker $w"
+            kill "$w" 2>/dev/null || true
+        fi
+    done
+    rm -f "$dir"/bloodbank.sock*
+}
+
+# ---------------------------------------------------------------- commands
+
+load_settings
+case $cmd in
+    start)
+        mkdir -p "$dir"
+        chmod 755 "$dir"
+        # stale processes of an earlier run on this DIR, with that run's settings
+        if [ -f "$dir/stack.env" ]; then
+            bash "${BASH_SOURCE[0]}" stop "$dir" || true
+        fi
+        [ -x "$BB_BIN" ] || die "BB_BIN=$BB_BIN is not an executable file (build first)"
+        save_settings
+        write_bloodbank_env
+        start_redis
+        start_rabbit
+        start_lighttpd
+        ;;
+    stop)
+        stop_lighttpd
+        stop_rabbit
+        stop_redis
+        ;;
+    start-rabbit) start_rabbit ;;
+    stop-rabbit) stop_rabbit ;;
+    start-redis) start_redis ;;
+    stop-redis) stop_redis ;;
+    restart-lighttpd)
+        stop_lighttpd
+        start_lighttpd
+        ;;
+    *) usage ;;
+esac

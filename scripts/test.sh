@@ -1,0 +1,217 @@
+#!/bin/bash
+# Build Bloodbank and run all its tests: CUnit unit tests (make check), the
+# integration suite against a private stack, and the integration suite again
+# against a build with AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+# usage: scripts/test.sh [STEP...]        (default: all steps, in order)
+# steps: deps build unit fuzz integration asan_build asan_integration
+#
+#
+# The private stack uses ports below 32768 that differ from the dev stack's:
+# HTTP 18682, AMQP 15680 (dist 15681), Redis 16380, RabbitMQ node bbtest@localhost,
+# state under $BB_TEST_DIR (default /tmp/bloodbank-test; a fixed place, so that
+# processes left by an interrupted run are found and stopped by the next one).
+set -eu
+
+STEPS="deps build unit fuzz integration asan_build asan_integration"
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+PY=/usr/bin/python3
+TEST_DIR=${BB_TEST_DIR:-/tmp/bloodbank-test}
+STACK="$repo/scripts/stack.sh"
+ASAN_BUILD="$repo/build-asan"
+SUMMARY=$(mktemp /tmp/bloodbank-test-summary.XXXXXX)
+
+export BB_HTTP_PORT=18682
+export BB_HTTP_HOST=127.0.0.1
+export BB_AMQP_PORT=15680
+export BB_AMQP_DIST_PORT=15681
+export BB_REDIS_PORT=16380
+export BB_NODE=bbtest@localhost
+export BB_EXCHANGE=events
+export BB_WORKERS=${BB_WORKERS:-4}
+export MAX_BODY_BYTES=65536
+# settings of the caller's shell that would change the service under test
+unset API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS CORRELATION_TRACKING DEBUG_ENDPOINTS \
+      REDIS_TIMEOUT_MS REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE LOG_LEVEL \
+      ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+export BB_URL="http://127.0.0.1:$BB_HTTP_PORT"
+export BB_AMQP_URL="amqp://guest:guest@127.0.0.1:$BB_AMQP_PORT/"
+export BB_STACK="$STACK"
+
+say() { printf '\n=== %s\n' "$*"; }
+
+# ---------------------------------------------------------------- the stack
+
+current_stack=""
+
+stack_up() {  # DIR BIN
+    current_stack=$1
+    BB_BIN=$2 BB_STATE_DIR=$1 bash "$STACK" start "$1"
+}
+
+stack_down() {
+    if [ -n "$current_stack" ]; then
+        bash "$STACK" stop "$current_stack" || true
+        current_stack=""
+    fi
+}
+
+# RabbitMQ starts epmd when none runs; stop it again at the end if this run
+# started it (`epmd -kill` refuses while any Erlang node is still registered)
+epmd_was_running=0
+pgrep -x epmd >/dev/null 2>&1 && epmd_was_running=1
+
+# shellcheck disable=SC2317  # called by the EXIT trap
+finish() {
+    stack_down
+    rm -f "$SUMMARY"
+    if [ "$epmd_was_running" = 0 ]; then
+        epmd -kill >/dev/null 2>&1 || true
+    fi
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# run the integration suite against a fresh stack in DIR running BIN
+integration() {  # DIR BIN
+    local dir=$1 bin=$2 rc=0
+    # processes of an interrupted earlier run (any pass) hold the same ports
+    local d
+    for d in "$TEST_DIR"/*/; do
+        if [ -f "$d/stack.env" ]; then
+            bash "$STACK" stop "${d%/}" >/dev/null 2>&1 || true
+        fi
+    done
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    stack_up "$dir" "$bin" || { show_logs "$dir"; stack_down; return 1; }
+    BB_STATE_DIR=$dir BB_SUMMARY_FILE=$SUMMARY "$PY" "$repo/tests/integration/run.py" || rc=$?
+    stack_down
+    if [ $rc -ne 0 ]; then
+        show_logs "$dir"
+    fi
+    return $rc
+}
+
+show_logs() {  # DIR
+    local f
+    for f in "$1/lighttpd-error.log" "$1/lighttpd.out"; do
+        if [ -s "$f" ]; then
+            echo "--- last lines of $f"
+            tail -n 40 "$f"
+        fi
+    done
+}
+
+# ---------------------------------------------------------------- steps
+
+step_deps() {
+    bash "$repo/scripts/deps.sh"
+}
+
+step_build() {
+    autoreconf -fi
+    ./configure
+    make -j2
+}
+
+step_unit() {
+    local rc=0
+    make -j2 check || rc=$?
+    # the CUnit output (automake's harness keeps it in a log file)
+    find tests -name '*.log' -exec sh -c 'echo "--- $1"; cat "$1"' sh {} \;
+    if [ $rc -ne 0 ] && [ -f test-suite.log ]; then
+        cat test-suite.log
+    fi
+    return $rc
+}
+
+# libFuzzer over request parsing, validation and envelope building
+step_fuzz() {
+    bash "$repo/tests/fuzz/run.sh" "${BB_FUZZ_SECONDS:-60}"
+}
+
+step_integration() {
+    integration "$TEST_DIR/plain" "$repo/src/bloodbank"
+}
+
+# The sanitizer build is a VPATH build, but automake refuses a VPATH build of a
+# source tree that is configured in place (by step_build), so it configures a
+# clean copy of the tree.
+step_asan_build() {
+    rm -rf "$ASAN_BUILD"
+    mkdir -p "$ASAN_BUILD/tree" "$ASAN_BUILD/obj"
+    tar -C "$repo" --exclude=./build-asan --exclude=./.git -cf - . | tar -C "$ASAN_BUILD/tree" -xf -
+    if [ -f "$ASAN_BUILD/tree/Makefile" ]; then
+        make -C "$ASAN_BUILD/tree" distclean >/dev/null
+    fi
+    (
+        cd "$ASAN_BUILD/obj"
+        ../tree/configure CC=clang \
+            CFLAGS="-g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+            LDFLAGS="-fsanitize=address,undefined"
+        make -j2
+    )
+}
+
+step_asan_integration() {
+    local dir="$TEST_DIR/asan" rc=0 f found=0
+    ASAN_OPTIONS="log_path=$dir/asan:detect_leaks=0:abort_on_error=0" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$dir/ubsan" \
+        integration "$dir" "$ASAN_BUILD/obj/src/bloodbank" || rc=$?
+    for f in "$dir"/asan.* "$dir"/ubsan.*; do
+        [ -e "$f" ] || continue
+        found=1
+        echo "--- sanitizer report $f"
+        cat "$f"
+    done
+    if [ $found -ne 0 ]; then
+        echo "sanitizer reports found"
+        rc=1
+    fi
+    return $rc
+}
+
+# ---------------------------------------------------------------- runner
+
+[ $# -gt 0 ] && STEPS="$*"
+
+failed=""
+for step in $STEPS; do
+    say "step $step"
+    t0=$SECONDS
+    # a subshell with errexit in force (it would be ignored inside an `if`)
+    set +e
+    (
+        set -e
+        trap stack_down EXIT
+        trap 'exit 130' INT TERM
+        "step_$step"
+    )
+    rc=$?
+    set -e
+    if [ $rc -eq 0 ]; then
+        echo "step $step: ok ($((SECONDS - t0)) s)"
+    else
+        echo "step $step: FAILED ($((SECONDS - t0)) s)"
+        failed="$failed $step"
+        case $step in
+            deps|build|asan_build) break ;;  # later steps need this one
+        esac
+    fi
+done
+
+if [ -n "$failed" ]; then
+    say "FAILED:$failed"
+else
+    say "all steps passed: $STEPS"
+fi
+# integration tests of all passes, added up (unit test counts are in the CUnit output above)
+if [ -s "$SUMMARY" ]; then
+    awk '{p += $1; f += $2; s += $3} END {printf "integration: %d passed, %d failed, %d skipped\n", p, f, s}' "$SUMMARY"
+fi
+[ -z "$failed" ]
