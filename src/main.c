@@ -1,106 +1,112 @@
-/* bloodbank: the FastCGI responder. main only wires the modules together:
- * configuration, the application, and libfcgi's accept loop. */
-#include <signal.h>
+/* bloodbank: the FastCGI responder. main only reads the command line and
+ * hands over to a single worker (lighttpd bin-path, spawn-fcgi) or to the
+ * pre-fork master (nginx, systemd). */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <fcgiapp.h>
-
-#include "app.h"
-#include "buf.h"
 #include "config.h"
-#include "http.h"
 #include "log.h"
+#include "master.h"
+#include "worker.h"
 
 static void
 usage(FILE *out)
 {
-	fprintf(out, "usage: bloodbank [--check-config | --version | --help]\n"
-	    "Run as a FastCGI responder with the listening socket on fd 0\n"
-	    "(lighttpd bin-path, spawn-fcgi). Configuration: environment,\n"
-	    "$BLOODBANK_ENV_FILE or ./.env, $BLOODBANK_CONFIG or\n"
-	    "/etc/bloodbank/bloodbank.ini.\n");
-}
-
-static ssize_t
-read_fcgi_body(void *ctx, char *buf, size_t len)
-{
-	return FCGX_GetStr(buf, (int)len, (FCGX_Stream *)ctx);
+	fprintf(out,
+	    "usage: bloodbank [--check-config | --version | --help]\n"
+	    "       bloodbank --workers N [--listen unix:PATH|HOST:PORT]\n"
+	    "                 [--user NAME] [--socket-group GROUP]\n"
+	    "                 [--socket-mode MODE]\n"
+	    "With no options, serves FastCGI on the socket inherited on fd 0\n"
+	    "(lighttpd bin-path, spawn-fcgi). With --workers, runs the pre-fork\n"
+	    "master: binds --listen (or takes fd 0), drops to --user, and keeps N\n"
+	    "workers; SIGHUP reloads, SIGTERM stops gracefully. See bloodbank(8).\n");
 }
 
 static int
-serve(const struct bb_config *cfg)
+check_config(void)
 {
-	FCGX_Request fcgi;
-	struct bb_app *app;
-	struct bb_request req;
-	struct bb_response resp;
-	struct bb_buf out;
+	struct bb_config cfg;
+	char err[512];
+	int rc = 0;
 
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgi, 0, 0) != 0) {
-		bb_log_error("cannot initialise libfcgi");
-		return 1;
+	if (bb_config_load(&cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bloodbank: configuration error: %s\n", err);
+		rc = 1;
+	} else {
+		bb_config_print(&cfg, stdout);
 	}
-	app = bb_app_new(cfg);
-	bb_response_init(&resp);
-	bb_buf_init(&out);
-	bb_log_info("worker ready");
-	while (FCGX_Accept_r(&fcgi) >= 0) {
-		if (bb_request_from_params(&req, fcgi.envp) != 0) {
-			bb_response_reset(&resp);
-			bb_response_error(&resp, 400, "invalid_request",
-			    "request path too long");
-		} else {
-			bb_app_handle(app, &req, read_fcgi_body, fcgi.in, &resp);
-		}
-		bb_buf_reset(&out);
-		bb_response_serialize(&resp, &out);
-		FCGX_PutStr(out.data, (int)out.len, fcgi.out);
-		FCGX_Finish_r(&fcgi);
-	}
-	bb_buf_free(&out);
-	bb_response_free(&resp);
-	bb_app_free(app);
-	return 0;
+	bb_config_free(&cfg);
+	return rc;
 }
 
 int
 main(int argc, char **argv)
 {
-	struct bb_config cfg;
-	char err[512];
-	bool check = false;
-	int rc;
+	static const struct option longopts[] = {
+		{ "check-config", no_argument, NULL, 'c' },
+		{ "version", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "socket-group", required_argument, NULL, 'g' },
+		{ "socket-mode", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bb_master_options opt = { .socket_mode = 0660 };
+	bool master = false;
+	char *end;
+	int c;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--check-config") == 0) {
-			check = true;
-		} else if (strcmp(argv[i], "--version") == 0) {
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			return check_config();
+		case 'v':
 			printf("bloodbank %s\n", PACKAGE_VERSION);
 			return 0;
-		} else if (strcmp(argv[i], "--help") == 0) {
+		case 'h':
 			usage(stdout);
 			return 0;
-		} else {
+		case 'l':
+			opt.listen = optarg;
+			master = true;
+			break;
+		case 'w':
+			opt.workers = (int)strtol(optarg, &end, 10);
+			if (*end || end == optarg)
+				opt.workers = -1;
+			master = true;
+			break;
+		case 'u':
+			opt.user = optarg;
+			break;
+		case 'g':
+			opt.socket_group = optarg;
+			break;
+		case 'm':
+			opt.socket_mode = (mode_t)strtol(optarg, &end, 8);
+			if (*end || end == optarg || opt.socket_mode > 0777) {
+				fprintf(stderr, "bloodbank: --socket-mode wants an "
+				    "octal mode such as 0660\n");
+				return 2;
+			}
+			break;
+		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (bb_config_load(&cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "bloodbank: configuration error: %s\n", err);
-		bb_config_free(&cfg);
-		return 1;
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
 	}
-	bb_log_set_level(cfg.log_level);
-	if (check) {
-		bb_config_print(&cfg, stdout);
-		bb_config_free(&cfg);
-		return 0;
-	}
-	/* A client that goes away mid-answer must not kill the worker. */
-	signal(SIGPIPE, SIG_IGN);
-	rc = serve(&cfg);
-	bb_config_free(&cfg);
-	return rc;
+	if (!master)
+		return bb_worker_run(0, -1);
+	if (opt.workers == 0)
+		opt.workers = 4;
+	return bb_master_run(&opt);
 }
