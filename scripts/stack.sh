@@ -12,6 +12,8 @@
 #   stop-redis       stop only Redis
 #   start-redis      start only Redis
 #   restart-lighttpd restart lighttpd and its workers (re-reads DIR/bloodbank.env)
+#   deps-up          start only Redis and RabbitMQ (for a Bloodbank run elsewhere)
+#   deps-down        stop them
 #
 # Settings (environment, read by `start`; saved in DIR/stack.env and reused by the
 # other commands, so `stop DIR` needs no environment):
@@ -32,7 +34,7 @@ set -eu
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {
-    sed -n '7,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -347,6 +349,17 @@ case $cmd in
         ;;
     stop)
         stop_lighttpd
+        stop_rabbit
+        stop_redis
+        ;;
+    deps-up)
+        mkdir -p "$dir"
+        chmod 755 "$dir"
+        save_settings
+        start_redis
+        start_rabbit
+        ;;
+    deps-down)
         stop_rabbit
         stop_redis
         ;;

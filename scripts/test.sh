@@ -4,7 +4,7 @@
 # against a build with AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
-# steps: deps build unit fuzz integration asan_build asan_integration
+# steps: deps build unit fuzz integration asan_build asan_integration packaging
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -13,7 +13,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit fuzz integration asan_build asan_integration"
+STEPS="deps build unit fuzz integration asan_build asan_integration packaging"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -174,6 +174,11 @@ step_asan_integration() {
         rc=1
     fi
     return $rc
+}
+
+# build, lintian, install, serve through lighttpd and nginx, purge
+step_packaging() {
+    bash "$repo/tests/packaging/run.sh"
 }
 
 # ---------------------------------------------------------------- runner

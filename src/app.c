@@ -239,6 +239,7 @@ handle_publish(struct bb_app *app, const struct bb_request *req,
 	const uint8_t *claim = NULL;
 	if (ev->key) {
 		body_fingerprint(app, m->route, ev, hash);
+		bb_buf_reset(&app->original);
 		switch (bb_tracker_claim(app->tracker, env->event_id, hash,
 		    &app->original)) {
 		case BB_CLAIM_NEW:

@@ -77,18 +77,20 @@ visit(void *ctx, int i, const char *val, size_t len)
 	}
 }
 
-/* Reverses the order of the ids in b. */
+/* Puts the levels of ids in reverse order, keeping the order within each
+ * level: ends[k] is where level k ends, in ids. */
 static void
-reverse_ids(struct bb_buf *b)
+reverse_levels(struct bb_buf *ids, const size_t *ends, int nlevels)
 {
-	size_t n = b->len / 16;
-	uint8_t tmp[16];
+	struct bb_buf out;
 
-	for (size_t a = 0, z = n ? n - 1 : 0; a < z; a++, z--) {
-		memcpy(tmp, b->data + a * 16, 16);
-		memcpy(b->data + a * 16, b->data + z * 16, 16);
-		memcpy(b->data + z * 16, tmp, 16);
+	bb_buf_init(&out);
+	for (int k = nlevels - 1; k >= 0; k--) {
+		size_t start = k ? ends[k - 1] : 0;
+		bb_buf_append(&out, ids->data + start * 16, (ends[k] - start) * 16);
 	}
+	bb_buf_free(ids);
+	*ids = out;
 }
 
 int
@@ -97,7 +99,8 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 {
 	struct walk w = { .dir = dir, .out = out };
 	struct bb_buf level;
-	int rc = 0;
+	size_t *ends = calloc((size_t)max_depth + 1, sizeof(size_t));
+	int nlevels = 0, rc = 0;
 
 	bb_buf_init(&out->ids);
 	out->nearest = 0;
@@ -107,7 +110,7 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 	bb_buf_init(&level);
 	w.seen.slot = calloc(SET_SLOTS, 16);
 	w.seen.used = calloc(SET_SLOTS, sizeof(bool));
-	if (w.seen.slot == NULL || w.seen.used == NULL)
+	if (w.seen.slot == NULL || w.seen.used == NULL || ends == NULL)
 		abort();
 	set_add(&w.seen, start);
 	bb_buf_append(&level, start, 16);
@@ -119,14 +122,18 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 			rc = -1;
 			break;
 		}
+		ends[nlevels++] = w.found;
 		if (depth == 0)
 			out->nearest = w.found;
 		bb_buf_reset(&level);
 		bb_buf_append(&level, w.next.data, w.next.len);
 	}
-	/* Breadth-first order is nearest first; ancestors read oldest first. */
+	/* Breadth-first order is nearest first; ancestors read oldest first:
+	 * the farthest level first, each level in the order its ids were
+	 * named. */
 	if (rc == 0 && dir == BB_ANCESTORS)
-		reverse_ids(&out->ids);
+		reverse_levels(&out->ids, ends, nlevels);
+	free(ends);
 	free(w.seen.slot);
 	free(w.seen.used);
 	bb_buf_free(&w.next);

@@ -194,7 +194,7 @@ test_diamond_lists_each_id_once(void)
 	CU_ASSERT_STRING_EQUAL(got, "2 3 4");
 	bb_buf_free(&w.ids);
 	walk_numbers(&s, 4, BB_ANCESTORS, 100, got, sizeof(got), &w);
-	CU_ASSERT_STRING_EQUAL(got, "1 3 2");
+	CU_ASSERT_STRING_EQUAL(got, "1 2 3");
 	bb_buf_free(&w.ids);
 	store_free(&s);
 }

@@ -1,0 +1,197 @@
+#!/bin/bash
+# Packaging test: build the .deb from a clean copy of the tree, check it with
+# lintian, install it with apt, and use it the way an operator would:
+#   (a) lighttpd from the system configuration with the shipped snippet
+#       enabled (lighty-enable-mod bloodbank): the guide's checklist on :8682;
+#   (b) the master started as bloodbank.service + bloodbank.socket would
+#       start it (spawn-fcgi stands in for the socket unit: it binds
+#       /run/bloodbank/bloodbank.sock with the unit's owner and mode and
+#       execs ExecStart as the unit's user), nginx with the shipped site on
+#       a free port, and a publish through it;
+#   (d) kill -9 of one worker: it is replaced;
+#   (c) SIGTERM to the master under a small load: every request answered;
+#   (e) purge: /etc/bloodbank and the user are gone.
+# Redis and RabbitMQ are private (scripts/stack.sh deps-up); the installed
+# /etc/bloodbank/bloodbank.ini is edited to point at them, as an operator
+# would edit it.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+work=${BB_PKG_DIR:-/tmp/bloodbank-pkg}
+export BB_AMQP_PORT=15730 BB_AMQP_DIST_PORT=15731 BB_REDIS_PORT=16430
+export BB_NODE=bbpkg@localhost
+NGINX_PORT=18783
+deps="$work/deps"
+master_pid=""
+
+say() { printf -- '--- %s\n' "$*"; }
+fail() { echo "packaging test FAILED: $*" >&2; exit 1; }
+
+cleanup() {
+    set +e
+    [ -n "$master_pid" ] && kill "$master_pid" 2>/dev/null
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+    [ -f "$work/lighttpd.pid" ] && kill "$(cat "$work/lighttpd.pid")" 2>/dev/null
+    bash "$repo/scripts/stack.sh" deps-down "$deps" >/dev/null 2>&1
+    dpkg -s bloodbank >/dev/null 2>&1 && apt-get purge -y -q bloodbank >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+json_field() {  # FIELD: from the JSON on stdin
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+publish() {  # BASE_URL
+    curl -sf -X POST "$1/events/llm/prompt" -H 'Content-Type: application/json' \
+        -d '{"prompt":"Test prompt","model":"gpt-4","temperature":0.7}'
+}
+
+wait_http() {  # URL
+    for _ in $(seq 1 50); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.2
+    done
+    fail "nothing answers at $1"
+}
+
+say "build the .deb from a clean copy"
+rm -rf "$work"
+mkdir -p "$work/src"
+git -C "$repo" ls-files -z | (cd "$repo" && xargs -0 tar -cf -) | tar -C "$work/src" -xf -
+(cd "$work/src" && dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1) ||
+    { tail -n 40 "$work/build.log"; fail "dpkg-buildpackage"; }
+deb=$(ls "$work"/bloodbank_0.2.0-1_*.deb)
+grep -E '^(PASS|SKIP|FAIL):' "$work/build.log"
+
+say "lintian $(basename "$deb")"
+lintian "$deb" 2>&1 | tee "$work/lintian.txt" | grep -v '^running with root'
+if grep -q '^E:' "$work/lintian.txt"; then
+    fail "lintian reports errors"
+fi
+
+say "install with apt"
+apt-get install -y -q "$deb" >"$work/install.log" 2>&1 ||
+    { cat "$work/install.log"; fail "apt-get install"; }
+getent passwd bloodbank >/dev/null || fail "no bloodbank user"
+[ "$(stat -c '%U:%G %a' /etc/bloodbank/bloodbank.ini)" = "root:bloodbank 640" ] ||
+    fail "bloodbank.ini is not root:bloodbank 0640"
+/usr/sbin/bloodbank --version
+
+say "private Redis and RabbitMQ; point /etc/bloodbank/bloodbank.ini at them"
+bash "$repo/scripts/stack.sh" deps-up "$deps"
+cat >>/etc/bloodbank/bloodbank.ini <<INI
+
+; set by the packaging test
+[rabbitmq]
+url = amqp://guest:guest@127.0.0.1:$BB_AMQP_PORT/
+[redis]
+host = 127.0.0.1
+port = $BB_REDIS_PORT
+INI
+runuser -u bloodbank -- /usr/sbin/bloodbank --check-config >/dev/null ||
+    fail "the service user cannot read a valid configuration"
+
+say "(a) lighttpd with lighty-enable-mod bloodbank, on :8682"
+lighty-enable-mod bloodbank >/dev/null
+lighttpd -tt -f /etc/lighttpd/lighttpd.conf
+lighttpd -D -f /etc/lighttpd/lighttpd.conf &
+echo $! >"$work/lighttpd.pid"
+wait_http http://127.0.0.1:8682/healthz
+health=$(curl -s http://127.0.0.1:8682/healthz)
+echo "$health"
+[ "$(json_field status <<<"$health")" = healthy ] || fail "healthz: $health"
+event=$(publish http://127.0.0.1:8682) || fail "publish through lighttpd"
+id=$(json_field event_id <<<"$event")
+corr=$(curl -sf "http://127.0.0.1:8682/debug/correlation/$id") ||
+    fail "debug correlation of $id"
+[ "$(json_field event_id <<<"$corr")" = "$id" ] || fail "correlation: $corr"
+echo "published $id; its correlation record answers"
+kill "$(cat "$work/lighttpd.pid")"
+wait "$(cat "$work/lighttpd.pid")" 2>/dev/null || true
+rm -f "$work/lighttpd.pid"
+lighty-disable-mod bloodbank >/dev/null
+
+say "(b) the master as the systemd units start it, nginx with the shipped site"
+exec_start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/bloodbank.service)
+sock=$(sed -n 's/^ListenStream=//p' /lib/systemd/system/bloodbank.socket)
+sock_user=$(sed -n 's/^SocketUser=//p' /lib/systemd/system/bloodbank.socket)
+sock_group=$(sed -n 's/^SocketGroup=//p' /lib/systemd/system/bloodbank.socket)
+sock_mode=$(sed -n 's/^SocketMode=//p' /lib/systemd/system/bloodbank.socket)
+unit_user=$(sed -n 's/^User=//p' /lib/systemd/system/bloodbank.service)
+mkdir -p "$(dirname "$sock")"
+chown "$unit_user:$unit_user" "$(dirname "$sock")"
+# shellcheck disable=SC2086  # ExecStart is a command line
+BLOODBANK_CONFIG=/etc/bloodbank/bloodbank.ini spawn-fcgi -n -s "$sock" \
+    -U "$sock_user" -G "$sock_group" -M "$sock_mode" \
+    -u "$unit_user" -g "$unit_user" -- $exec_start >"$work/master.log" 2>&1 &
+master_pid=$!
+sed "s/listen 8682;/listen 127.0.0.1:$NGINX_PORT;/; /listen \[::\]/d; s|/var/log/nginx/bloodbank.access.log|$work/nginx-access.log|" \
+    /etc/nginx/sites-available/bloodbank >"$work/site.conf"
+# The shipped files include snippets/ and fastcgi_params relative to the
+# configuration's directory, /etc/nginx on a real system.
+ln -s /etc/nginx/snippets "$work/snippets"
+ln -s /etc/nginx/fastcgi_params "$work/fastcgi_params"
+cat >"$work/nginx.conf" <<NGINX
+user www-data;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events {}
+http {
+    client_body_temp_path $work/nginx-body;
+    fastcgi_temp_path $work/nginx-fastcgi;
+    include $work/site.conf;
+}
+NGINX
+nginx -c "$work/nginx.conf"
+wait_http "http://127.0.0.1:$NGINX_PORT/healthz"
+base=http://127.0.0.1:$NGINX_PORT
+event=$(publish "$base") || { cat "$work/master.log"; fail "publish through nginx"; }
+echo "published $(json_field event_id <<<"$event") through nginx and the master"
+ps -o user= -p "$master_pid" | grep -qx bloodbank || fail "the master does not run as bloodbank"
+
+say "(d) kill -9 one worker: it is replaced"
+workers() { pgrep -P "$master_pid" | sort; }
+before=$(workers)
+[ "$(wc -l <<<"$before")" -eq 4 ] || fail "expected 4 workers, got: $before"
+victim=$(head -n 1 <<<"$before")
+kill -9 "$victim"
+for _ in $(seq 1 30); do
+    now=$(workers)
+    if [ "$(wc -l <<<"$now")" -eq 4 ] && ! grep -qx "$victim" <<<"$now"; then
+        break
+    fi
+    sleep 0.2
+done
+[ "$(wc -l <<<"$now")" -eq 4 ] && ! grep -qx "$victim" <<<"$now" ||
+    fail "worker $victim was not replaced: $now"
+echo "worker $victim replaced"
+publish "$base" >/dev/null || fail "publish after a worker was replaced"
+
+say "(c) SIGTERM to the master under load: every request is answered"
+load() {  # N: sequential publishes, one status code per line (000: no answer)
+    for _ in $(seq 1 "$1"); do
+        curl -s -o /dev/null -w '%{http_code}\n' --max-time 15 -X POST \
+            "$base/events/llm/prompt" -H 'Content-Type: application/json' \
+            -d '{"prompt":"under load"}'
+    done
+}
+for k in 1 2 3; do load 400 >"$work/codes.$k" & done
+sleep 1
+kill -TERM "$master_pid"
+wait "$master_pid" && status=0 || status=$?
+master_pid=""
+wait
+cat "$work"/codes.* | sort | uniq -c
+[ "$status" -eq 0 ] || fail "the master exited with $status"
+! grep -qvE '^(200|502|503)$' "$work"/codes.* ||
+    fail "a request got no answer or a wrong one"
+grep -q '^200$' "$work"/codes.* || fail "nothing succeeded before the stop"
+grep -qE '^50[23]$' "$work"/codes.* || fail "the load did not outlast the stop"
+grep -q 'stopped' "$work/master.log" || fail "the master did not log its stop"
+nginx -c "$work/nginx.conf" -s stop
+
+say "(e) purge"
+apt-get purge -y -q bloodbank >"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail purge; }
+[ ! -e /etc/bloodbank ] || fail "/etc/bloodbank is still there"
+! getent passwd bloodbank >/dev/null || fail "the bloodbank user is still there"
+echo "packaging test passed"
