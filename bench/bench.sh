@@ -1,11 +1,14 @@
 #!/bin/bash
-# Benchmark: Bloodbank through lighttpd against the broker's own ceiling.
+# Benchmark: Bloodbank through lighttpd against the broker's own ceiling,
+# and what correlation tracking costs.
 #
 # Starts a private stack (scripts/stack.sh), drives POST /events/llm/prompt
 # with wrk at 16 and 64 connections, then runs bench/ceiling -- persistent,
 # envelope-sized messages published with librabbitmq, each waiting for its
-# confirm -- from as many processes as there are workers. Prints req/s and
-# p50/p99 for each and the ratio. Figures, not a pass/fail test.
+# confirm -- from as many processes as there are workers. Then the same wrk
+# run with tracking off, and Redis memory per event over 10,000 events
+# (bench/memory.py). Prints req/s and p50/p99 for each, and the ratios.
+# Figures, not a pass/fail test.
 #
 # usage: bench/bench.sh   (BENCH_SECONDS, BB_WORKERS override the defaults)
 set -euo pipefail
@@ -62,3 +65,17 @@ purge
 rate() { sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$1"; }
 awk -v a="$(rate "$b16")" -v b="$(rate "$b64")" -v c="$(rate "$c")" \
     'BEGIN { printf "ratio bloodbank/ceiling: c16=%.2f c64=%.2f\n", a / c, b / c }'
+
+# The same load with tracking off, in the same run, for its cost.
+sed -i '/CORRELATION_TRACKING/d' "$dir/bloodbank.env"
+echo 'export CORRELATION_TRACKING=false' >>"$dir/bloodbank.env"
+"$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+off=$(wrk_run 16 | sed 's/^bloodbank/tracking-off/'); echo "$off"
+p50() { sed -n 's/.* p50=\([0-9.]*\)\(m\?s\|us\).*/\1 \2/p' <<<"$1" |
+    awk '{ print ($2 == "us") ? $1 / 1000 : ($2 == "s") ? $1 * 1000 : $1 }'; }
+awk -v on="$(rate "$b16")" -v off="$(rate "$off")" -v pon="$(p50 "$b16")" \
+    -v poff="$(p50 "$off")" 'BEGIN { printf "tracking cost at c16: " \
+    "throughput %.1f%%, p50 %+.3f ms\n", (off - on) / off * 100, pon - poff }'
+sed -i '/CORRELATION_TRACKING/d' "$dir/bloodbank.env"
+"$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+/usr/bin/python3 "$repo/bench/memory.py" "$url" "$BB_REDIS_PORT" 10000
