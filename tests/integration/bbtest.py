@@ -45,7 +45,9 @@ _session = requests.Session()
 
 def http(method, path, body=None, content_type=JSON_CT, headers=None, timeout=10):
     """One request to the service. body: bytes, str or None; content_type None = no header."""
-    h = {}
+    # A fresh connection per request: a kept-alive one can be closed by the
+    # web server while a test waits for a service to restart.
+    h = {"Connection": "close"}
     if content_type is not None:
         h["Content-Type"] = content_type
     if headers:
