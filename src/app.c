@@ -14,6 +14,7 @@
 #include "log.h"
 #include "publisher.h"
 #include "tracker.h"
+#include "xalloc.h"
 
 #define AMQP_CONNECT_TIMEOUT_MS 2000
 #define HEALTH_CONNECT_TIMEOUT_MS 900	/* healthz answers within 1 s */
@@ -31,7 +32,7 @@ struct bb_app {
 struct bb_app *
 bb_app_new(const struct bb_config *cfg)
 {
-	struct bb_app *app = calloc(1, sizeof(*app));
+	struct bb_app *app = bb_xcalloc(1, sizeof(*app));
 	struct bb_publisher_options opt = {
 		.urls = cfg->rabbit_url,
 		.exchange = cfg->exchange,
@@ -40,8 +41,6 @@ bb_app_new(const struct bb_config *cfg)
 		.connect_timeout_ms = AMQP_CONNECT_TIMEOUT_MS,
 	};
 
-	if (app == NULL)
-		abort();
 	app->cfg = cfg;
 	app->pub = bb_publisher_new(&opt);
 	app->tracker = bb_tracker_new(cfg);

@@ -12,6 +12,8 @@
 
 #include <iniparser/iniparser.h>
 
+#include "xalloc.h"
+
 #define DEFAULT_INI "/etc/bloodbank/bloodbank.ini"
 #define DEFAULT_ENV_FILE ".env"
 
@@ -176,9 +178,7 @@ apply(struct bb_config *cfg, const struct setting *s, const char *value,
 			expected = "a shorter non-empty string";
 			break;
 		}
-		*(char **)(base + s->offset) = strdup(value);
-		if (*(char **)(base + s->offset) == NULL)
-			abort();
+		*(char **)(base + s->offset) = bb_xstrdup(value);
 		return 0;
 	case K_INT:
 	case K_LONG:
@@ -199,9 +199,7 @@ apply(struct bb_config *cfg, const struct setting *s, const char *value,
 	case K_EXCHANGE_TYPE:
 		if (strcmp(value, "topic") == 0 || strcmp(value, "direct") == 0 ||
 		    strcmp(value, "fanout") == 0 || strcmp(value, "headers") == 0) {
-			*(char **)(base + s->offset) = strdup(value);
-			if (*(char **)(base + s->offset) == NULL)
-				abort();
+			*(char **)(base + s->offset) = bb_xstrdup(value);
 			return 0;
 		}
 		expected = "topic, direct, fanout or headers";

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "uuid.h"
+#include "xalloc.h"
 
 /* An open-addressing set of ids, sized for the walk's cap: ids are UUIDs,
  * random in their first bytes, so those serve as the hash. */
@@ -99,7 +100,7 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 {
 	struct walk w = { .dir = dir, .out = out };
 	struct bb_buf level;
-	size_t *ends = calloc((size_t)max_depth + 1, sizeof(size_t));
+	size_t *ends = bb_xcalloc((size_t)max_depth + 1, sizeof(size_t));
 	int nlevels = 0, rc = 0;
 
 	bb_buf_init(&out->ids);
@@ -108,10 +109,8 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 	bb_buf_init(&w.next);
 	bb_buf_init(&w.children);
 	bb_buf_init(&level);
-	w.seen.slot = calloc(SET_SLOTS, 16);
-	w.seen.used = calloc(SET_SLOTS, sizeof(bool));
-	if (w.seen.slot == NULL || w.seen.used == NULL || ends == NULL)
-		abort();
+	w.seen.slot = bb_xcalloc(SET_SLOTS, 16);
+	w.seen.used = bb_xcalloc(SET_SLOTS, sizeof(bool));
 	set_add(&w.seen, start);
 	bb_buf_append(&level, start, 16);
 	for (int depth = 0; depth < max_depth && level.len && !out->truncated;

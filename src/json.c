@@ -10,6 +10,8 @@
 #define JSMN_STRICT
 #include <jsmn.h>
 
+#include "xalloc.h"
+
 /* jsmn's token, wrapped so that the header need not include jsmn.h. */
 struct bb_json_token {
 	jsmntok_t t;
@@ -297,9 +299,7 @@ parse_lone_primitive(struct bb_json *doc, char *err, size_t errlen)
 		snprintf(err, errlen, "malformed JSON");
 		return BB_JSON_INVALID;
 	}
-	doc->tok = calloc(1, sizeof(*doc->tok));
-	if (doc->tok == NULL)
-		abort();
+	doc->tok = bb_xcalloc(1, sizeof(*doc->tok));
 	doc->tok[0].t.type = JSMN_PRIMITIVE;
 	doc->tok[0].t.start = (int)a;
 	doc->tok[0].t.end = (int)z;

@@ -10,7 +10,9 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 
+#include "clock.h"
 #include "log.h"
+#include "xalloc.h"
 
 #define CHANNEL 1
 #define FRAME_MAX 131072
@@ -26,30 +28,16 @@ struct bb_publisher {
 	uint64_t next_tag;	/* delivery tag of the next publish */
 };
 
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
 struct bb_publisher *
 bb_publisher_new(const struct bb_publisher_options *opt)
 {
-	struct bb_publisher *pub = calloc(1, sizeof(*pub));
+	struct bb_publisher *pub = bb_xcalloc(1, sizeof(*pub));
 	size_t n = strlen(opt->exchange) + sizeof(".unrouted");
 
-	if (pub == NULL)
-		abort();
-	pub->urls = xstrdup(opt->urls);
-	pub->exchange = xstrdup(opt->exchange);
-	pub->exchange_type = xstrdup(opt->exchange_type);
-	pub->unrouted = malloc(n);
-	if (pub->unrouted == NULL)
-		abort();
+	pub->urls = bb_xstrdup(opt->urls);
+	pub->exchange = bb_xstrdup(opt->exchange);
+	pub->exchange_type = bb_xstrdup(opt->exchange_type);
+	pub->unrouted = bb_xcalloc(1, n);
 	snprintf(pub->unrouted, n, "%s.unrouted", opt->exchange);
 	pub->confirm_timeout_ms = opt->confirm_timeout_ms;
 	pub->connect_timeout_ms = opt->connect_timeout_ms;
@@ -80,15 +68,6 @@ bb_publisher_free(struct bb_publisher *pub)
 	free(pub->exchange_type);
 	free(pub->unrouted);
 	free(pub);
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct timeval
@@ -189,7 +168,7 @@ open_connection(struct bb_publisher *pub, const char *url, long long budget_ms)
 	amqp_connection_state_t conn = NULL;
 	amqp_socket_t *sock;
 	struct timeval tv = ms_to_tv(budget_ms);
-	char *copy = xstrdup(url);
+	char *copy = bb_xstrdup(url);
 	bool ok = false;
 
 	if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK || ci.ssl) {
@@ -235,13 +214,13 @@ end:
 static bool
 connect_any(struct bb_publisher *pub, int timeout_ms)
 {
-	long long deadline = now_ms() + timeout_ms;
-	char *list = xstrdup(pub->urls);
+	long long deadline = bb_monotonic_ms() + timeout_ms;
+	char *list = bb_xstrdup(pub->urls);
 	char *save = NULL;
 
 	for (char *url = strtok_r(list, ",", &save); url && !pub->conn;
 	    url = strtok_r(NULL, ",", &save)) {
-		long long left = deadline - now_ms();
+		long long left = deadline - bb_monotonic_ms();
 		if (left <= 0)
 			break;
 		while (*url == ' ')
@@ -342,12 +321,12 @@ send_message(struct bb_publisher *pub, const struct bb_message *msg)
 static enum bb_publish_result
 wait_confirm(struct bb_publisher *pub, uint64_t tag, const char *event_id)
 {
-	long long deadline = now_ms() + pub->confirm_timeout_ms;
+	long long deadline = bb_monotonic_ms() + pub->confirm_timeout_ms;
 	bool returned = false;
 	amqp_frame_t frame;
 
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - bb_monotonic_ms();
 		struct timeval tv = ms_to_tv(left > 0 ? left : 0);
 		int rc = amqp_simple_wait_frame_noblock(pub->conn, &frame, &tv);
 

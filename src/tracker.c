@@ -8,8 +8,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "log.h"
 #include "uuid.h"
+#include "xalloc.h"
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
@@ -34,37 +36,16 @@ struct bb_tracker {
 	struct bb_buf scratch;
 };
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
 struct bb_tracker *
 bb_tracker_new(const struct bb_config *cfg)
 {
-	struct bb_tracker *t = calloc(1, sizeof(*t));
+	struct bb_tracker *t = bb_xcalloc(1, sizeof(*t));
 
-	if (t == NULL)
-		abort();
 	t->enabled = cfg->correlation_tracking;
-	t->host = xstrdup(cfg->redis_host);
+	t->host = bb_xstrdup(cfg->redis_host);
 	t->port = cfg->redis_port;
 	t->db = cfg->redis_db;
-	t->password = xstrdup(cfg->redis_password);
+	t->password = bb_xstrdup(cfg->redis_password);
 	t->timeout.tv_sec = cfg->redis_timeout_ms / 1000;
 	t->timeout.tv_usec = (cfg->redis_timeout_ms % 1000) * 1000;
 	t->ttl_ms = (long long)cfg->redis_ttl_days * 86400 * 1000;
@@ -103,7 +84,7 @@ fail(struct bb_tracker *t)
 		redisFree(t->c);
 		t->c = NULL;
 	}
-	t->retry_at = now_ms() + t->backoff_ms;
+	t->retry_at = bb_monotonic_ms() + t->backoff_ms;
 	t->backoff_ms = t->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 	    t->backoff_ms * 2;
 }
@@ -164,7 +145,7 @@ ensure(struct bb_tracker *t)
 {
 	if (t->c)
 		return true;
-	if (now_ms() < t->retry_at)
+	if (bb_monotonic_ms() < t->retry_at)
 		return false;
 	if (t->host[0] == '/')
 		t->c = redisConnectUnixWithTimeout(t->host, t->timeout);
