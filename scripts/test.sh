@@ -155,6 +155,9 @@ step_asan_build() {
             CFLAGS="-g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
             LDFLAGS="-fsanitize=address,undefined"
         make -j2
+        # the unit tests, under the sanitizers too
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 make -j2 check ||
+            { cat tests/unit/unit_tests.log; exit 1; }
     )
 }
 

@@ -85,6 +85,8 @@ reverse_levels(struct bb_buf *ids, const size_t *ends, int nlevels)
 {
 	struct bb_buf out;
 
+	if (ids->len == 0)
+		return;
 	bb_buf_init(&out);
 	for (int k = nlevels - 1; k >= 0; k--) {
 		size_t start = k ? ends[k - 1] : 0;
