@@ -45,7 +45,7 @@ purge() {
 
 wrk_run() {  # CONNECTIONS
     purge
-    wrk -t2 -c"$1" -d"${seconds}s" --latency -s "$repo/bench/post.lua" \
+    wrk -t$(( $1 < 2 ? $1 : 2 )) -c"$1" -d"${seconds}s" --latency -s "$repo/bench/post.lua" \
         "$url/events/llm/prompt" | awk -v c="$1" '
         /Requests\/sec/ { rate = $2 }
         /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
@@ -66,16 +66,36 @@ rate() { sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$1"; }
 awk -v a="$(rate "$b16")" -v b="$(rate "$b64")" -v c="$(rate "$c")" \
     'BEGIN { printf "ratio bloodbank/ceiling: c16=%.2f c64=%.2f\n", a / c, b / c }'
 
-# The same load with tracking off, in the same run, for its cost.
-sed -i '/CORRELATION_TRACKING/d' "$dir/bloodbank.env"
-echo 'export CORRELATION_TRACKING=false' >>"$dir/bloodbank.env"
-"$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
-off=$(wrk_run 16 | sed 's/^bloodbank/tracking-off/'); echo "$off"
+# What tracking costs: the same load with tracking on and off, alternated
+# over three rounds so that a change in the host's load hits both; medians.
+tracking() {  # on|off
+    sed -i '/CORRELATION_TRACKING/d' "$dir/bloodbank.env"
+    [ "$1" = off ] && echo 'export CORRELATION_TRACKING=false' >>"$dir/bloodbank.env"
+    "$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+}
 p50() { sed -n 's/.* p50=\([0-9.]*\)\(m\?s\|us\).*/\1 \2/p' <<<"$1" |
     awk '{ print ($2 == "us") ? $1 / 1000 : ($2 == "s") ? $1 * 1000 : $1 }'; }
-awk -v on="$(rate "$b16")" -v off="$(rate "$off")" -v pon="$(p50 "$b16")" \
-    -v poff="$(p50 "$off")" 'BEGIN { printf "tracking cost at c16: " \
-    "throughput %.1f%%, p50 %+.3f ms\n", (off - on) / off * 100, pon - poff }'
-sed -i '/CORRELATION_TRACKING/d' "$dir/bloodbank.env"
-"$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# One connection shows the cost per request; sixteen, the cost when the two
+# cores are saturated and Redis competes with the broker for CPU.
+for c in 1 16; do
+    : >"$dir/on.txt"; : >"$dir/off.txt"
+    for round in 1 2 3; do
+        for mode in on off; do
+            tracking "$mode"
+            r=$(seconds=$(( (seconds + 1) / 2 )) wrk_run "$c")
+            echo "$(rate "$r") $(p50 "$r")" >>"$dir/$mode.txt"
+        done
+    done
+    on_rate=$(cut -d' ' -f1 "$dir/on.txt" | median)
+    on_p50=$(cut -d' ' -f2 "$dir/on.txt" | median)
+    off_rate=$(cut -d' ' -f1 "$dir/off.txt" | median)
+    off_p50=$(cut -d' ' -f2 "$dir/off.txt" | median)
+    echo "tracking on  c$c (median of 3): rate=$on_rate p50=${on_p50}ms"
+    echo "tracking off c$c (median of 3): rate=$off_rate p50=${off_p50}ms"
+    awk -v c="$c" -v on="$on_rate" -v off="$off_rate" -v pon="$on_p50" \
+        -v poff="$off_p50" 'BEGIN { printf "tracking cost at c%s: throughput " \
+        "%.1f%%, p50 %+.3f ms\n", c, (off - on) / off * 100, pon - poff }'
+done
+tracking on
 /usr/bin/python3 "$repo/bench/memory.py" "$url" "$BB_REDIS_PORT" 10000

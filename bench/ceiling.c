@@ -1,6 +1,7 @@
 /* ceiling: the broker's own limit for what Bloodbank does per request --
- * one persistent, envelope-sized message published with librabbitmq,
- * waiting for its confirm before the next -- from N processes at once.
+ * one persistent, envelope-sized message with the same properties, published
+ * mandatory with librabbitmq, waiting for its confirm before the next --
+ * from N processes at once.
  *
  * usage: ceiling AMQP_URL EXCHANGE ROUTING_KEY PROCS SECONDS BYTES
  * Prints: procs=N messages=M seconds=S rate=R p50_ms=X p99_ms=Y */
@@ -58,23 +59,32 @@ publisher(const char *url, const char *exchange, const char *key,
 		die("bad URL");
 	if (amqp_socket_open(sock, ci.host, ci.port) != AMQP_STATUS_OK)
 		die("connect");
-	check(amqp_login(conn, ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
+	check(amqp_login(conn, ci.vhost[0] ? ci.vhost : "/", 0, 131072, 0,
+	    AMQP_SASL_METHOD_PLAIN,
 	    ci.user, ci.password), "login");
 	amqp_channel_open(conn, 1);
 	check(amqp_get_rpc_reply(conn), "channel");
 	amqp_confirm_select(conn, 1);
 	check(amqp_get_rpc_reply(conn), "confirm.select");
 	memset(&props, 0, sizeof(props));
-	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+	    AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+	    AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+	    AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_APP_ID_FLAG;
 	props.content_type = amqp_cstring_bytes("application/json");
+	props.content_encoding = amqp_cstring_bytes("utf-8");
 	props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+	props.message_id = amqp_cstring_bytes("5c3d0a4e-2f57-4d8b-9a43-0d7c1f0b5e21");
+	props.timestamp = (uint64_t)time(NULL);
+	props.type = amqp_cstring_bytes(key);
+	props.app_id = amqp_cstring_bytes("bloodbank");
 
 	double end = now() + seconds;
 	while (now() < end) {
 		double t0 = now();
 		amqp_bytes_t b = { bytes, body };
 		if (amqp_basic_publish(conn, 1, amqp_cstring_bytes(exchange),
-		    amqp_cstring_bytes(key), 0, 0, &props, b) != AMQP_STATUS_OK)
+		    amqp_cstring_bytes(key), 1, 0, &props, b) != AMQP_STATUS_OK)
 			die("publish");
 		tag++;
 		for (;;) {

@@ -261,7 +261,13 @@ handle_publish(struct bb_app *app, const struct bb_request *req,
 			return;
 		}
 	}
-	enum bb_publish_result r = bb_publisher_publish(app->pub, &msg);
+	enum bb_publish_result r = bb_publisher_send(app->pub, &msg);
+	if (r == BB_PUBLISH_OK) {
+		/* The previous event's tracking round trip ends while the
+		 * broker writes this one to disk. */
+		bb_tracker_settle(app->tracker);
+		r = bb_publisher_confirm(app->pub, env->event_id);
+	}
 	if (r == BB_PUBLISH_OK) {
 		bb_log_debug("published event %s (%s)", env->event_id,
 		    env->event_type);

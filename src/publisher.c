@@ -26,6 +26,7 @@ struct bb_publisher {
 	int connect_timeout_ms;
 	amqp_connection_state_t conn;	/* NULL while disconnected */
 	uint64_t next_tag;	/* delivery tag of the next publish */
+	uint64_t sent_tag;	/* delivery tag of the one awaiting its confirm */
 };
 
 struct bb_publisher *
@@ -383,7 +384,7 @@ wait_confirm(struct bb_publisher *pub, uint64_t tag, const char *event_id)
 }
 
 enum bb_publish_result
-bb_publisher_publish(struct bb_publisher *pub, const struct bb_message *msg)
+bb_publisher_send(struct bb_publisher *pub, const struct bb_message *msg)
 {
 	/* A connection that looked alive can still fail on write (the broker
 	 * went away since the last drain); one retry on a fresh connection is
@@ -391,17 +392,24 @@ bb_publisher_publish(struct bb_publisher *pub, const struct bb_message *msg)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!ensure_connected(pub, pub->connect_timeout_ms))
 			return BB_PUBLISH_UNAVAILABLE;
-		uint64_t tag = pub->next_tag;
 		int rc = send_message(pub, msg);
 		if (rc == AMQP_STATUS_OK) {
-			pub->next_tag++;
-			return wait_confirm(pub, tag, msg->message_id);
+			pub->sent_tag = pub->next_tag++;
+			return BB_PUBLISH_OK;
 		}
 		bb_log_warning("AMQP publish of event %s failed: %s",
 		    msg->message_id, amqp_error_string2(rc));
 		disconnect(pub);
 	}
 	return BB_PUBLISH_UNAVAILABLE;
+}
+
+enum bb_publish_result
+bb_publisher_confirm(struct bb_publisher *pub, const char *event_id)
+{
+	if (pub->conn == NULL)
+		return BB_PUBLISH_UNAVAILABLE;
+	return wait_confirm(pub, pub->sent_tag, event_id);
 }
 
 const char *

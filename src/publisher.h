@@ -42,10 +42,14 @@ enum bb_publish_result {
 struct bb_publisher *bb_publisher_new(const struct bb_publisher_options *opt);
 void bb_publisher_free(struct bb_publisher *pub);
 
-/* Publishes persistently and waits for the broker's confirm. Reconnects
- * first if the connection was lost. */
-enum bb_publish_result bb_publisher_publish(struct bb_publisher *pub,
+/* Publishes persistently (mandatory), reconnecting first if the connection
+ * was lost: OK once sent, or UNAVAILABLE. */
+enum bb_publish_result bb_publisher_send(struct bb_publisher *pub,
     const struct bb_message *msg);
+/* Waits for the broker's confirm of the message just sent. Between the two
+ * calls the caller may do other work, which then costs no extra time. */
+enum bb_publish_result bb_publisher_confirm(struct bb_publisher *pub,
+    const char *event_id);
 
 /* True when a connection is up, connecting within timeout_ms if not. */
 bool bb_publisher_healthy(struct bb_publisher *pub, int timeout_ms);

@@ -31,6 +31,8 @@ struct bb_tracker {
 	long long window_ms;		/* how long a replay is possible */
 	long long inflight_ms;		/* how long a claim may stay pending */
 	redisContext *c;		/* NULL while disconnected */
+	int pending;			/* replies of the last record, unread */
+	char pending_event[BB_UUID_STRLEN + 1];
 	long long retry_at;		/* no connect attempt before (ms) */
 	int backoff_ms;
 	struct bb_buf scratch;
@@ -62,6 +64,7 @@ bb_tracker_free(struct bb_tracker *t)
 {
 	if (t == NULL)
 		return;
+	bb_tracker_settle(t);
 	if (t->c)
 		redisFree(t->c);
 	free(t->host);
@@ -168,6 +171,7 @@ bb_tracker_healthy(struct bb_tracker *t)
 {
 	redisReply *r;
 
+	bb_tracker_settle(t);
 	if (!t->enabled || !ensure(t))
 		return false;
 	if (redisAppendCommand(t->c, "PING") != REDIS_OK || !read_reply(t, &r)) {
@@ -218,7 +222,20 @@ append(struct bb_tracker *t, int *sent, int argc, const char **argv,
 		(*sent)++;
 }
 
-enum bb_track_result
+/* Logs the failure of the tracking of event_id and drops the connection. */
+static void
+report(struct bb_tracker *t, const char *event_id)
+{
+	if (timed_out(t->c))
+		bb_log_warning("Correlation tracking timed out for event %s",
+		    event_id);
+	else
+		bb_log_warning("Correlation tracking failed for event %s: %s",
+		    event_id, t->c && t->c->err ? t->c->errstr : "error reply");
+	fail(t);
+}
+
+void
 bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
     const char *envelope, size_t envelope_len, const uint8_t *body_hash)
 {
@@ -229,8 +246,9 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 	bb_id id;
 	int sent = 0;
 
+	bb_tracker_settle(t);
 	if (!t->enabled || !ensure(t))
-		return BB_TRACK_SKIPPED;
+		return;
 	snprintf(ttl, sizeof(ttl), "%lld", t->ttl_ms);
 	bb_id_parse(env->event_id, id);
 	bb_record_key(id, keys[0]);
@@ -270,18 +288,29 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 	append(t, &sent, 1, exec, NULL);
 	bb_buf_free(&claim);
 
-	if (read_transaction(t, sent))
-		return BB_TRACK_OK;
-	enum bb_track_result r = timed_out(t->c) ? BB_TRACK_TIMEOUT :
-	    BB_TRACK_ERROR;
-	if (r == BB_TRACK_TIMEOUT)
-		bb_log_warning("Correlation tracking timed out for event %s",
-		    env->event_id);
-	else
-		bb_log_warning("Correlation tracking failed for event %s: %s",
-		    env->event_id, t->c->err ? t->c->errstr : "error reply");
-	fail(t);
-	return r;
+	/* Sent now; the replies are read by bb_tracker_settle, while the next
+	 * publish waits for its confirm. */
+	int done = 0;
+	while (!done) {
+		if (redisBufferWrite(t->c, &done) != REDIS_OK) {
+			report(t, env->event_id);
+			return;
+		}
+	}
+	t->pending = sent;
+	memcpy(t->pending_event, env->event_id, sizeof(t->pending_event));
+}
+
+void
+bb_tracker_settle(struct bb_tracker *t)
+{
+	int n = t->pending;
+
+	if (n == 0)
+		return;
+	t->pending = 0;
+	if (!read_transaction(t, n))
+		report(t, t->pending_event);
 }
 
 enum bb_claim
@@ -291,6 +320,7 @@ bb_tracker_claim(struct bb_tracker *t, const char *event_id,
 	char ikey[IDEM_KEY_LEN], pending[1 + BB_BODY_HASH_LEN], ttl[24];
 	redisReply *r;
 
+	bb_tracker_settle(t);
 	if (!t->enabled || !ensure(t))
 		return BB_CLAIM_UNAVAILABLE;
 	idem_key(event_id, ikey);
@@ -348,6 +378,7 @@ bb_tracker_release(struct bb_tracker *t, const char *event_id)
 	size_t del_len[] = { 3, IDEM_KEY_LEN };
 	redisReply *r;
 
+	bb_tracker_settle(t);
 	if (!t->enabled || !ensure(t))
 		return;
 	idem_key(event_id, ikey);
@@ -369,6 +400,7 @@ bb_tracker_fetch(void *tracker, const bb_id *ids, int n, bb_fetch_each each,
 	const char *get[] = { "GET", key };
 	redisReply *r;
 
+	bb_tracker_settle(t);
 	if (!ensure(t))
 		return -1;
 	/* One round trip for the whole level: N GETs, then N replies. */
@@ -392,16 +424,4 @@ error:
 	    t->c && t->c->err ? t->c->errstr : "error reply");
 	fail(t);
 	return -1;
-}
-
-const char *
-bb_track_result_name(enum bb_track_result r)
-{
-	switch (r) {
-	case BB_TRACK_OK: return "ok";
-	case BB_TRACK_TIMEOUT: return "timeout";
-	case BB_TRACK_ERROR: return "error";
-	case BB_TRACK_SKIPPED: return "skipped";
-	}
-	return "unknown";
 }

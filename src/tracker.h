@@ -18,13 +18,6 @@
 
 struct bb_tracker;
 
-enum bb_track_result {
-	BB_TRACK_OK,
-	BB_TRACK_TIMEOUT,
-	BB_TRACK_ERROR,
-	BB_TRACK_SKIPPED,	/* tracking off, or Redis known to be down */
-};
-
 enum bb_claim {
 	BB_CLAIM_NEW,		/* ours to publish */
 	BB_CLAIM_IN_FLIGHT,	/* the same key is being published now */
@@ -41,12 +34,17 @@ bool bb_tracker_enabled(const struct bb_tracker *t);
 bool bb_tracker_healthy(struct bb_tracker *t);
 
 /* Records a confirmed event: its metadata, and it as a child of each
- * parent, with the TTL on every key -- one MULTI/EXEC round trip. With
+ * parent, with the TTL on every key -- one MULTI/EXEC transaction. With
  * body_hash, also marks its idempotency claim as done, keeping the
- * envelope for replays. */
-enum bb_track_result bb_tracker_record(struct bb_tracker *t,
+ * envelope for replays. The commands are sent at once and their replies
+ * read later by bb_tracker_settle, so that the round trip overlaps other
+ * work; a failure is logged then. Every other call settles first. */
+void bb_tracker_record(struct bb_tracker *t,
     const struct bb_envelope *env, const char *envelope, size_t envelope_len,
     const uint8_t *body_hash);
+
+/* Reads the replies of the last record, within REDIS_TIMEOUT_MS. */
+void bb_tracker_settle(struct bb_tracker *t);
 
 /* Claims an idempotent event id before publishing it. On REPLAY the
  * original envelope is put in original. */
@@ -58,7 +56,5 @@ void bb_tracker_release(struct bb_tracker *t, const char *event_id);
 /* The store behind bb_walk (a bb_fetch_fn over a struct bb_tracker). */
 int bb_tracker_fetch(void *tracker, const bb_id *ids, int n,
     bb_fetch_each each, void *walk);
-
-const char *bb_track_result_name(enum bb_track_result r);
 
 #endif
