@@ -43,7 +43,10 @@ bb_app_new(const struct bb_config *cfg)
 
 	app->cfg = cfg;
 	app->pub = bb_publisher_new(&opt);
-	app->tracker = bb_tracker_new(cfg);
+	/* A publish takes at most two connects (a retry after a failed
+	 * write), the confirm, and the tracking of the event before it. */
+	app->tracker = bb_tracker_new(cfg, 2LL * AMQP_CONNECT_TIMEOUT_MS +
+	    cfg->confirm_timeout_ms + cfg->redis_timeout_ms + 1000);
 	bb_buf_init(&app->body);
 	bb_buf_init(&app->original);
 	bb_event_init(&app->event);
@@ -289,7 +292,12 @@ bb_app_handle(struct bb_app *app, struct bb_request *req,
 	struct bb_match m;
 
 	bb_response_reset(resp);
-	switch (bb_route(req->method, req->path, &m)) {
+	enum bb_route_result found = bb_route(req->method, req->path, &m);
+	/* DEBUG_ENDPOINTS=false removes the paths, whatever the method. */
+	if ((m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN) &&
+	    !app->cfg->debug_endpoints)
+		found = BB_ROUTE_NOT_FOUND;
+	switch (found) {
 	case BB_ROUTE_NOT_FOUND:
 		bb_response_error(resp, 404, "not_found", "no such endpoint");
 		return;
@@ -303,11 +311,6 @@ bb_app_handle(struct bb_app *app, struct bb_request *req,
 	}
 	if (m.route == BB_ROUTE_HEALTHZ) {
 		handle_healthz(app, resp);
-		return;
-	}
-	if ((m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN) &&
-	    !app->cfg->debug_endpoints) {
-		bb_response_error(resp, 404, "not_found", "no such endpoint");
 		return;
 	}
 	if (!authorized(app, req)) {

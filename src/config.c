@@ -17,7 +17,8 @@
 #define DEFAULT_INI "/etc/bloodbank/bloodbank.ini"
 #define DEFAULT_ENV_FILE ".env"
 
-enum kind { K_STRING, K_INT, K_LONG, K_BOOL, K_EXCHANGE_TYPE, K_LOG_LEVEL };
+enum kind { K_STRING, K_AMQP_URLS, K_INT, K_LONG, K_BOOL, K_EXCHANGE_TYPE,
+	K_LOG_LEVEL };
 
 struct setting {
 	const char *env;
@@ -34,9 +35,11 @@ struct setting {
 
 static const struct setting settings[] = {
 	{ "RABBIT_URL", NULL, "rabbitmq:url",
-	    "amqp://guest:guest@localhost:5672/", K_STRING, OFF(rabbit_url), 0, 0, true },
+	    "amqp://guest:guest@localhost:5672/", K_AMQP_URLS, OFF(rabbit_url), 1,
+	    8192, true },
+	/* 246 so that "<exchange>.unrouted" fits AMQP's 255-byte names. */
 	{ "RABBIT_EXCHANGE", "EXCHANGE_NAME", "rabbitmq:exchange", "events",
-	    K_STRING, OFF(exchange), 1, 255, false },
+	    K_STRING, OFF(exchange), 1, 246, false },
 	{ "RABBIT_EXCHANGE_TYPE", NULL, "rabbitmq:exchange_type", "topic",
 	    K_EXCHANGE_TYPE, OFF(exchange_type), 0, 0, false },
 	{ "RABBIT_CONFIRM_TIMEOUT_MS", NULL, "rabbitmq:confirm_timeout_ms", "5000",
@@ -163,6 +166,25 @@ parse_long(const char *v, long min, long max, long *out)
 	    *out <= max;
 }
 
+/* Each entry of a comma-separated list names a host after amqp://
+ * (amqps, TLS, is not supported). */
+static bool
+amqp_urls_valid(const char *v)
+{
+	for (;;) {
+		size_t n = strcspn(v, ",");
+		const char *e = v;
+		while (*e == ' ')
+			e++;
+		if (strncmp(e, "amqp://", 7) != 0 || n <= (size_t)(e - v) + 7 ||
+		    strchr(",/:", e[7]) != NULL)
+			return false;
+		if (v[n] != ',')
+			return true;
+		v += n + 1;
+	}
+}
+
 static int
 apply(struct bb_config *cfg, const struct setting *s, const char *value,
     const char *from, char *err, size_t errlen)
@@ -172,6 +194,13 @@ apply(struct bb_config *cfg, const struct setting *s, const char *value,
 	long n;
 
 	switch (s->kind) {
+	case K_AMQP_URLS:
+		if (!amqp_urls_valid(value)) {
+			expected = "amqp://user:password@host:port/vhost, or a "
+			    "comma-separated list of them";
+			break;
+		}
+		/* FALLTHROUGH */
 	case K_STRING:
 		if (s->max && (strlen(value) < (size_t)s->min ||
 		    strlen(value) > (size_t)s->max)) {
@@ -293,6 +322,7 @@ bb_config_free(struct bb_config *cfg)
 
 	for (size_t s = 0; s < NSETTINGS; s++) {
 		if (settings[s].kind == K_STRING ||
+		    settings[s].kind == K_AMQP_URLS ||
 		    settings[s].kind == K_EXCHANGE_TYPE) {
 			free(*(char **)(base + settings[s].offset));
 			*(char **)(base + settings[s].offset) = NULL;
@@ -300,7 +330,10 @@ bb_config_free(struct bb_config *cfg)
 	}
 }
 
-/* Redacts each URL of a comma-separated list. */
+/* Redacts each URL of a comma-separated list: everything between the
+ * user name and the last '@' of an entry, so that a password holding a raw
+ * '@' or ',' does not show either. An entry starts at the list's start or
+ * at a ',' followed by "amqp". */
 void
 bb_config_redact_url(const char *url, char *out, size_t outlen)
 {
@@ -308,20 +341,27 @@ bb_config_redact_url(const char *url, char *out, size_t outlen)
 
 	out[0] = '\0';
 	while (*url && used + 1 < outlen) {
-		size_t n = strcspn(url, ",");
+		const char *end = url + 1;
+		while (*end && !(end[0] == ',' && strncmp(end + 1 +
+		    strspn(end + 1, " "), "amqp", 4) == 0))
+			end++;
+		size_t n = (size_t)(end - url);
 		const char *scheme = strstr(url, "://");
-		const char *start = scheme && scheme < url + n ? scheme + 3 : url;
-		const char *at = memchr(start, '@', (size_t)(url + n - start));
+		const char *start = scheme && scheme < end ? scheme + 3 : url;
+		const char *at = NULL;
+		for (const char *p = start; p < end; p++)
+			if (*p == '@')
+				at = p;
 		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) :
 		    NULL;
 
 		if (colon)
 			snprintf(out + used, outlen - used, "%.*s:***%.*s",
-			    (int)(colon - url), url, (int)(url + n - at), at);
+			    (int)(colon - url), url, (int)(end - at), at);
 		else
 			snprintf(out + used, outlen - used, "%.*s", (int)n, url);
 		used = strlen(out);
-		url += n;
+		url = end;
 		if (*url == ',') {
 			snprintf(out + used, outlen - used, ",");
 			used = strlen(out);
@@ -343,8 +383,9 @@ bb_config_print(const struct bb_config *cfg, FILE *out)
 		fprintf(out, "%s=", st->env);
 		switch (st->kind) {
 		case K_STRING:
+		case K_AMQP_URLS:
 		case K_EXCHANGE_TYPE:
-			if (st->offset == OFF(rabbit_url)) {
+			if (st->kind == K_AMQP_URLS) {
 				bb_config_redact_url(*(char *const *)field,
 				    redacted, sizeof(redacted));
 				fputs(redacted, out);

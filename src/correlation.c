@@ -13,46 +13,73 @@
 struct id_set {
 	uint8_t (*slot)[16];
 	bool *used;
+	int *node;		/* the id's number in the walk; 0 is the start */
 };
 
-static bool
-set_add(struct id_set *s, const uint8_t *id)
+/* The slot of id, or the empty slot where it would go. */
+static uint32_t
+set_slot(const struct id_set *s, const uint8_t *id)
 {
 	uint32_t h;
 
 	memcpy(&h, id, sizeof(h));
 	for (uint32_t k = h & (SET_SLOTS - 1);; k = (k + 1) & (SET_SLOTS - 1)) {
-		if (!s->used[k]) {
-			s->used[k] = true;
-			memcpy(s->slot[k], id, 16);
-			return true;
-		}
-		if (memcmp(s->slot[k], id, 16) == 0)
-			return false;
+		if (!s->used[k] || memcmp(s->slot[k], id, 16) == 0)
+			return k;
 	}
+}
+
+static bool
+set_has(const struct id_set *s, const uint8_t *id)
+{
+	return s->used[set_slot(s, id)];
+}
+
+/* Adds id as node number `node`. */
+static void
+set_add(struct id_set *s, const uint8_t *id, int node)
+{
+	uint32_t k = set_slot(s, id);
+
+	s->used[k] = true;
+	s->node[k] = node;
+	memcpy(s->slot[k], id, 16);
+}
+
+/* The node number of id, or -1. */
+static int
+set_node(const struct id_set *s, const uint8_t *id)
+{
+	uint32_t k = set_slot(s, id);
+
+	return s->used[k] ? s->node[k] : -1;
 }
 
 struct walk {
 	enum bb_direction dir;
 	struct id_set seen;
+	const uint8_t *level;		/* the ids being fetched */
 	struct bb_buf next;		/* the next level's ids */
 	struct bb_buf children;		/* scratch for parsing */
 	struct bb_walk_result *out;
 	size_t found;
+	/* Going up, the parents of every node fetched, for the final order:
+	 * node n's parents are parents[first[n] .. first[n] + count[n]). */
+	struct bb_buf parents;		/* node numbers, as ints */
+	size_t *first;
+	int *count;
 };
 
 static void
 take(struct walk *w, const uint8_t *id)
 {
-	if (w->out->truncated)
+	if (w->out->truncated || set_has(&w->seen, id))
 		return;
 	if (w->found == BB_WALK_MAX_IDS) {
 		w->out->truncated = true;
 		return;
 	}
-	if (!set_add(&w->seen, id))
-		return;
-	w->found++;
+	set_add(&w->seen, id, (int)++w->found);
 	bb_buf_append(&w->out->ids, id, 16);
 	bb_buf_append(&w->next, id, 16);
 }
@@ -63,37 +90,68 @@ visit(void *ctx, int i, const char *val, size_t len)
 	struct walk *w = ctx;
 	struct bb_record rec;
 
-	(void)i;
 	if (val == NULL)
 		return;
 	bb_buf_reset(&w->children);
 	if (bb_record_parse(val, len, &rec, &w->children) != 0)
 		return;		/* a record we cannot read ends the path */
 	if (w->dir == BB_ANCESTORS) {
-		for (int k = 0; k < rec.nparents; k++)
+		int node = set_node(&w->seen, w->level + (size_t)i * 16);
+		w->first[node] = w->parents.len / sizeof(int);
+		for (int k = 0; k < rec.nparents; k++) {
 			take(w, rec.parents[k]);
+			int parent = set_node(&w->seen, rec.parents[k]);
+			if (parent >= 0) {
+				bb_buf_append(&w->parents, &parent, sizeof(int));
+				w->count[node]++;
+			}
+		}
 	} else {
 		for (size_t k = 0; k < w->children.len; k += 16)
 			take(w, (const uint8_t *)w->children.data + k);
 	}
 }
 
-/* Puts the levels of ids in reverse order, keeping the order within each
- * level: ends[k] is where level k ends, in ids. */
+/* Ancestors read oldest first: every event after all of its own ancestors
+ * (a topological order of the graph walked), the roots first, parents in the
+ * order they were named. A depth-first walk up from the start, listing each
+ * event once all its parents are listed, gives exactly that; an edge back to
+ * an event still being listed (a cycle) is skipped. */
 static void
-reverse_levels(struct bb_buf *ids, const size_t *ends, int nlevels)
+order_ancestors(struct walk *w)
 {
-	struct bb_buf out;
+	size_t n = w->found + 1;
+	const int *parents = (const int *)(const void *)w->parents.data;
+	int *stack = bb_xcalloc(n, sizeof(int));
+	int *pos = bb_xcalloc(n, sizeof(int));
+	char *state = bb_xcalloc(n, 1);	/* 0 new, 1 open, 2 listed */
+	struct bb_buf ordered;
+	size_t top = 0;
 
-	if (ids->len == 0)
-		return;
-	bb_buf_init(&out);
-	for (int k = nlevels - 1; k >= 0; k--) {
-		size_t start = k ? ends[k - 1] : 0;
-		bb_buf_append(&out, ids->data + start * 16, (ends[k] - start) * 16);
+	bb_buf_init(&ordered);
+	stack[top++] = 0;
+	state[0] = 1;
+	while (top) {
+		int node = stack[top - 1];
+		if (pos[node] < w->count[node]) {
+			int parent = parents[w->first[node] + (size_t)pos[node]++];
+			if (state[parent] == 0) {
+				state[parent] = 1;
+				stack[top++] = parent;
+			}
+			continue;
+		}
+		top--;
+		state[node] = 2;
+		if (node != 0)
+			bb_buf_append(&ordered, w->out->ids.data +
+			    (size_t)(node - 1) * 16, 16);
 	}
-	bb_buf_free(ids);
-	*ids = out;
+	bb_buf_free(&w->out->ids);
+	w->out->ids = ordered;
+	free(stack);
+	free(pos);
+	free(state);
 }
 
 int
@@ -102,8 +160,7 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 {
 	struct walk w = { .dir = dir, .out = out };
 	struct bb_buf level;
-	size_t *ends = bb_xcalloc((size_t)max_depth + 1, sizeof(size_t));
-	int nlevels = 0, rc = 0;
+	int rc = 0;
 
 	bb_buf_init(&out->ids);
 	out->nearest = 0;
@@ -111,32 +168,37 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 	bb_buf_init(&w.next);
 	bb_buf_init(&w.children);
 	bb_buf_init(&level);
+	bb_buf_init(&w.parents);
 	w.seen.slot = bb_xcalloc(SET_SLOTS, 16);
 	w.seen.used = bb_xcalloc(SET_SLOTS, sizeof(bool));
-	set_add(&w.seen, start);
+	w.seen.node = bb_xcalloc(SET_SLOTS, sizeof(int));
+	w.first = bb_xcalloc(BB_WALK_MAX_IDS + 1, sizeof(size_t));
+	w.count = bb_xcalloc(BB_WALK_MAX_IDS + 1, sizeof(int));
+	set_add(&w.seen, start, 0);
 	bb_buf_append(&level, start, 16);
 	for (int depth = 0; depth < max_depth && level.len && !out->truncated;
 	    depth++) {
 		bb_buf_reset(&w.next);
+		w.level = (const uint8_t *)level.data;
 		if (fetch(store, (const bb_id *)(const void *)level.data,
 		    (int)(level.len / 16), visit, &w) != 0) {
 			rc = -1;
 			break;
 		}
-		ends[nlevels++] = w.found;
 		if (depth == 0)
 			out->nearest = w.found;
 		bb_buf_reset(&level);
 		bb_buf_append(&level, w.next.data, w.next.len);
 	}
-	/* Breadth-first order is nearest first; ancestors read oldest first:
-	 * the farthest level first, each level in the order its ids were
-	 * named. */
+	/* Breadth-first order is nearest first, as descendants read. */
 	if (rc == 0 && dir == BB_ANCESTORS)
-		reverse_levels(&out->ids, ends, nlevels);
-	free(ends);
+		order_ancestors(&w);
 	free(w.seen.slot);
 	free(w.seen.used);
+	free(w.seen.node);
+	free(w.first);
+	free(w.count);
+	bb_buf_free(&w.parents);
 	bb_buf_free(&w.next);
 	bb_buf_free(&w.children);
 	bb_buf_free(&level);

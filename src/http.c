@@ -97,7 +97,7 @@ bb_query_param(const char *query, const char *name, char *out, size_t outlen)
 		if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
 			size_t vlen = len - n - 1;
 			if (vlen >= outlen)
-				vlen = outlen - 1;
+				vlen = 0;	/* too long: no parameter accepts "" */
 			memcpy(out, p + n + 1, vlen);
 			out[vlen] = '\0';
 			return true;

@@ -35,7 +35,9 @@ int bb_request_from_params(struct bb_request *req, char *const *params);
  * charset allowed, case-insensitive). */
 bool bb_content_type_is_json(const char *content_type);
 
-/* Value of name=... in a query string, copied into out; false if absent. */
+/* Value of name=... in a query string, copied into out; false if absent.
+ * A value too long for out is given as "", which no parameter accepts, so
+ * that it is refused rather than cut to something valid. */
 bool bb_query_param(const char *query, const char *name, char *out,
     size_t outlen);
 

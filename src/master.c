@@ -190,10 +190,11 @@ spawn(struct master *m, bool wait_ready)
 		return -1;
 	pid = fork();
 	if (pid == 0) {
+		/* Signals stay blocked: one that comes before the worker has
+		 * its own handlers waits for them instead of reaching ours. */
 		if (ready[0] >= 0)
 			close(ready[0]);
 		signal(SIGCHLD, SIG_DFL);
-		sigprocmask(SIG_SETMASK, &m->waiting, NULL);
 		_exit(bb_worker_run(m->listen_fd, ready[1]));
 	}
 	if (ready[1] >= 0)
@@ -253,13 +254,15 @@ reap(struct master *m, bool restart)
 	}
 }
 
+/* Starts a worker in every empty slot; after the first time, these are
+ * restarts, and limited. */
 static void
-fill_slots(struct master *m)
+fill_slots(struct master *m, bool first)
 {
 	for (int k = 0; k < m->opt->workers; k++) {
 		if (m->pid[k] != 0)
 			continue;
-		if (!restart_allowed(m)) {
+		if (!first && !restart_allowed(m)) {
 			bb_log_warning("workers are exiting too often; next start "
 			    "in a moment");
 			return;
@@ -281,23 +284,23 @@ wait_signal(struct master *m, int ms)
 	ppoll(NULL, 0, &ts, &m->waiting);
 }
 
+/* Asks one worker, no longer in any slot, to finish, and waits for it. */
 static void
-stop_worker(struct master *m, int k)
+stop_worker(pid_t pid)
 {
 	time_t deadline = time(NULL) + STOP_SECONDS;
-	pid_t pid = m->pid[k];
+	struct timespec pause = { 0, 100 * 1000000L };
 
 	kill(pid, SIGTERM);
-	while (m->pid[k] == pid && time(NULL) < deadline) {
-		wait_signal(m, 200);
-		reap(m, false);
-	}
-	if (m->pid[k] == pid) {
-		bb_log_warning("worker %ld still busy after %d s; killing it",
-		    (long)pid, STOP_SECONDS);
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		m->pid[k] = 0;
+	while (waitpid(pid, NULL, WNOHANG) == 0) {
+		if (time(NULL) >= deadline) {
+			bb_log_warning("worker %ld still busy after %d s; killing it",
+			    (long)pid, STOP_SECONDS);
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			return;
+		}
+		nanosleep(&pause, NULL);
 	}
 }
 
@@ -319,14 +322,17 @@ reload(struct master *m)
 	bb_log_info("reloading: replacing %d workers one at a time",
 	    m->opt->workers);
 	for (int k = 0; k < m->opt->workers && !got_stop; k++) {
+		pid_t old = m->pid[k];
 		pid_t fresh = spawn(m, true);
 		if (fresh < 0) {
 			bb_log_error("reload stopped: a new worker failed to start");
 			return;
 		}
-		if (m->pid[k] != 0)
-			stop_worker(m, k);
+		/* The slot is the new worker's before the old one goes, so
+		 * that reap() knows it if it dies meanwhile. */
 		m->pid[k] = fresh;
+		if (old != 0)
+			stop_worker(old);
 	}
 	bb_log_info("reload done");
 }
@@ -389,7 +395,7 @@ bb_master_run(const struct bb_master_options *opt)
 		return 1;
 	bb_log_info("master %ld: %d workers on %s", (long)getpid(),
 	    opt->workers, opt->listen ? opt->listen : "fd 0");
-	fill_slots(&m);
+	fill_slots(&m, true);
 	while (!got_stop) {
 		wait_signal(&m, 1000);
 		if (got_child) {
@@ -401,7 +407,7 @@ bb_master_run(const struct bb_master_options *opt)
 			reload(&m);
 		}
 		if (!got_stop)
-			fill_slots(&m);
+			fill_slots(&m, false);
 	}
 	bb_log_info("stopping: no new connections; %d s for requests in flight",
 	    STOP_SECONDS);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <amqp.h>
@@ -110,6 +111,17 @@ rpc_ok(amqp_rpc_reply_t r, const char *what)
 	}
 }
 
+/* Gives the next RPC what is left of the connect budget, so that the whole
+ * connect (login, channel, declares, confirm.select) stays within it. */
+static void
+budget(amqp_connection_state_t conn, long long deadline)
+{
+	long long left = deadline - bb_monotonic_ms();
+	struct timeval tv = ms_to_tv(left > 1 ? left : 1);
+
+	amqp_set_rpc_timeout(conn, &tv);
+}
+
 /* The exchange carries an alternate exchange so that an event no queue is
  * bound for lands in the durable <exchange>.unrouted queue instead of being
  * acknowledged into nowhere. If the exchange already exists with other
@@ -117,20 +129,24 @@ rpc_ok(amqp_rpc_reply_t r, const char *what)
  * then it is used as it is, and mandatory publishing refuses what it cannot
  * route. */
 static bool
-declare_topology(amqp_connection_state_t conn, struct bb_publisher *pub)
+declare_topology(amqp_connection_state_t conn, struct bb_publisher *pub,
+    long long deadline)
 {
 	amqp_table_entry_t ae;
 	amqp_table_t args = { 1, &ae };
 	amqp_channel_close_ok_t close_ok;
 
+	budget(conn, deadline);
 	amqp_exchange_declare(conn, CHANNEL, amqp_cstring_bytes(pub->unrouted),
 	    amqp_cstring_bytes("fanout"), 0, 1, 0, 0, amqp_empty_table);
 	if (!rpc_ok(amqp_get_rpc_reply(conn), "declare of the unrouted exchange"))
 		return false;
+	budget(conn, deadline);
 	amqp_queue_declare(conn, CHANNEL, amqp_cstring_bytes(pub->unrouted), 0, 1,
 	    0, 0, amqp_empty_table);
 	if (!rpc_ok(amqp_get_rpc_reply(conn), "declare of the unrouted queue"))
 		return false;
+	budget(conn, deadline);
 	amqp_queue_bind(conn, CHANNEL, amqp_cstring_bytes(pub->unrouted),
 	    amqp_cstring_bytes(pub->unrouted), amqp_empty_bytes, amqp_empty_table);
 	if (!rpc_ok(amqp_get_rpc_reply(conn), "bind of the unrouted queue"))
@@ -139,6 +155,7 @@ declare_topology(amqp_connection_state_t conn, struct bb_publisher *pub)
 	ae.key = amqp_cstring_bytes("alternate-exchange");
 	ae.value.kind = AMQP_FIELD_KIND_UTF8;
 	ae.value.value.bytes = amqp_cstring_bytes(pub->unrouted);
+	budget(conn, deadline);
 	amqp_exchange_declare(conn, CHANNEL, amqp_cstring_bytes(pub->exchange),
 	    amqp_cstring_bytes(pub->exchange_type), 0, 1, 0, 0, args);
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
@@ -153,9 +170,11 @@ declare_topology(amqp_connection_state_t conn, struct bb_publisher *pub)
 	if (amqp_send_method(conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD,
 	    &close_ok) != AMQP_STATUS_OK)
 		return false;
+	budget(conn, deadline);
 	amqp_channel_open(conn, CHANNEL);
 	if (!rpc_ok(amqp_get_rpc_reply(conn), "channel reopen"))
 		return false;
+	budget(conn, deadline);
 	amqp_exchange_declare(conn, CHANNEL, amqp_cstring_bytes(pub->exchange),
 	    amqp_cstring_bytes(pub->exchange_type), 1, 0, 0, 0, amqp_empty_table);
 	return rpc_ok(amqp_get_rpc_reply(conn), "passive declare of the exchange");
@@ -163,12 +182,13 @@ declare_topology(amqp_connection_state_t conn, struct bb_publisher *pub)
 
 /* Opens, logs in, opens the channel, declares, and enables confirms. */
 static amqp_connection_state_t
-open_connection(struct bb_publisher *pub, const char *url, long long budget_ms)
+open_connection(struct bb_publisher *pub, const char *url, long long deadline)
 {
 	struct amqp_connection_info ci;
 	amqp_connection_state_t conn = NULL;
 	amqp_socket_t *sock;
-	struct timeval tv = ms_to_tv(budget_ms);
+	struct timeval tv = ms_to_tv(deadline - bb_monotonic_ms());
+	struct timeval send_timeout = ms_to_tv(pub->confirm_timeout_ms);
 	char *copy = bb_xstrdup(url);
 	bool ok = false;
 
@@ -188,15 +208,22 @@ open_connection(struct bb_publisher *pub, const char *url, long long budget_ms)
 		    amqp_error_string2(rc));
 		goto end;
 	}
+	/* A broker that stops reading (a memory or disk alarm) must not hold
+	 * a worker in send() for ever; librabbitmq writes without a timeout. */
+	setsockopt(amqp_get_sockfd(conn), SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
+	    sizeof(send_timeout));
 	/* "amqp://host:port/" parses to an empty vhost; like other clients,
 	 * take it as the default vhost "/". */
+	budget(conn, deadline);
 	if (!rpc_ok(amqp_login(conn, ci.vhost[0] ? ci.vhost : "/", 0, FRAME_MAX, 0,
 	    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password), "login"))
 		goto end;
+	budget(conn, deadline);
 	amqp_channel_open(conn, CHANNEL);
 	if (!rpc_ok(amqp_get_rpc_reply(conn), "channel open") ||
-	    !declare_topology(conn, pub))
+	    !declare_topology(conn, pub, deadline))
 		goto end;
+	budget(conn, deadline);
 	amqp_confirm_select(conn, CHANNEL);
 	if (!rpc_ok(amqp_get_rpc_reply(conn), "confirm.select"))
 		goto end;
@@ -221,16 +248,23 @@ connect_any(struct bb_publisher *pub, int timeout_ms)
 
 	for (char *url = strtok_r(list, ",", &save); url && !pub->conn;
 	    url = strtok_r(NULL, ",", &save)) {
-		long long left = deadline - bb_monotonic_ms();
-		if (left <= 0)
+		if (deadline - bb_monotonic_ms() <= 0)
 			break;
 		while (*url == ' ')
 			url++;
-		pub->conn = open_connection(pub, url, left);
+		pub->conn = open_connection(pub, url, deadline);
 	}
 	free(list);
 	pub->next_tag = 1;	/* confirm.select starts counting at 1 */
 	return pub->conn != NULL;
+}
+
+/* librabbitmq keeps every frame received on a channel in that channel's
+ * pool until told to let go; without this, each confirm would stay. */
+static void
+release(struct bb_publisher *pub)
+{
+	amqp_maybe_release_buffers_on_channel(pub->conn, CHANNEL);
 }
 
 /* Reads whatever the broker sent while we were idle. A close, or a socket
@@ -251,6 +285,7 @@ drain(struct bb_publisher *pub)
 		    (frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
 		    frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD))
 			return false;
+		release(pub);
 	}
 }
 
@@ -352,12 +387,14 @@ wait_confirm(struct bb_publisher *pub, uint64_t tag, const char *event_id)
 			amqp_basic_ack_t *ack = frame.payload.method.decoded;
 			if (ack->delivery_tag < tag)
 				continue;	/* an earlier message's */
+			release(pub);
 			return returned ? BB_PUBLISH_UNROUTABLE : BB_PUBLISH_OK;
 		}
 		case AMQP_BASIC_NACK_METHOD: {
 			amqp_basic_nack_t *nack = frame.payload.method.decoded;
 			if (nack->delivery_tag < tag)
 				continue;
+			release(pub);
 			return BB_PUBLISH_NACKED;
 		}
 		case AMQP_BASIC_RETURN_METHOD: {
@@ -368,6 +405,7 @@ wait_confirm(struct bb_publisher *pub, uint64_t tag, const char *event_id)
 				return BB_PUBLISH_UNAVAILABLE;
 			}
 			amqp_destroy_message(&returned_msg);
+			release(pub);
 			returned = true;
 			continue;
 		}

@@ -34,12 +34,14 @@ struct bb_tracker {
 	int pending;			/* replies of the last record, unread */
 	char pending_event[BB_UUID_STRLEN + 1];
 	long long retry_at;		/* no connect attempt before (ms) */
+	long long skip_logged_at;	/* last "skipped" line (ms) */
+	long skipped;			/* events not tracked since then */
 	int backoff_ms;
 	struct bb_buf scratch;
 };
 
 struct bb_tracker *
-bb_tracker_new(const struct bb_config *cfg)
+bb_tracker_new(const struct bb_config *cfg, long long claim_ms)
 {
 	struct bb_tracker *t = bb_xcalloc(1, sizeof(*t));
 
@@ -52,8 +54,7 @@ bb_tracker_new(const struct bb_config *cfg)
 	t->timeout.tv_usec = (cfg->redis_timeout_ms % 1000) * 1000;
 	t->ttl_ms = (long long)cfg->redis_ttl_days * 86400 * 1000;
 	t->window_ms = (long long)cfg->idempotency_window_s * 1000;
-	/* Longer than any publish can take: connect, confirm, margin. */
-	t->inflight_ms = cfg->confirm_timeout_ms + 2000 + 1000;
+	t->inflight_ms = claim_ms;
 	t->backoff_ms = BACKOFF_MIN_MS;
 	bb_buf_init(&t->scratch);
 	return t;
@@ -235,6 +236,22 @@ report(struct bb_tracker *t, const char *event_id)
 	fail(t);
 }
 
+/* While Redis is known to be down, events go untracked; say so, but at most
+ * once a second, with how many. */
+static void
+skipped(struct bb_tracker *t, const char *event_id)
+{
+	long long now = bb_monotonic_ms();
+
+	t->skipped++;
+	if (now - t->skip_logged_at < 1000)
+		return;
+	bb_log_warning("Correlation tracking skipped for event %s: Redis "
+	    "unavailable (%ld events untracked)", event_id, t->skipped);
+	t->skip_logged_at = now;
+	t->skipped = 0;
+}
+
 void
 bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
     const char *envelope, size_t envelope_len, const uint8_t *body_hash)
@@ -247,8 +264,12 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 	int sent = 0;
 
 	bb_tracker_settle(t);
-	if (!t->enabled || !ensure(t))
+	if (!t->enabled)
 		return;
+	if (!ensure(t)) {
+		skipped(t, env->event_id);
+		return;
+	}
 	snprintf(ttl, sizeof(ttl), "%lld", t->ttl_ms);
 	bb_id_parse(env->event_id, id);
 	bb_record_key(id, keys[0]);

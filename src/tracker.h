@@ -26,7 +26,10 @@ enum bb_claim {
 	BB_CLAIM_UNAVAILABLE,	/* no Redis: publish, with the same id */
 };
 
-struct bb_tracker *bb_tracker_new(const struct bb_config *cfg);
+/* claim_ms: how long an idempotency claim may stay pending -- longer than
+ * any publish can take. */
+struct bb_tracker *bb_tracker_new(const struct bb_config *cfg,
+    long long claim_ms);
 void bb_tracker_free(struct bb_tracker *t);
 
 bool bb_tracker_enabled(const struct bb_tracker *t);

@@ -162,6 +162,9 @@ test_bad_values_name_key_and_file(void)
 	expect_error("", "", "MAX_BODY_BYTES", "12abc", "MAX_BODY_BYTES");
 	expect_error("[rabbitmq]\nurl_typo = x\n", "", NULL, NULL,
 	    "unknown key rabbitmq:url_typo");
+	expect_error("", "", "RABBIT_URL", "localhost:5672", "RABBIT_URL");
+	expect_error("", "", "RABBIT_URL", "amqps://u:secret@h/", "RABBIT_URL");
+	expect_error("", "", "RABBIT_URL", "amqp://h/,", "RABBIT_URL");
 }
 
 static void
@@ -214,6 +217,8 @@ test_redacts_every_url_of_a_list(void)
 	    out, sizeof(out));
 	CU_ASSERT_STRING_EQUAL(out,
 	    "amqp://a:***@h1:5672/,amqp://b:***@h2/v,amqp://h3/");
+	bb_config_redact_url("amqp://u:p@ss,w@rd@h/", out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "amqp://u:***@h/");
 }
 
 void

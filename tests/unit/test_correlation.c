@@ -199,6 +199,26 @@ test_diamond_lists_each_id_once(void)
 	store_free(&s);
 }
 
+/* A root that is also a direct parent still comes first (oldest first). */
+static void
+test_ancestors_list_a_root_before_its_descendants(void)
+{
+	struct store s;
+	struct bb_walk_result w;
+	char got[256];
+	int r[] = { 1 }, p2[] = { 2 }, e[] = { 3, 1 };
+
+	store_init(&s);
+	publish(&s, 1, NULL, 0);	/* R */
+	publish(&s, 2, r, 1);		/* P2, child of R */
+	publish(&s, 3, p2, 1);		/* P1, child of P2 */
+	publish(&s, 4, e, 2);		/* E, child of P1 and R */
+	walk_numbers(&s, 4, BB_ANCESTORS, 100, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "1 2 3");
+	bb_buf_free(&w.ids);
+	store_free(&s);
+}
+
 static void
 test_cycle_terminates_without_self(void)
 {
@@ -260,6 +280,8 @@ add_correlation_tests(void)
 		    test_linear_chain_both_ways },
 		{ "one batch per level", test_one_batch_per_level },
 		{ "diamond lists each id once", test_diamond_lists_each_id_once },
+		{ "ancestors list a root before its descendants",
+		    test_ancestors_list_a_root_before_its_descendants },
 		{ "cycle terminates without the event itself",
 		    test_cycle_terminates_without_self },
 		{ "event without relations has an empty chain",

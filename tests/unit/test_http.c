@@ -109,6 +109,9 @@ test_request_from_params(void)
 	CU_ASSERT(bb_query_param(req.query, "y", v, sizeof(v)));
 	CU_ASSERT_STRING_EQUAL(v, "2");
 	CU_ASSERT_FALSE(bb_query_param(req.query, "z", v, sizeof(v)));
+	CU_ASSERT(bb_query_param("max_depth=000000000000000000001", "max_depth",
+	    v, sizeof(v)));
+	CU_ASSERT_STRING_EQUAL(v, "");
 }
 
 static void
