@@ -8,7 +8,9 @@
 #       /run/bloodbank/bloodbank.sock with the unit's owner and mode and
 #       execs ExecStart as the unit's user), nginx with the shipped site on
 #       a free port, and a publish through it;
-#   (d) kill -9 of one worker: it is replaced;
+#   (d) kill -9 of one worker: it is replaced; SIGHUP under load replaces
+#       the workers with no request failing, and a SIGHUP with a bad
+#       configuration is refused, the workers kept;
 #   (c) SIGTERM to the master under a small load: every request answered;
 #   (e) purge: /etc/bloodbank and the user are gone.
 # Redis and RabbitMQ are private (scripts/stack.sh deps-up); the installed
@@ -167,7 +169,6 @@ done
 echo "worker $victim replaced"
 publish "$base" >/dev/null || fail "publish after a worker was replaced"
 
-say "(c) SIGTERM to the master under load: every request is answered"
 load() {  # N: sequential publishes, one status code per line (000: no answer)
     for _ in $(seq 1 "$1"); do
         curl -s -o /dev/null -w '%{http_code}\n' --max-time 15 -X POST \
@@ -175,12 +176,53 @@ load() {  # N: sequential publishes, one status code per line (000: no answer)
             -d '{"prompt":"under load"}'
     done
 }
-for k in 1 2 3; do load 400 >"$work/codes.$k" & done
+
+say "SIGHUP under load: the workers are replaced and no request fails"
+before=$(workers)
+jobs=""
+for k in 1 2; do load 600 >"$work/reload.$k" & jobs="$jobs $!"; done
+sleep 0.3
+kill -HUP "$master_pid"
+# shellcheck disable=SC2086
+wait $jobs
+cat "$work"/reload.* | sort | uniq -c
+! grep -qvx 200 "$work"/reload.* || fail "a request failed during the reload"
+for _ in $(seq 1 50); do
+    grep -q 'reload done' "$work/master.log" && break
+    sleep 0.2
+done
+grep -q 'reload done' "$work/master.log" || fail "the reload did not finish"
+# the load outlasted the reload: its last request came after "reload done"
+[ "$(stat -c %Y "$work/reload.1")" -ge "$(stat -c %Y "$work/master.log")" ] ||
+    fail "the load ended before the reload"
+after=$(workers)
+[ "$(comm -12 <(echo "$before") <(echo "$after") | wc -l)" -eq 0 ] ||
+    fail "workers not replaced: before $before, after $after"
+
+say "SIGHUP with a configuration that does not validate: refused, workers kept"
+cp /etc/bloodbank/bloodbank.ini "$work/good.ini"
+printf '\n[rabbitmq]\nconfirm_timeout_ms = soon\n' >>/etc/bloodbank/bloodbank.ini
+before=$(workers)
+kill -HUP "$master_pid"
+for _ in $(seq 1 50); do
+    grep -q 'reload refused' "$work/master.log" && break
+    sleep 0.2
+done
+grep -q 'reload refused.*confirm_timeout_ms\|reload refused.*RABBIT_CONFIRM_TIMEOUT_MS' \
+    "$work/master.log" || fail "the bad configuration was not refused by name"
+[ "$(workers)" = "$before" ] || fail "workers changed on a refused reload"
+publish "$base" >/dev/null || fail "publish after a refused reload"
+cp "$work/good.ini" /etc/bloodbank/bloodbank.ini
+
+say "(c) SIGTERM to the master under load: every request is answered"
+jobs=""
+for k in 1 2 3; do load 400 >"$work/codes.$k" & jobs="$jobs $!"; done
 sleep 1
 kill -TERM "$master_pid"
 wait "$master_pid" && status=0 || status=$?
 master_pid=""
-wait
+# shellcheck disable=SC2086
+wait $jobs
 cat "$work"/codes.* | sort | uniq -c
 [ "$status" -eq 0 ] || fail "the master exited with $status"
 ! grep -qvE '^(200|502|503)$' "$work"/codes.* ||
