@@ -100,7 +100,6 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 	char text[BB_UUID_STRLEN + 1];
 	struct lookup l = { false, { NULL, 0, 0 } };
 	struct bb_record rec;
-	struct bb_buf children;
 	struct bb_walk_result up = { { NULL, 0, 0 }, 0, false };
 	struct bb_walk_result down = { { NULL, 0, 0 }, 0, false };
 	enum bb_direction dir;
@@ -121,7 +120,6 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 		    "correlation tracking is off (CORRELATION_TRACKING=false)");
 		return;
 	}
-	bb_buf_init(&children);
 	if (bb_tracker_fetch(t, (const bb_id *)&id, 1, keep_value, &l) != 0) {
 		unavailable(resp);
 		goto end;
@@ -131,7 +129,7 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 		    "unknown, or older than the correlation TTL");
 		goto end;
 	}
-	if (bb_record_parse(l.value.data, l.value.len, &rec, &children) != 0) {
+	if (bb_record_parse(l.value.data, l.value.len, &rec, NULL) != 0) {
 		bb_response_error(resp, 500, "internal_error",
 		    "the correlation record is malformed");
 		goto end;
@@ -169,7 +167,6 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 	    up.truncated || down.truncated ? "true" : "false");
 end:
 	bb_buf_free(&l.value);
-	bb_buf_free(&children);
 	bb_buf_free(&up.ids);
 	bb_buf_free(&down.ids);
 }

@@ -58,12 +58,8 @@ static void
 validation_failed(struct bb_event *ev, struct bb_response *resp,
     const char *detail)
 {
-	resp->status = 422;
-	bb_buf_reset(&resp->body);
-	bb_buf_puts(&resp->body, "{\"error\":\"validation_error\",\"detail\":");
-	bb_json_write_string(&resp->body, detail, strlen(detail));
-	bb_buf_printf(&resp->body, ",\"fields\":[%.*s]}", (int)ev->errors.len,
-	    ev->errors.data ? ev->errors.data : "");
+	bb_response_error_fields(resp, 422, "validation_error", detail,
+	    ev->errors.data ? ev->errors.data : "", ev->errors.len);
 }
 
 static bool

@@ -141,12 +141,24 @@ void
 bb_response_error(struct bb_response *resp, int status, const char *code,
     const char *detail)
 {
+	bb_response_error_fields(resp, status, code, detail, NULL, 0);
+}
+
+void
+bb_response_error_fields(struct bb_response *resp, int status,
+    const char *code, const char *detail, const char *fields, size_t len)
+{
 	resp->status = status;
 	bb_buf_reset(&resp->body);
 	bb_buf_puts(&resp->body, "{\"error\":");
 	bb_json_write_string(&resp->body, code, strlen(code));
 	bb_buf_puts(&resp->body, ",\"detail\":");
 	bb_json_write_string(&resp->body, detail, strlen(detail));
+	if (fields) {
+		bb_buf_puts(&resp->body, ",\"fields\":[");
+		bb_buf_append(&resp->body, fields, len);
+		bb_buf_putc(&resp->body, ']');
+	}
 	bb_buf_putc(&resp->body, '}');
 }
 

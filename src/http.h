@@ -55,6 +55,9 @@ void bb_response_header(struct bb_response *resp, const char *name,
 /* Sets an error answer: {"error":code,"detail":detail}. */
 void bb_response_error(struct bb_response *resp, int status, const char *code,
     const char *detail);
+/* The same with "fields":[...], fields being the inside of the array. */
+void bb_response_error_fields(struct bb_response *resp, int status,
+    const char *code, const char *detail, const char *fields, size_t len);
 /* Serialises status line, headers and body as a CGI response. */
 void bb_response_serialize(const struct bb_response *resp, struct bb_buf *out);
 const char *bb_http_reason(int status);

@@ -88,7 +88,8 @@ bb_record_parse(const char *val, size_t len, struct bb_record *rec,
 	while (k < len) {
 		size_t used;
 		if (p[k] == 'C' && len - k >= CHILD_ENTRY) {
-			bb_buf_append(children, p + k + 1, 16);
+			if (children)
+				bb_buf_append(children, p + k + 1, 16);
 			k += CHILD_ENTRY;
 		} else if (p[k] == 'M' && (used = parse_meta(p + k, len - k, rec))) {
 			k += used;

@@ -45,8 +45,8 @@ void bb_record_meta(struct bb_buf *out, const struct bb_envelope *env);
 void bb_record_child(struct bb_buf *out, const bb_id child);
 
 /* Decodes a value: the metadata into rec, the children's ids (16 bytes
- * each, in the order written) appended to children. Returns -1 when
- * malformed. */
+ * each, in the order written) appended to children unless it is NULL.
+ * Returns -1 when malformed. */
 int bb_record_parse(const char *val, size_t len, struct bb_record *rec,
     struct bb_buf *children);
 
