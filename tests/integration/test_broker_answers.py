@@ -1,0 +1,105 @@
+"""What a publish answers when the broker does not confirm it (CONTRACT §6):
+a nack is 503 with Retry-After, no confirm in time is 504, and neither leaves
+a correlation record or an idempotency claim behind."""
+
+import json
+import os
+import signal
+import time
+import unittest
+import uuid
+
+import pika
+
+import bbtest
+from bbtest import BBTestCase, get, post
+from test_tracking import (
+    WorkerSettingsCase, claim_key, idempotent_id, publish_headers, record_key, redis,
+    run_tag,
+)
+
+
+class NackTest(BBTestCase):
+    """A queue that refuses new messages (x-overflow reject-publish, room for
+    none) makes the broker nack every event routed to it."""
+
+    def setUp(self):
+        self.key = "nack.test.%s" % uuid.uuid4().hex[:12]
+        conn = pika.BlockingConnection(bbtest.amqp_params())
+        ch = conn.channel()
+        ch.queue_declare(self.key, auto_delete=False, arguments={
+            "x-max-length": 0, "x-overflow": "reject-publish"})
+        ch.queue_bind(self.key, bbtest.BB_EXCHANGE, routing_key=self.key)
+        conn.close()
+
+    def tearDown(self):
+        conn = pika.BlockingConnection(bbtest.amqp_params())
+        conn.channel().queue_delete(self.key)
+        conn.close()
+
+    def test_nacked_publish_is_503_with_retry_after(self):
+        resp = post("/events/" + self.key, b'{"n":1}')
+        self.assertError(resp, 503, "broker_unavailable")
+        self.assertIn("Retry-After", resp.headers)
+
+    def test_nacked_publish_leaves_no_record_and_frees_its_key(self):
+        key = "nack-%s" % run_tag()
+        eid = idempotent_id(self.key, key)
+        body = json.dumps({"n": 2})
+        resp = post("/events/" + self.key, body, headers=publish_headers(key=key))
+        self.assertError(resp, 503, "broker_unavailable")
+        with redis() as r:
+            self.assertEqual(r.call("EXISTS", record_key(eid)), 0, "record left behind")
+            self.assertEqual(r.call("EXISTS", claim_key(eid)), 0, "claim left behind")
+
+
+class ZzConfirmTimeoutTest(WorkerSettingsCase):
+    """The broker process stopped (SIGSTOP) while connections stay open: the
+    publish is written, no confirm ever comes."""
+
+    SETTINGS = {"RABBIT_CONFIRM_TIMEOUT_MS": "500"}
+
+    def beam_pid(self):
+        path = os.path.join(bbtest.BB_STATE_DIR, "rabbitmq", "rabbitmq.pid")
+        try:
+            with open(path) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            self.skipTest("no RabbitMQ pid file at %s" % path)
+
+    def test_no_confirm_in_time_is_504_and_health_still_answers_within_a_second(self):
+        pid = self.beam_pid()
+        for _ in range(5):  # connected workers, so that the publish is written
+            self.assertJSONResponse(post("/events/timeout.test.warm", b"{}"), 200)
+        statuses = []
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for _ in range(4):
+                t0 = time.monotonic()
+                resp = post("/events/timeout.test.hung", b'{"n":1}', timeout=10)
+                elapsed = time.monotonic() - t0
+                statuses.append(resp.status_code)
+                # a connected worker waits 0.5 s for the confirm, one that
+                # must reconnect gives up after its 2 s connect budget
+                self.assertLess(elapsed, 3.0, "answered after %.1f s" % elapsed)
+                self.assertIn(resp.status_code, (503, 504), resp.content)
+                if resp.status_code == 504:
+                    self.assertError(resp, 504, "broker_timeout")
+            t0 = time.monotonic()
+            health = get("/healthz", timeout=5)
+            self.assertLess(time.monotonic() - t0, 1.5, "healthz took too long")
+            self.assertIn(health.status_code, (200, 503))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertIn(504, statuses, statuses)
+        deadline = time.monotonic() + 15
+        while True:
+            again = post("/events/timeout.test.back", b"{}")
+            if again.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertJSONResponse(again, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
