@@ -8,7 +8,8 @@
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
-# HTTP 18682, AMQP 15680 (dist 15681), Redis 16380, RabbitMQ node bbtest@localhost,
+# HTTP 18682, AMQP 15680 (dist 15681), Redis 16380, RabbitMQ node bbtest@localhost
+# (BB_HTTP_PORT, BB_AMQP_PORT, BB_AMQP_DIST_PORT, BB_REDIS_PORT, BB_NODE to change),
 # state under $BB_TEST_DIR (default /tmp/bloodbank-test; a fixed place, so that
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
@@ -24,17 +25,18 @@ STACK="$repo/scripts/stack.sh"
 ASAN_BUILD="$repo/build-asan"
 SUMMARY=$(mktemp /tmp/bloodbank-test-summary.XXXXXX)
 
-export BB_HTTP_PORT=18682
+export BB_HTTP_PORT=${BB_HTTP_PORT:-18682}
 export BB_HTTP_HOST=127.0.0.1
-export BB_AMQP_PORT=15680
-export BB_AMQP_DIST_PORT=15681
-export BB_REDIS_PORT=16380
-export BB_NODE=bbtest@localhost
+export BB_AMQP_PORT=${BB_AMQP_PORT:-15680}
+export BB_AMQP_DIST_PORT=${BB_AMQP_DIST_PORT:-15681}
+export BB_REDIS_PORT=${BB_REDIS_PORT:-16380}
+export BB_NODE=${BB_NODE:-bbtest@localhost}
 export BB_EXCHANGE=events
 export BB_WORKERS=${BB_WORKERS:-4}
 export MAX_BODY_BYTES=65536
 # settings of the caller's shell that would change the service under test
-unset API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS CORRELATION_TRACKING DEBUG_ENDPOINTS \
+unset API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS RABBIT_CONNECT_TIMEOUT_MS \
+      RABBIT_HEARTBEAT_SECONDS CORRELATION_MAX_CHILDREN CORRELATION_TRACKING DEBUG_ENDPOINTS \
       REDIS_TIMEOUT_MS REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE LOG_LEVEL \
       ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 

@@ -13,6 +13,8 @@ struct bb_config {
 	char *exchange;
 	char *exchange_type;
 	int confirm_timeout_ms;
+	int connect_timeout_ms;
+	int heartbeat_s;		/* 0: no AMQP heartbeats */
 	char *redis_host;
 	int redis_port;
 	int redis_db;
@@ -21,6 +23,7 @@ struct bb_config {
 	int redis_timeout_ms;
 	int idempotency_window_s;
 	bool correlation_tracking;
+	int max_children;		/* child links recorded per parent */
 	char *http_host;
 	int http_port;
 	long max_body_bytes;

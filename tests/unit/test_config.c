@@ -68,6 +68,9 @@ test_defaults(void)
 	CU_ASSERT_STRING_EQUAL(cfg.exchange, "events");
 	CU_ASSERT_STRING_EQUAL(cfg.exchange_type, "topic");
 	CU_ASSERT_EQUAL(cfg.confirm_timeout_ms, 5000);
+	CU_ASSERT_EQUAL(cfg.connect_timeout_ms, 2000);
+	CU_ASSERT_EQUAL(cfg.heartbeat_s, 30);
+	CU_ASSERT_EQUAL(cfg.max_children, 10000);
 	CU_ASSERT_STRING_EQUAL(cfg.redis_host, "localhost");
 	CU_ASSERT_EQUAL(cfg.redis_port, 6379);
 	CU_ASSERT_EQUAL(cfg.redis_ttl_days, 30);
