@@ -12,6 +12,8 @@
 #   stop-redis       stop only Redis
 #   start-redis      start only Redis
 #   restart-lighttpd restart lighttpd and its workers (re-reads DIR/bloodbank.env)
+#   memory-alarm-on  make RabbitMQ raise its memory alarm (it blocks publishers)
+#   memory-alarm-off clear it again (the default watermark, 0.4)
 #   deps-up          start only Redis and RabbitMQ (for a Bloodbank run elsewhere)
 #   deps-down        stop them
 #
@@ -35,7 +37,7 @@ set -eu
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {
-    sed -n '7,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -373,5 +375,7 @@ case $cmd in
         stop_lighttpd
         start_lighttpd
         ;;
+    memory-alarm-on) rabbitmqctl_q set_vm_memory_high_watermark 0 ;;
+    memory-alarm-off) rabbitmqctl_q set_vm_memory_high_watermark 0.4 ;;
     *) usage ;;
 esac

@@ -16,7 +16,6 @@
 #include "tracker.h"
 #include "xalloc.h"
 
-#define AMQP_CONNECT_TIMEOUT_MS 2000
 #define HEALTH_CONNECT_TIMEOUT_MS 900	/* healthz answers within 1 s */
 #define RETRY_AFTER_SECONDS "5"
 
@@ -38,14 +37,15 @@ bb_app_new(const struct bb_config *cfg)
 		.exchange = cfg->exchange,
 		.exchange_type = cfg->exchange_type,
 		.confirm_timeout_ms = cfg->confirm_timeout_ms,
-		.connect_timeout_ms = AMQP_CONNECT_TIMEOUT_MS,
+		.connect_timeout_ms = cfg->connect_timeout_ms,
+		.heartbeat_s = cfg->heartbeat_s,
 	};
 
 	app->cfg = cfg;
 	app->pub = bb_publisher_new(&opt);
-	/* A publish takes at most two connects (a retry after a failed
-	 * write), the confirm, and the tracking of the event before it. */
-	app->tracker = bb_tracker_new(cfg, 2LL * AMQP_CONNECT_TIMEOUT_MS +
+	/* A publish takes at most the connect budget, the confirm budget,
+	 * and the tracking of the event before it. */
+	app->tracker = bb_tracker_new(cfg, (long long)cfg->connect_timeout_ms +
 	    cfg->confirm_timeout_ms + cfg->redis_timeout_ms + 1000);
 	bb_buf_init(&app->body);
 	bb_buf_init(&app->original);
@@ -91,13 +91,29 @@ authorized(const struct bb_app *app, const struct bb_request *req)
 	return token_matches(h + 7, app->cfg->api_token);
 }
 
+int
+bb_app_broker_fd(const struct bb_app *app)
+{
+	return bb_publisher_fd(app->pub);
+}
+
+void
+bb_app_service_broker(struct bb_app *app)
+{
+	bb_publisher_service(app->pub);
+}
+
 /* CONTRACT §4.1: the broker decides healthy or not; Redis only degrades. */
 static void
 handle_healthz(struct bb_app *app, struct bb_response *resp)
 {
-	bool rabbit = bb_publisher_healthy(app->pub, HEALTH_CONNECT_TIMEOUT_MS);
+	enum bb_broker_state broker = bb_publisher_check(app->pub,
+	    HEALTH_CONNECT_TIMEOUT_MS);
+	bool rabbit = broker == BB_BROKER_UP;
 	const char *redis = "disabled";
 	const char *status = rabbit ? "healthy" : "unhealthy";
+	const char *rabbitmq = broker == BB_BROKER_UP ? "up" :
+	    broker == BB_BROKER_BLOCKED ? "blocked" : "down";
 
 	if (bb_tracker_enabled(app->tracker)) {
 		bool up = bb_tracker_healthy(app->tracker);
@@ -108,7 +124,7 @@ handle_healthz(struct bb_app *app, struct bb_response *resp)
 	resp->status = rabbit ? 200 : 503;
 	bb_buf_printf(&resp->body, "{\"status\":\"%s\",\"version\":\"%s\","
 	    "\"rabbitmq\":\"%s\",\"redis\":\"%s\"}", status, PACKAGE_VERSION,
-	    rabbit ? "up" : "down", redis);
+	    rabbitmq, redis);
 }
 
 /* Reads exactly Content-Length bytes into app->body. */
@@ -158,20 +174,28 @@ answer_publish(const struct bb_event *ev, enum bb_route route,
 		    "the message broker is unreachable; nothing was published");
 		bb_response_header(resp, "Retry-After", RETRY_AFTER_SECONDS);
 		return;
-	case BB_PUBLISH_NACKED:
+	case BB_PUBLISH_BLOCKED:
 		bb_response_error(resp, 503, "broker_unavailable",
-		    "the message broker refused the event (nack)");
+		    "the message broker blocks publishers (a memory or disk "
+		    "alarm); nothing was published");
 		bb_response_header(resp, "Retry-After", RETRY_AFTER_SECONDS);
 		return;
+	case BB_PUBLISH_NACKED:
+		bb_response_error(resp, 503, "broker_nack",
+		    "the message broker refused the event (nack); it was not "
+		    "confirmed");
+		bb_response_header(resp, "Retry-After", RETRY_AFTER_SECONDS);
+		return;
+	case BB_PUBLISH_PENDING:	/* not a final result; never answered */
 	case BB_PUBLISH_TIMEOUT:
 		bb_response_error(resp, 504, "broker_timeout",
 		    "the message broker did not confirm the event in time; it may "
 		    "or may not have been published");
 		return;
 	case BB_PUBLISH_UNROUTABLE:
-		bb_response_error(resp, 503, "broker_unavailable",
+		bb_response_error(resp, 503, "broker_unroutable",
 		    "the exchange has no route for this event and no alternate "
-		    "exchange; nothing was published");
+		    "exchange; it was not delivered to any queue");
 		return;
 	}
 }
@@ -264,12 +288,13 @@ handle_publish(struct bb_app *app, const struct bb_request *req,
 			return;
 		}
 	}
-	enum bb_publish_result r = bb_publisher_send(app->pub, &msg);
-	if (r == BB_PUBLISH_OK) {
+	struct bb_publish pending;
+	enum bb_publish_result r = bb_publisher_send(app->pub, &msg, &pending);
+	if (r == BB_PUBLISH_PENDING) {
 		/* The previous event's tracking round trip ends while the
 		 * broker writes this one to disk. */
 		bb_tracker_settle(app->tracker);
-		r = bb_publisher_confirm(app->pub, env->event_id);
+		r = bb_publisher_wait(app->pub, &pending);
 	}
 	if (r == BB_PUBLISH_OK) {
 		bb_log_debug("published event %s (%s)", env->event_id,
@@ -280,6 +305,8 @@ handle_publish(struct bb_app *app, const struct bb_request *req,
 	} else {
 		bb_log_warning("event %s (%s) not published: %s", env->event_id,
 		    env->event_type, bb_publish_result_name(r));
+		/* Released after an unknown outcome too: a retry publishes
+		 * the same id again, and consumers deduplicate on it. */
 		if (claim)
 			bb_tracker_release(app->tracker, env->event_id);
 	}

@@ -17,6 +17,11 @@ typedef ssize_t (*bb_body_reader)(void *ctx, char *buf, size_t len);
 struct bb_app *bb_app_new(const struct bb_config *cfg);
 void bb_app_free(struct bb_app *app);
 
+/* The broker connection's socket, for an idle worker to watch (-1 when
+ * there is none), and what to call when it is readable or once a second. */
+int bb_app_broker_fd(const struct bb_app *app);
+void bb_app_service_broker(struct bb_app *app);
+
 /* Answers one request into resp; reads the body through read_body only
  * once the request is known to need one and to be small enough. */
 void bb_app_handle(struct bb_app *app, struct bb_request *req,

@@ -57,6 +57,13 @@ bb_buf_append(struct bb_buf *b, const void *data, size_t len)
 	b->data[b->len] = '\0';
 }
 
+char *
+bb_buf_space(struct bb_buf *b, size_t n)
+{
+	reserve(b, n);
+	return b->data + b->len;
+}
+
 void
 bb_buf_puts(struct bb_buf *b, const char *s)
 {

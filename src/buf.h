@@ -19,6 +19,9 @@ void bb_buf_reset(struct bb_buf *b);
 void bb_buf_append(struct bb_buf *b, const void *data, size_t len);
 void bb_buf_puts(struct bb_buf *b, const char *s);
 void bb_buf_putc(struct bb_buf *b, char c);
+/* Room for at least n more bytes at the end, for a writer that fills them
+ * in place; it then adds what it wrote to len. */
+char *bb_buf_space(struct bb_buf *b, size_t n);
 void bb_buf_printf(struct bb_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

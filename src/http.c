@@ -183,7 +183,8 @@ bb_http_reason(int status)
 }
 
 void
-bb_response_serialize(const struct bb_response *resp, struct bb_buf *out)
+bb_response_serialize(const struct bb_response *resp, bool with_body,
+    struct bb_buf *out)
 {
 	bb_buf_printf(out, "Status: %d %s\r\n"
 	    "Content-Type: application/json; charset=utf-8\r\n"
@@ -191,7 +192,8 @@ bb_response_serialize(const struct bb_response *resp, struct bb_buf *out)
 	    bb_http_reason(resp->status), resp->body.len);
 	bb_buf_append(out, resp->headers.data, resp->headers.len);
 	bb_buf_puts(out, "\r\n");
-	bb_buf_append(out, resp->body.data, resp->body.len);
+	if (with_body)
+		bb_buf_append(out, resp->body.data, resp->body.len);
 }
 
 static bool
@@ -205,13 +207,19 @@ starts_with(const char *s, const char *prefix, const char **rest)
 	return true;
 }
 
+/* A resource that answers GET answers HEAD too (RFC 9110 §9.3.2): load
+ * balancers probe with HEAD. */
 static enum bb_route_result
 finish(const char *method, const char *allow, enum bb_route route,
     struct bb_match *m)
 {
+	bool get = strcmp(allow, "GET") == 0;
+
 	m->route = route;
-	m->allow = allow;
-	return strcmp(method, allow) == 0 ? BB_ROUTE_FOUND : BB_ROUTE_BAD_METHOD;
+	m->allow = get ? "GET, HEAD" : allow;
+	if (strcmp(method, allow) == 0 || (get && strcmp(method, "HEAD") == 0))
+		return BB_ROUTE_FOUND;
+	return BB_ROUTE_BAD_METHOD;
 }
 
 enum bb_route_result

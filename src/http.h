@@ -59,7 +59,10 @@ void bb_response_error(struct bb_response *resp, int status, const char *code,
 void bb_response_error_fields(struct bb_response *resp, int status,
     const char *code, const char *detail, const char *fields, size_t len);
 /* Serialises status line, headers and body as a CGI response. */
-void bb_response_serialize(const struct bb_response *resp, struct bb_buf *out);
+/* The CGI-style answer; a HEAD answer has the headers (Content-Length
+ * included) and no body. */
+void bb_response_serialize(const struct bb_response *resp, bool with_body,
+    struct bb_buf *out);
 const char *bb_http_reason(int status);
 
 enum bb_route {

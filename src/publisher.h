@@ -1,10 +1,18 @@
 /* publisher: one persistent AMQP connection per worker, publishing with
- * publisher confirms (RabbitMQ's extension to AMQP 0-9-1). */
+ * publisher confirms (RabbitMQ's extension to AMQP 0-9-1).
+ *
+ * librabbitmq opens the connection (TCP, login, channel, declarations,
+ * confirm.select); after that this module does its own I/O on the socket,
+ * with librabbitmq only encoding and decoding frames, because librabbitmq
+ * 0.11 sends without a deadline and reads a returned message without one.
+ * Every wait here has a deadline. Several messages may be in flight at once;
+ * each confirm is matched to its delivery tag. */
 #ifndef BB_PUBLISHER_H
 #define BB_PUBLISHER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 struct bb_publisher;
@@ -13,8 +21,9 @@ struct bb_publisher_options {
 	const char *urls;	/* comma-separated AMQP URLs, tried in order */
 	const char *exchange;
 	const char *exchange_type;
-	int confirm_timeout_ms;
-	int connect_timeout_ms;
+	int confirm_timeout_ms;	/* from the first byte written to the confirm */
+	int connect_timeout_ms;	/* one whole connect over the URL list */
+	int heartbeat_s;	/* 0: no heartbeats */
 };
 
 struct bb_message {
@@ -29,12 +38,34 @@ struct bb_message {
 	const char *tracestate;
 };
 
+/* What happened to a message (CONTRACT §6). UNAVAILABLE and BLOCKED
+ * promise that nothing was published; TIMEOUT does not know. */
 enum bb_publish_result {
-	BB_PUBLISH_OK,
-	BB_PUBLISH_UNAVAILABLE,	/* no connection to any broker */
-	BB_PUBLISH_NACKED,	/* the broker refused the message */
-	BB_PUBLISH_TIMEOUT,	/* no confirm within confirm_timeout_ms */
+	BB_PUBLISH_PENDING,	/* written; its confirm has not come yet */
+	BB_PUBLISH_OK,		/* confirmed */
+	BB_PUBLISH_UNAVAILABLE,	/* nothing written: no connection, or a
+				 * partly written message abandoned */
+	BB_PUBLISH_BLOCKED,	/* nothing written: the broker blocks us */
+	BB_PUBLISH_NACKED,	/* the broker refused it */
+	BB_PUBLISH_TIMEOUT,	/* written; no confirm in time, or the
+				 * connection closed or was blocked first */
 	BB_PUBLISH_UNROUTABLE,	/* returned: no queue and no alternate */
+};
+
+/* One message in flight, owned by the caller from bb_publisher_send to the
+ * end of bb_publisher_wait. */
+struct bb_publish {
+	enum bb_publish_result result;
+	uint64_t tag;		/* delivery tag on the current connection */
+	long long deadline;	/* monotonic ms: first byte + confirm timeout */
+	bool returned;		/* a basic.return came for it */
+	const char *message_id;
+};
+
+enum bb_broker_state {
+	BB_BROKER_UP,
+	BB_BROKER_DOWN,
+	BB_BROKER_BLOCKED,	/* connected; the broker refuses to read */
 };
 
 /* Creates the publisher; it connects lazily, so a broker that is down at
@@ -42,17 +73,28 @@ enum bb_publish_result {
 struct bb_publisher *bb_publisher_new(const struct bb_publisher_options *opt);
 void bb_publisher_free(struct bb_publisher *pub);
 
-/* Publishes persistently (mandatory), reconnecting first if the connection
- * was lost: OK once sent, or UNAVAILABLE. */
+/* Writes msg, connecting first if need be. Returns PENDING once the whole
+ * message is written (then bb_publisher_wait must follow), else
+ * UNAVAILABLE or BLOCKED: nothing was published. msg's message_id must
+ * outlive the wait. */
 enum bb_publish_result bb_publisher_send(struct bb_publisher *pub,
-    const struct bb_message *msg);
-/* Waits for the broker's confirm of the message just sent. Between the two
- * calls the caller may do other work, which then costs no extra time. */
-enum bb_publish_result bb_publisher_confirm(struct bb_publisher *pub,
-    const char *event_id);
+    const struct bb_message *msg, struct bb_publish *p);
+/* Waits until p's confirm comes or its deadline passes; returns (and
+ * leaves in p->result) the final result. */
+enum bb_publish_result bb_publisher_wait(struct bb_publisher *pub,
+    struct bb_publish *p);
 
-/* True when a connection is up, connecting within timeout_ms if not. */
-bool bb_publisher_healthy(struct bb_publisher *pub, int timeout_ms);
+/* The broker's state for /healthz, connecting within timeout_ms if need be
+ * (and if the reconnect backoff allows). */
+enum bb_broker_state bb_publisher_check(struct bb_publisher *pub,
+    int timeout_ms);
+
+/* The socket an idle worker watches (-1 while disconnected), and what it
+ * calls when that socket is readable or once a second: reads what the
+ * broker sent (connection.blocked, unblocked, close, heartbeats) and sends
+ * heartbeats that are due. Never blocks. */
+int bb_publisher_fd(const struct bb_publisher *pub);
+void bb_publisher_service(struct bb_publisher *pub);
 
 const char *bb_publish_result_name(enum bb_publish_result r);
 

@@ -13,6 +13,7 @@
 
 #include "app.h"
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -48,7 +49,7 @@ answer(struct bb_app *app, FCGX_Request *fcgi, struct bb_response *resp,
 		bb_app_handle(app, &req, read_fcgi_body, fcgi->in, resp);
 	}
 	bb_buf_reset(out);
-	bb_response_serialize(resp, out);
+	bb_response_serialize(resp, strcmp(req.method, "HEAD") != 0, out);
 	FCGX_PutStr(out->data, (int)out->len, fcgi->out);
 	FCGX_Finish_r(fcgi);
 }
@@ -76,7 +77,9 @@ serve_one(struct bb_app *app, FCGX_Request *fcgi, struct bb_response *resp,
 /* The listening socket is non-blocking, so that a worker that loses the
  * race for a connection goes back to waiting (and can see a stop request)
  * instead of blocking in accept(). Signals are blocked except while
- * waiting, so that no request is interrupted half way. */
+ * waiting, so that no request is interrupted half way. While waiting, the
+ * worker also watches its AMQP connection: heartbeats, connection.blocked
+ * and a broker that closes must be seen between requests too. */
 static int
 loop(int listen_fd, struct bb_app *app)
 {
@@ -95,10 +98,20 @@ loop(int listen_fd, struct bb_app *app)
 	sigprocmask(SIG_BLOCK, NULL, &waiting);
 	sigdelset(&waiting, SIGTERM);
 	sigdelset(&waiting, SIGINT);
+	long long serviced = 0;
 	while (!stop_requested) {
-		struct pollfd p = { listen_fd, POLLIN, 0 };
+		struct pollfd p[2] = {
+			{ listen_fd, POLLIN, 0 },
+			{ bb_app_broker_fd(app), POLLIN, 0 },	/* -1: ignored */
+		};
 		struct timespec second = { 1, 0 };
-		if (ppoll(&p, 1, &second, &waiting) <= 0)
+		int n = ppoll(p, 2, &second, &waiting);
+		long long now = bb_monotonic_ms();
+		if (p[1].revents || now - serviced >= 1000) {
+			bb_app_service_broker(app);
+			serviced = now;
+		}
+		if (n <= 0 || !(p[0].revents & POLLIN))
 			continue;
 		if (serve_one(app, &fcgi, &resp, &out) < 0) {
 			rc = 1;

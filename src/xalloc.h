@@ -17,6 +17,17 @@ bb_xcalloc(size_t n, size_t size)
 	return p;
 }
 
+static inline void *
+bb_xreallocarray(void *p, size_t n, size_t size)
+{
+	if (size && n > (size_t)-1 / size)
+		abort();
+	p = realloc(p, n * size);
+	if (p == NULL && n != 0 && size != 0)
+		abort();
+	return p;
+}
+
 static inline char *
 bb_xstrdup(const char *s)
 {

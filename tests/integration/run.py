@@ -34,6 +34,12 @@ class HealthTest(BBTestCase):
         self.assertEqual(doc.get("version"), "0.2.0", doc)
         self.assertEqual(doc.get("rabbitmq"), "up", doc)
 
+    def test_head_healthz_answers_the_status_without_a_body(self):
+        resp = http("HEAD", "/healthz")
+        self.assertEqual(resp.status_code, 200)
+        self.assertEqual(resp.content, b"")
+        self.assertTrue(resp.headers.get("Content-Type", "").startswith("application/json"))
+
     def test_healthz_publishes_nothing(self):
         with Consumer() as c:
             self.assertJSONResponse(get("/healthz"), 200)

@@ -1,6 +1,7 @@
 """What a publish answers when the broker does not confirm it (CONTRACT §6):
-a nack is 503 with Retry-After, no confirm in time is 504, and neither leaves
-a correlation record or an idempotency claim behind."""
+a nack is 503 broker_nack with Retry-After, no confirm in time is 504, a
+broker that blocks publishers (a memory alarm) is refused at once, and none
+of them leaves a correlation record or an idempotency claim behind."""
 
 import json
 import os
@@ -12,7 +13,7 @@ import uuid
 import pika
 
 import bbtest
-from bbtest import BBTestCase, get, post
+from bbtest import BBTestCase, Consumer, get, post
 from test_tracking import (
     WorkerSettingsCase, claim_key, idempotent_id, publish_headers, record_key, redis,
     run_tag,
@@ -39,7 +40,7 @@ class NackTest(BBTestCase):
 
     def test_nacked_publish_is_503_with_retry_after(self):
         resp = post("/events/" + self.key, b'{"n":1}')
-        self.assertError(resp, 503, "broker_unavailable")
+        self.assertError(resp, 503, "broker_nack")
         self.assertIn("Retry-After", resp.headers)
 
     def test_nacked_publish_leaves_no_record_and_frees_its_key(self):
@@ -47,7 +48,7 @@ class NackTest(BBTestCase):
         eid = idempotent_id(self.key, key)
         body = json.dumps({"n": 2})
         resp = post("/events/" + self.key, body, headers=publish_headers(key=key))
-        self.assertError(resp, 503, "broker_unavailable")
+        self.assertError(resp, 503, "broker_nack")
         with redis() as r:
             self.assertEqual(r.call("EXISTS", record_key(eid)), 0, "record left behind")
             self.assertEqual(r.call("EXISTS", claim_key(eid)), 0, "claim left behind")
@@ -99,6 +100,64 @@ class ZzConfirmTimeoutTest(WorkerSettingsCase):
                 break
             time.sleep(0.5)
         self.assertJSONResponse(again, 200)
+
+
+class ZzBlockedBrokerTest(BBTestCase):
+    """A memory alarm: RabbitMQ blocks publishing connections. A worker hears
+    connection.blocked (asked for at login) when it next publishes; that
+    publish is unknown (504, answered at once), and every later one on the
+    blocked connection is refused without writing (503). Publishing resumes
+    by itself when the alarm clears."""
+
+    def test_blocked_broker_refuses_at_once_says_blocked_and_recovers(self):
+        for _ in range(8):  # every worker connected before the alarm
+            self.assertJSONResponse(post("/events/blocked.test.warm", b"{}"), 200)
+        tag = run_tag()
+        refused, unknown = [], []
+        with Consumer("blocked.test.#") as c:
+            bbtest.stack("memory-alarm-on")
+            try:
+                for n in range(12):
+                    key = "%s-%d" % (tag, n)
+                    t0 = time.monotonic()
+                    resp = post("/events/blocked.test.ev", b'{"n":%d}' % n,
+                                headers=publish_headers(key=key), timeout=15)
+                    elapsed = time.monotonic() - t0
+                    # not the 5 s confirm timeout: the block is heard at once
+                    self.assertLess(elapsed, 1.5, "answered after %.1f s" % elapsed)
+                    self.assertIn(resp.status_code, (503, 504), resp.content)
+                    eid = idempotent_id("blocked.test.ev", key)
+                    if resp.status_code == 503:
+                        self.assertError(resp, 503, "broker_unavailable")
+                        self.assertIn("Retry-After", resp.headers)
+                        refused.append(eid)
+                    else:
+                        self.assertError(resp, 504, "broker_timeout")
+                        unknown.append(eid)
+                self.assertTrue(refused, "no publish was refused on a blocked connection")
+                states = set()
+                for _ in range(12):
+                    h = get("/healthz")
+                    doc = json.loads(h.content)
+                    states.add(doc.get("rabbitmq"))
+                    if doc.get("rabbitmq") == "blocked":
+                        self.assertEqual(h.status_code, 503, doc)
+                        self.assertEqual(doc.get("status"), "unhealthy", doc)
+                self.assertIn("blocked", states, "no worker's healthz said blocked")
+            finally:
+                bbtest.stack("memory-alarm-off")
+            deadline = time.monotonic() + 15
+            while True:
+                resp = post("/events/blocked.test.after", b"{}")
+                if resp.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertJSONResponse(resp, 200)
+            ids = set()
+            for _, props, _body in c.drain(wait=1.0):
+                ids.add(props.message_id)
+            # "nothing was published" is true of every 503
+            self.assertFalse(ids & set(refused), "a refused event was published")
 
 
 if __name__ == "__main__":

@@ -1187,7 +1187,7 @@ class ZzPlainExchangeTest(StackConfigCase):
 
     def test_unroutable_publish_is_refused_with_503(self):
         resp = post("/events/plain.nobody", b'{"k":1}')
-        self.assertError(resp, 503, "broker_unavailable")
+        self.assertError(resp, 503, "broker_unroutable")
 
     def test_routable_publish_is_200_and_delivered(self):
         conn = pika.BlockingConnection(amqp_params())

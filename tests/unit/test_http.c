@@ -18,6 +18,7 @@ static void
 test_routes_typed_endpoints_first(void)
 {
 	expect_route("GET", "/healthz", BB_ROUTE_FOUND, BB_ROUTE_HEALTHZ);
+	expect_route("HEAD", "/healthz", BB_ROUTE_FOUND, BB_ROUTE_HEALTHZ);
 	expect_route("POST", "/events/llm/prompt", BB_ROUTE_FOUND,
 	    BB_ROUTE_LLM_PROMPT);
 	expect_route("POST", "/events/llm/response", BB_ROUTE_FOUND,
@@ -71,7 +72,9 @@ test_wrong_method_names_allow(void)
 	    BB_ROUTE_BAD_METHOD);
 	CU_ASSERT_STRING_EQUAL(m.allow, "POST");
 	CU_ASSERT_EQUAL(bb_route("POST", "/healthz", &m), BB_ROUTE_BAD_METHOD);
-	CU_ASSERT_STRING_EQUAL(m.allow, "GET");
+	CU_ASSERT_STRING_EQUAL(m.allow, "GET, HEAD");
+	CU_ASSERT_EQUAL(bb_route("HEAD", "/events/llm/prompt", &m),
+	    BB_ROUTE_BAD_METHOD);
 }
 
 static void
@@ -148,13 +151,32 @@ test_response_serialization(void)
 	bb_buf_init(&out);
 	bb_response_error(&resp, 405, "method_not_allowed", "say \"POST\"");
 	bb_response_header(&resp, "Allow", "POST");
-	bb_response_serialize(&resp, &out);
+	bb_response_serialize(&resp, true, &out);
 	CU_ASSERT_STRING_EQUAL(out.data,
 	    "Status: 405 Method Not Allowed\r\n"
 	    "Content-Type: application/json; charset=utf-8\r\n"
 	    "Content-Length: 54\r\n"
 	    "Allow: POST\r\n\r\n"
 	    "{\"error\":\"method_not_allowed\",\"detail\":\"say \\\"POST\\\"\"}");
+	bb_buf_free(&out);
+	bb_response_free(&resp);
+}
+
+static void
+test_head_answer_has_length_and_no_body(void)
+{
+	struct bb_response resp;
+	struct bb_buf out;
+
+	bb_response_init(&resp);
+	bb_buf_init(&out);
+	resp.status = 200;
+	bb_buf_puts(&resp.body, "{\"status\":\"healthy\"}");
+	bb_response_serialize(&resp, false, &out);
+	CU_ASSERT_STRING_EQUAL(out.data,
+	    "Status: 200 OK\r\n"
+	    "Content-Type: application/json; charset=utf-8\r\n"
+	    "Content-Length: 20\r\n\r\n");
 	bb_buf_free(&out);
 	bb_response_free(&resp);
 }
@@ -167,6 +189,8 @@ add_http_tests(void)
 		{ "routes the generic event type", test_routes_generic_event_type },
 		{ "routes debug endpoints", test_routes_debug_endpoints },
 		{ "wrong method names Allow", test_wrong_method_names_allow },
+		{ "HEAD answer has a length and no body",
+		    test_head_answer_has_length_and_no_body },
 		{ "unknown paths", test_unknown_paths },
 		{ "request from FastCGI params", test_request_from_params },
 		{ "malformed Content-Length", test_malformed_content_length },
