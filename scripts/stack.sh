@@ -14,6 +14,7 @@
 #   restart-lighttpd restart lighttpd and its workers (re-reads DIR/bloodbank.env)
 #   memory-alarm-on  make RabbitMQ raise its memory alarm (it blocks publishers)
 #   memory-alarm-off clear it again (the default watermark, 0.4)
+#   connections      Bloodbank's AMQP connections: client port, heartbeat (s)
 #   deps-up          start only Redis and RabbitMQ (for a Bloodbank run elsewhere)
 #   deps-down        stop them
 #
@@ -37,7 +38,7 @@ set -eu
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {
-    sed -n '7,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -377,5 +378,9 @@ case $cmd in
         ;;
     memory-alarm-on) rabbitmqctl_q set_vm_memory_high_watermark 0 ;;
     memory-alarm-off) rabbitmqctl_q set_vm_memory_high_watermark 0.4 ;;
+    connections)
+        rabbitmqctl_q list_connections --no-table-headers peer_port timeout \
+            client_properties | awk -F'\t' '/"connection_name","bloodbank"/ { print $1, $2 }'
+        ;;
     *) usage ;;
 esac

@@ -181,6 +181,7 @@ def ensure_exchange(timeout=10.0):
 # ------------------------------------------------------------------ stack control
 
 def stack(command):
+    """Runs a stack.sh command on the stack under test; returns its output."""
     if not (BB_STACK and BB_STATE_DIR):
         raise unittest.SkipTest("BB_STACK and BB_STATE_DIR are needed to control the stack")
     r = subprocess.run(["bash", BB_STACK, command, BB_STATE_DIR],
@@ -188,6 +189,7 @@ def stack(command):
     if r.returncode != 0:
         raise RuntimeError("stack.sh %s failed (%d):\n%s"
                            % (command, r.returncode, r.stdout.decode("utf-8", "replace")))
+    return r.stdout.decode("utf-8", "replace")
 
 
 # ------------------------------------------------------------------ assertions

@@ -102,6 +102,30 @@ class ZzConfirmTimeoutTest(WorkerSettingsCase):
         self.assertJSONResponse(again, 200)
 
 
+class ZzHeartbeatTest(WorkerSettingsCase):
+    """Workers negotiate AMQP heartbeats and answer them while idle between
+    requests, so the broker keeps their connections (it closes a connection
+    that misses two heartbeats)."""
+
+    SETTINGS = {"RABBIT_HEARTBEAT_SECONDS": "1"}
+
+    def connections(self):
+        conns = {}
+        for line in bbtest.stack("connections").splitlines():
+            port, timeout = line.split()
+            conns[port] = int(timeout)
+        return conns
+
+    def test_idle_workers_keep_their_connections_with_heartbeats(self):
+        for _ in range(8):
+            self.assertJSONResponse(post("/events/heartbeat.test", b"{}"), 200)
+        before = self.connections()
+        self.assertTrue(before, "no Bloodbank connection on the broker")
+        self.assertEqual(set(before.values()), {1}, before)
+        time.sleep(5)  # five heartbeat intervals without a request
+        self.assertEqual(self.connections(), before)
+
+
 class ZzBlockedBrokerTest(BBTestCase):
     """A memory alarm: RabbitMQ blocks publishing connections. A worker hears
     connection.blocked (asked for at login) when it next publishes; that
