@@ -4,13 +4,20 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "random.h"
+
+/* RFC 4122 §4.4: 122 random bits, the version in the high nibble of octet
+ * 6 and the variant in the two high bits of octet 8. The bits come from the
+ * per-process pool (random.h); libuuid's uuid_generate_random would make
+ * six system calls per id. No time or MAC address leaks into ids. */
 void
 bb_uuid_random(char *out)
 {
 	uuid_t u;
 
-	/* getrandom(2) underneath; no time or MAC address leaks into ids. */
-	uuid_generate_random(u);
+	bb_random(u, sizeof(u));
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
 	uuid_unparse_lower(u, out);
 }
 

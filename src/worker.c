@@ -35,6 +35,21 @@ read_fcgi_body(void *ctx, char *buf, size_t len)
 	return FCGX_GetStr(buf, (int)len, (FCGX_Stream *)ctx);
 }
 
+/* libfcgi closes a connection gracefully -- shutdown, then read until the
+ * web server closes too, three system calls -- so that unread input cannot
+ * turn the close into a reset that loses the answer. When the request's
+ * input has been read to its end (its end record is normally in the buffer
+ * already) nothing is unread, and a plain close is as safe. */
+static void
+finish(FCGX_Request *fcgi)
+{
+	char c;
+
+	if (FCGX_GetStr(&c, 1, fcgi->in) == 0 && FCGX_HasSeenEOF(fcgi->in))
+		fcgi->detached = 1;
+	FCGX_Finish_r(fcgi);
+}
+
 static void
 answer(struct bb_app *app, FCGX_Request *fcgi, struct bb_response *resp,
     struct bb_buf *out)
@@ -51,7 +66,7 @@ answer(struct bb_app *app, FCGX_Request *fcgi, struct bb_response *resp,
 	bb_buf_reset(out);
 	bb_response_serialize(resp, strcmp(req.method, "HEAD") != 0, out);
 	FCGX_PutStr(out->data, (int)out->len, fcgi->out);
-	FCGX_Finish_r(fcgi);
+	finish(fcgi);
 }
 
 /* Accepts and answers one connection if one is waiting. Returns 1 when a
