@@ -23,10 +23,66 @@ struct bb_app {
 	const struct bb_config *cfg;
 	struct bb_publisher *pub;
 	struct bb_tracker *tracker;
+};
+
+/* One request from its start to its answer; several may wait for their
+ * confirms at once. */
+struct bb_call {
+	struct bb_response resp;
 	struct bb_buf body;		/* the request body */
 	struct bb_event event;
 	struct bb_buf original;		/* a replayed event's envelope */
+	enum bb_route route;
+	bool waiting;			/* written; its confirm not yet handled */
+	struct bb_publish publish;
+	uint8_t hash[BB_BODY_HASH_LEN];
+	const uint8_t *claim;		/* hash, while the claim is ours */
 };
+
+struct bb_call *
+bb_call_new(void)
+{
+	struct bb_call *call = bb_xcalloc(1, sizeof(*call));
+
+	bb_response_init(&call->resp);
+	bb_buf_init(&call->body);
+	bb_buf_init(&call->original);
+	bb_event_init(&call->event);
+	return call;
+}
+
+void
+bb_call_free(struct bb_call *call)
+{
+	if (call == NULL)
+		return;
+	bb_response_free(&call->resp);
+	bb_buf_free(&call->body);
+	bb_buf_free(&call->original);
+	bb_event_free(&call->event);
+	free(call);
+}
+
+const struct bb_response *
+bb_call_response(const struct bb_call *call)
+{
+	return &call->resp;
+}
+
+void
+bb_call_error(struct bb_call *call, int status, const char *code,
+    const char *detail)
+{
+	bb_response_reset(&call->resp);
+	call->waiting = false;
+	bb_response_error(&call->resp, status, code, detail);
+}
+
+long long
+bb_call_deadline(const struct bb_call *call)
+{
+	return call->publish.deadline;
+}
 
 struct bb_app *
 bb_app_new(const struct bb_config *cfg)
@@ -47,9 +103,6 @@ bb_app_new(const struct bb_config *cfg)
 	 * and the tracking of the event before it. */
 	app->tracker = bb_tracker_new(cfg, (long long)cfg->connect_timeout_ms +
 	    cfg->confirm_timeout_ms + cfg->redis_timeout_ms + 1000);
-	bb_buf_init(&app->body);
-	bb_buf_init(&app->original);
-	bb_event_init(&app->event);
 	return app;
 }
 
@@ -60,9 +113,6 @@ bb_app_free(struct bb_app *app)
 		return;
 	bb_publisher_free(app->pub);
 	bb_tracker_free(app->tracker);
-	bb_buf_free(&app->body);
-	bb_buf_free(&app->original);
-	bb_event_free(&app->event);
 	free(app);
 }
 
@@ -127,24 +177,24 @@ handle_healthz(struct bb_app *app, struct bb_response *resp)
 	    rabbitmq, redis);
 }
 
-/* Reads exactly Content-Length bytes into app->body. */
+/* Reads exactly Content-Length bytes into call->body. */
 static int
-read_request_body(struct bb_app *app, const struct bb_request *req,
-    bb_body_reader read_body, void *ctx, struct bb_response *resp)
+read_request_body(struct bb_call *call, const struct bb_request *req,
+    bb_body_reader read_body, void *ctx)
 {
 	size_t want = req->content_length > 0 ? (size_t)req->content_length : 0;
 	char chunk[16384];
 
-	bb_buf_reset(&app->body);
-	while (app->body.len < want) {
-		size_t n = want - app->body.len;
+	bb_buf_reset(&call->body);
+	while (call->body.len < want) {
+		size_t n = want - call->body.len;
 		ssize_t got = read_body(ctx, chunk, n < sizeof(chunk) ? n : sizeof(chunk));
 		if (got <= 0) {
-			bb_response_error(resp, 400, "invalid_request",
+			bb_response_error(&call->resp, 400, "invalid_request",
 			    "request body is shorter than its Content-Length");
 			return -1;
 		}
-		bb_buf_append(&app->body, chunk, (size_t)got);
+		bb_buf_append(&call->body, chunk, (size_t)got);
 	}
 	return 0;
 }
@@ -204,56 +254,130 @@ answer_publish(const struct bb_event *ev, enum bb_route route,
  * -- except for the webhook, whose key comes from the meeting id, so that a
  * redelivery is the same event whatever else it carries. */
 static void
-body_fingerprint(const struct bb_app *app, enum bb_route route,
-    const struct bb_event *ev, uint8_t *hash)
+body_fingerprint(const struct bb_call *call, uint8_t *hash)
 {
-	const char *data = app->body.data ? app->body.data : "";
-	size_t len = app->body.len;
+	const struct bb_event *ev = &call->event;
+	const char *data = call->body.data ? call->body.data : "";
+	size_t len = call->body.len;
 
-	if (route == BB_ROUTE_FIREFLIES && ev->webhook_key.len) {
+	if (call->route == BB_ROUTE_FIREFLIES && ev->webhook_key.len) {
 		data = ev->webhook_key.data;
 		len = ev->webhook_key.len;
 	}
 	EVP_Digest(data, len, hash, NULL, EVP_sha256(), NULL);
 }
 
-static void
-handle_publish(struct bb_app *app, const struct bb_request *req,
-    const struct bb_match *m, bb_body_reader read_body, void *ctx,
-    struct bb_response *resp)
+/* The request's checks, up to a built event. */
+static int
+build_event(struct bb_app *app, struct bb_call *call,
+    const struct bb_request *req, const struct bb_match *m,
+    bb_body_reader read_body, void *ctx)
 {
-	struct bb_event *ev = &app->event;
+	struct bb_response *resp = &call->resp;
 	struct timespec now;
 
 	if (!bb_content_type_is_json(req->content_type)) {
 		bb_response_error(resp, 415, "unsupported_media_type",
 		    "send the event as Content-Type: application/json");
-		return;
+		return -1;
 	}
 	if (req->content_length_malformed) {
 		bb_response_error(resp, 400, "invalid_request",
 		    "malformed Content-Length");
-		return;
+		return -1;
 	}
 	if (req->content_length > app->cfg->max_body_bytes) {
 		char detail[96];
 		snprintf(detail, sizeof(detail), "the body is larger than %ld bytes",
 		    app->cfg->max_body_bytes);
 		bb_response_error(resp, 413, "payload_too_large", detail);
-		return;
+		return -1;
 	}
-	if (read_request_body(app, req, read_body, ctx, resp) != 0)
-		return;
+	if (read_request_body(call, req, read_body, ctx) != 0)
+		return -1;
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (bb_event_build(ev, m->route, m->arg, m->arg_len, req, app->body.data,
-	    app->body.len, &now, resp) != 0)
-		return;
+	return bb_event_build(&call->event, m->route, m->arg, m->arg_len, req,
+	    call->body.data, call->body.len, &now, resp);
+}
 
+/* Takes the idempotency claim of an event with a key. Returns false when
+ * the answer is already known (a replay, a conflict, a mismatch). */
+static bool
+claim_key(struct bb_app *app, struct bb_call *call)
+{
+	const struct bb_envelope *env = &call->event.env;
+	struct bb_response *resp = &call->resp;
+
+	body_fingerprint(call, call->hash);
+	bb_buf_reset(&call->original);
+	switch (bb_tracker_claim(app->tracker, env->event_id, call->hash,
+	    &call->original)) {
+	case BB_CLAIM_NEW:
+		call->claim = call->hash;
+		return true;
+	case BB_CLAIM_UNAVAILABLE:
+		return true;	/* publish; the id alone lets consumers dedupe */
+	case BB_CLAIM_REPLAY:
+		answer_ok(call->route, env->event_id, call->original.data,
+		    call->original.len, resp);
+		bb_response_header(resp, "Idempotent-Replayed", "true");
+		return false;
+	case BB_CLAIM_IN_FLIGHT:
+		bb_response_error(resp, 409, "idempotency_conflict", "an event "
+		    "with this Idempotency-Key is being published now");
+		return false;
+	case BB_CLAIM_MISMATCH:
+		bb_response_error(resp, 422, "validation_error", "this "
+		    "Idempotency-Key was used with a different body");
+		return false;
+	}
+	return false;
+}
+
+/* Answers a publish whose outcome is known, recording it if confirmed. */
+static void
+conclude(struct bb_app *app, struct bb_call *call, enum bb_publish_result r)
+{
+	const struct bb_event *ev = &call->event;
 	const struct bb_envelope *env = &ev->env;
+
+	if (r == BB_PUBLISH_OK) {
+		bb_log_debug("published event %s (%s)", env->event_id,
+		    env->event_type);
+		/* Only a confirmed event is recorded (CONTRACT §7). */
+		bb_tracker_record(app->tracker, env, ev->json.data, ev->json.len,
+		    call->claim);
+	} else {
+		bb_log_warning("event %s (%s) not published: %s", env->event_id,
+		    env->event_type, bb_publish_result_name(r));
+		/* Released after an unknown outcome too: a retry publishes
+		 * the same id again, and consumers deduplicate on it. */
+		if (call->claim)
+			bb_tracker_release(app->tracker, env->event_id);
+	}
+	call->waiting = false;
+	answer_publish(ev, call->route, r, &call->resp);
+}
+
+/* Up to writing the event to the broker; true when it is written and its
+ * confirm is awaited. */
+static bool
+begin_publish(struct bb_app *app, struct bb_call *call,
+    const struct bb_request *req, const struct bb_match *m,
+    bb_body_reader read_body, void *ctx)
+{
+	const struct bb_envelope *env = &call->event.env;
+
+	call->route = m->route;
+	call->claim = NULL;
+	if (build_event(app, call, req, m, read_body, ctx) != 0)
+		return false;
+	if (call->event.key && !claim_key(app, call))
+		return false;
 	struct bb_message msg = {
 		.routing_key = env->event_type,
-		.body = ev->json.data,
-		.body_len = ev->json.len,
+		.body = call->event.json.data,
+		.body_len = call->event.json.len,
 		.message_id = env->event_id,
 		.correlation_id = env->nparents ? env->parents[0] : NULL,
 		.type = env->event_type,
@@ -261,64 +385,39 @@ handle_publish(struct bb_app *app, const struct bb_request *req,
 		.traceparent = env->traceparent,
 		.tracestate = env->tracestate,
 	};
-	uint8_t hash[BB_BODY_HASH_LEN];
-	const uint8_t *claim = NULL;
-	if (ev->key) {
-		body_fingerprint(app, m->route, ev, hash);
-		bb_buf_reset(&app->original);
-		switch (bb_tracker_claim(app->tracker, env->event_id, hash,
-		    &app->original)) {
-		case BB_CLAIM_NEW:
-			claim = hash;
-			break;
-		case BB_CLAIM_UNAVAILABLE:
-			break;	/* publish; the id alone lets consumers dedupe */
-		case BB_CLAIM_REPLAY:
-			answer_ok(m->route, env->event_id, app->original.data,
-			    app->original.len, resp);
-			bb_response_header(resp, "Idempotent-Replayed", "true");
-			return;
-		case BB_CLAIM_IN_FLIGHT:
-			bb_response_error(resp, 409, "idempotency_conflict", "an event "
-			    "with this Idempotency-Key is being published now");
-			return;
-		case BB_CLAIM_MISMATCH:
-			bb_response_error(resp, 422, "validation_error", "this "
-			    "Idempotency-Key was used with a different body");
-			return;
-		}
+	enum bb_publish_result r = bb_publisher_send(app->pub, &msg,
+	    &call->publish);
+	if (r != BB_PUBLISH_PENDING) {
+		conclude(app, call, r);
+		return false;
 	}
-	struct bb_publish pending;
-	enum bb_publish_result r = bb_publisher_send(app->pub, &msg, &pending);
-	if (r == BB_PUBLISH_PENDING) {
-		/* The previous event's tracking round trip ends while the
-		 * broker writes this one to disk. */
-		bb_tracker_settle(app->tracker);
-		r = bb_publisher_wait(app->pub, &pending);
-	}
-	if (r == BB_PUBLISH_OK) {
-		bb_log_debug("published event %s (%s)", env->event_id,
-		    env->event_type);
-		/* Only a confirmed event is recorded (CONTRACT §7). */
-		bb_tracker_record(app->tracker, env, ev->json.data, ev->json.len,
-		    claim);
-	} else {
-		bb_log_warning("event %s (%s) not published: %s", env->event_id,
-		    env->event_type, bb_publish_result_name(r));
-		/* Released after an unknown outcome too: a retry publishes
-		 * the same id again, and consumers deduplicate on it. */
-		if (claim)
-			bb_tracker_release(app->tracker, env->event_id);
-	}
-	answer_publish(ev, m->route, r, resp);
+	call->waiting = true;
+	return true;
 }
-void
-bb_app_handle(struct bb_app *app, struct bb_request *req,
-    bb_body_reader read_body, void *ctx, struct bb_response *resp)
+
+bool
+bb_app_finish(struct bb_app *app, struct bb_call *call, bool wait)
 {
+	if (!call->waiting)
+		return true;
+	enum bb_publish_result r = wait ?
+	    bb_publisher_wait(app->pub, &call->publish) :
+	    bb_publisher_result(app->pub, &call->publish);
+	if (r == BB_PUBLISH_PENDING)
+		return false;
+	conclude(app, call, r);
+	return true;
+}
+
+bool
+bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
+    bb_body_reader read_body, void *ctx)
+{
+	struct bb_response *resp = &call->resp;
 	struct bb_match m;
 
 	bb_response_reset(resp);
+	call->waiting = false;
 	enum bb_route_result found = bb_route(req->method, req->path, &m);
 	/* DEBUG_ENDPOINTS=false removes the paths, whatever the method. */
 	if ((m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN) &&
@@ -327,27 +426,28 @@ bb_app_handle(struct bb_app *app, struct bb_request *req,
 	switch (found) {
 	case BB_ROUTE_NOT_FOUND:
 		bb_response_error(resp, 404, "not_found", "no such endpoint");
-		return;
+		return false;
 	case BB_ROUTE_BAD_METHOD:
 		bb_response_error(resp, 405, "method_not_allowed",
 		    "this endpoint does not accept that method");
 		bb_response_header(resp, "Allow", m.allow);
-		return;
+		return false;
 	case BB_ROUTE_FOUND:
 		break;
 	}
 	if (m.route == BB_ROUTE_HEALTHZ) {
 		handle_healthz(app, resp);
-		return;
+		return false;
 	}
 	if (!authorized(app, req)) {
 		bb_response_error(resp, 401, "unauthorized",
 		    "a valid bearer token is required");
 		bb_response_header(resp, "WWW-Authenticate", "Bearer");
-		return;
+		return false;
 	}
-	if (m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN)
+	if (m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN) {
 		bb_debug_handle(app->tracker, &m, req->query, resp);
-	else
-		handle_publish(app, req, &m, read_body, ctx, resp);
+		return false;
+	}
+	return begin_publish(app, call, req, &m, read_body, ctx);
 }

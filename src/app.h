@@ -3,6 +3,7 @@
 #ifndef BB_APP_H
 #define BB_APP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -22,9 +23,28 @@ void bb_app_free(struct bb_app *app);
 int bb_app_broker_fd(const struct bb_app *app);
 void bb_app_service_broker(struct bb_app *app);
 
-/* Answers one request into resp; reads the body through read_body only
- * once the request is known to need one and to be small enough. */
-void bb_app_handle(struct bb_app *app, struct bb_request *req,
-    bb_body_reader read_body, void *ctx, struct bb_response *resp);
+/* One request from its start to its answer; reused from request to
+ * request. */
+struct bb_call;
+struct bb_call *bb_call_new(void);
+void bb_call_free(struct bb_call *call);
+const struct bb_response *bb_call_response(const struct bb_call *call);
+/* Makes the call's answer an error (a request that cannot be parsed). */
+void bb_call_error(struct bb_call *call, int status, const char *code,
+    const char *detail);
+/* When a call that waits for its confirm is answered at the latest
+ * (monotonic ms). */
+long long bb_call_deadline(const struct bb_call *call);
+
+/* Answers req into the call, or starts to: reads the body through
+ * read_body only once the request is known to need one and to be small
+ * enough. Returns true when the event was written to the broker and the
+ * answer waits for its confirm: then bb_app_finish completes it. */
+bool bb_app_begin(struct bb_app *app, struct bb_call *call,
+    struct bb_request *req, bb_body_reader read_body, void *ctx);
+/* Completes a call that bb_app_begin left waiting, once its confirm came
+ * or its deadline passed (waiting for that when wait is true). Returns
+ * true when the answer is ready. */
+bool bb_app_finish(struct bb_app *app, struct bb_call *call, bool wait);
 
 #endif

@@ -75,6 +75,8 @@ static const struct setting settings[] = {
 	    K_STRING, OFF(api_token), 0, 4096, true },
 	{ "DEBUG_ENDPOINTS", NULL, "http:debug_endpoints", "true",
 	    K_BOOL, OFF(debug_endpoints), 0, 0, false },
+	{ "WORKER_CONCURRENCY", NULL, "http:worker_concurrency", "16",
+	    K_INT, OFF(worker_concurrency), 1, 256, false },
 	{ "LOG_LEVEL", NULL, "log:level", "info",
 	    K_LOG_LEVEL, OFF(log_level), 0, 0, false },
 };

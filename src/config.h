@@ -29,6 +29,7 @@ struct bb_config {
 	long max_body_bytes;
 	char *api_token;
 	bool debug_endpoints;
+	int worker_concurrency;		/* requests one worker answers at once */
 	enum bb_log_level log_level;
 };
 

@@ -58,7 +58,6 @@ void bb_response_error(struct bb_response *resp, int status, const char *code,
 /* The same with "fields":[...], fields being the inside of the array. */
 void bb_response_error_fields(struct bb_response *resp, int status,
     const char *code, const char *detail, const char *fields, size_t len);
-/* Serialises status line, headers and body as a CGI response. */
 /* The CGI-style answer; a HEAD answer has the headers (Content-Length
  * included) and no body. */
 void bb_response_serialize(const struct bb_response *resp, bool with_body,

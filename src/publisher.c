@@ -949,26 +949,29 @@ abandon(struct bb_publisher *pub, struct bb_publish *p)
 }
 
 enum bb_publish_result
+bb_publisher_result(struct bb_publisher *pub, struct bb_publish *p)
+{
+	if (p->result != BB_PUBLISH_PENDING ||
+	    bb_monotonic_ms() < p->deadline)
+		return p->result;
+	bb_log_warning("no confirm for event %s within %d ms%s", p->message_id,
+	    pub->confirm_timeout_ms,
+	    pub->blocked ? " (the broker blocks publishing)" : "");
+	/* A blocked connection is kept: the broker will confirm when the
+	 * alarm clears, and until then the next publish is refused without
+	 * writing. Otherwise a broker this slow is given up on. */
+	if (pub->blocked)
+		abandon(pub, p);
+	else
+		disconnect(pub);
+	return p->result = BB_PUBLISH_TIMEOUT;
+}
+
+enum bb_publish_result
 bb_publisher_wait(struct bb_publisher *pub, struct bb_publish *p)
 {
-	while (p->result == BB_PUBLISH_PENDING) {
-		if (bb_monotonic_ms() >= p->deadline) {
-			bb_log_warning("no confirm for event %s within %d ms%s",
-			    p->message_id, pub->confirm_timeout_ms,
-			    pub->blocked ? " (the broker blocks publishing)" : "");
-			/* A blocked connection is kept: the broker will
-			 * confirm when the alarm clears, and until then the
-			 * next publish is refused without writing. Otherwise
-			 * a broker this slow is given up on. */
-			if (pub->blocked)
-				abandon(pub, p);
-			else
-				disconnect(pub);
-			p->result = BB_PUBLISH_TIMEOUT;
-			break;
-		}
+	while (bb_publisher_result(pub, p) == BB_PUBLISH_PENDING)
 		pump(pub, p->deadline);
-	}
 	return p->result;
 }
 

@@ -83,6 +83,9 @@ enum bb_publish_result bb_publisher_send(struct bb_publisher *pub,
  * leaves in p->result) the final result. */
 enum bb_publish_result bb_publisher_wait(struct bb_publisher *pub,
     struct bb_publish *p);
+/* The same without waiting: PENDING while the confirm may still come. */
+enum bb_publish_result bb_publisher_result(struct bb_publisher *pub,
+    struct bb_publish *p);
 
 /* The broker's state for /healthz, connecting within timeout_ms if need be
  * (and if the reconnect backoff allows). */

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "xalloc.h"
 
 #define DRAIN_SECONDS 10
 
@@ -35,6 +36,23 @@ read_fcgi_body(void *ctx, char *buf, size_t len)
 	return FCGX_GetStr(buf, (int)len, (FCGX_Stream *)ctx);
 }
 
+/* One request a worker is answering: its FastCGI connection and the call
+ * that answers it. */
+struct slot {
+	FCGX_Request fcgi;
+	struct bb_request req;
+	struct bb_call *call;
+	bool busy;
+};
+
+struct worker {
+	int listen_fd;
+	struct bb_app *app;
+	struct slot *slots;
+	int nslots, busy;
+	struct bb_buf out;
+};
+
 /* libfcgi closes a connection gracefully -- shutdown, then read until the
  * web server closes too, three system calls -- so that unread input cannot
  * turn the close into a reset that loses the answer. When the request's
@@ -50,34 +68,30 @@ finish(FCGX_Request *fcgi)
 	FCGX_Finish_r(fcgi);
 }
 
+/* Writes the slot's answer in one record and closes the connection. */
 static void
-answer(struct bb_app *app, FCGX_Request *fcgi, struct bb_response *resp,
-    struct bb_buf *out)
+reply(struct worker *w, struct slot *s)
 {
-	struct bb_request req;
-
-	if (bb_request_from_params(&req, fcgi->envp) != 0) {
-		bb_response_reset(resp);
-		bb_response_error(resp, 400, "invalid_request",
-		    "request path too long");
-	} else {
-		bb_app_handle(app, &req, read_fcgi_body, fcgi->in, resp);
-	}
-	bb_buf_reset(out);
-	bb_response_serialize(resp, strcmp(req.method, "HEAD") != 0, out);
-	FCGX_PutStr(out->data, (int)out->len, fcgi->out);
-	finish(fcgi);
+	bb_buf_reset(&w->out);
+	bb_response_serialize(bb_call_response(s->call),
+	    strcmp(s->req.method, "HEAD") != 0, &w->out);
+	FCGX_PutStr(w->out.data, (int)w->out.len, s->fcgi.out);
+	finish(&s->fcgi);
+	s->busy = false;
+	w->busy--;
 }
 
-/* Accepts and answers one connection if one is waiting. Returns 1 when a
- * request was answered, 0 when another worker took the connection first,
- * -1 on a fatal error. */
+/* Accepts one connection into a free slot and starts answering it: at
+ * once, or once its event's confirm comes. Returns 1 when a connection
+ * was taken, 0 when another worker took it first, -1 on a fatal error. */
 static int
-serve_one(struct bb_app *app, FCGX_Request *fcgi, struct bb_response *resp,
-    struct bb_buf *out)
+take(struct worker *w)
 {
-	int rc = FCGX_Accept_r(fcgi);
+	struct slot *s = w->slots;
 
+	while (s->busy)
+		s++;
+	int rc = FCGX_Accept_r(&s->fcgi);
 	if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
 		return 0;
 	if (rc < 0) {
@@ -85,63 +99,122 @@ serve_one(struct bb_app *app, FCGX_Request *fcgi, struct bb_response *resp,
 		    rc > -9998 ? strerror(-rc) : "libfcgi error");
 		return -1;
 	}
-	answer(app, fcgi, resp, out);
+	s->busy = true;
+	w->busy++;
+	if (bb_request_from_params(&s->req, s->fcgi.envp) != 0) {
+		s->req.method = "GET";
+		bb_call_error(s->call, 400, "invalid_request",
+		    "request path too long");
+		reply(w, s);
+	} else if (!bb_app_begin(w->app, s->call, &s->req, read_fcgi_body,
+	    s->fcgi.in)) {
+		reply(w, s);
+	}
 	return 1;
+}
+
+/* Answers every call whose confirm came or whose deadline passed (all of
+ * them, waiting for each, when wait is true). */
+static void
+complete(struct worker *w, bool wait)
+{
+	for (int k = 0; k < w->nslots && w->busy; k++) {
+		struct slot *s = &w->slots[k];
+		if (s->busy && bb_app_finish(w->app, s->call, wait))
+			reply(w, s);
+	}
+}
+
+/* How long the loop may sleep: until the next second (heartbeats, stop
+ * requests) or the earliest deadline of a call in flight. */
+static struct timespec
+sleep_time(const struct worker *w, long long now)
+{
+	long long until = now + 1000;
+
+	for (int k = 0; k < w->nslots; k++) {
+		const struct slot *s = &w->slots[k];
+		if (s->busy && bb_call_deadline(s->call) < until)
+			until = bb_call_deadline(s->call);
+	}
+	long long ms = until > now ? until - now : 0;
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+	return ts;
 }
 
 /* The listening socket is non-blocking, so that a worker that loses the
  * race for a connection goes back to waiting (and can see a stop request)
  * instead of blocking in accept(). Signals are blocked except while
- * waiting, so that no request is interrupted half way. While waiting, the
- * worker also watches its AMQP connection: heartbeats, connection.blocked
- * and a broker that closes must be seen between requests too. */
+ * waiting, so that no request is interrupted half way.
+ *
+ * A worker answers up to WORKER_CONCURRENCY requests at once: it takes a
+ * new connection while earlier events wait for their confirms, so that the
+ * broker confirms several together (one disk flush for all). The same wait
+ * watches the AMQP connection between requests: heartbeats,
+ * connection.blocked and a broker that closes are seen when idle too. */
 static int
-loop(int listen_fd, struct bb_app *app)
+loop(struct worker *w)
 {
-	FCGX_Request fcgi;
-	struct bb_response resp;
-	struct bb_buf out;
 	sigset_t waiting;
+	long long serviced = 0;
 	int rc = 0;
 
-	if (FCGX_InitRequest(&fcgi, listen_fd, 0) != 0) {
-		bb_log_error("cannot initialise a libfcgi request");
-		return 1;
-	}
-	bb_response_init(&resp);
-	bb_buf_init(&out);
 	sigprocmask(SIG_BLOCK, NULL, &waiting);
 	sigdelset(&waiting, SIGTERM);
 	sigdelset(&waiting, SIGINT);
-	long long serviced = 0;
 	while (!stop_requested) {
-		struct pollfd p[2] = {
-			{ listen_fd, POLLIN, 0 },
-			{ bb_app_broker_fd(app), POLLIN, 0 },	/* -1: ignored */
-		};
-		struct timespec second = { 1, 0 };
-		int n = ppoll(p, 2, &second, &waiting);
 		long long now = bb_monotonic_ms();
+		struct timespec ts = sleep_time(w, now);
+		struct pollfd p[2] = {
+			{ w->busy < w->nslots ? w->listen_fd : -1, POLLIN, 0 },
+			{ bb_app_broker_fd(w->app), POLLIN, 0 },	/* -1: ignored */
+		};
+		int n = ppoll(p, 2, &ts, &waiting);
+		now = bb_monotonic_ms();
 		if (p[1].revents || now - serviced >= 1000) {
-			bb_app_service_broker(app);
+			bb_app_service_broker(w->app);
 			serviced = now;
 		}
-		if (n <= 0 || !(p[0].revents & POLLIN))
-			continue;
-		if (serve_one(app, &fcgi, &resp, &out) < 0) {
+		complete(w, false);
+		if (n > 0 && (p[0].revents & POLLIN) && take(w) < 0) {
 			rc = 1;
 			break;
 		}
 	}
+	complete(w, true);
 	/* Stopping: answer what is already queued, then leave. */
 	time_t deadline = time(NULL) + DRAIN_SECONDS;
 	while (rc == 0 && time(NULL) < deadline) {
-		struct pollfd p = { listen_fd, POLLIN, 0 };
-		if (poll(&p, 1, 0) <= 0 || serve_one(app, &fcgi, &resp, &out) <= 0)
+		struct pollfd p = { w->listen_fd, POLLIN, 0 };
+		if (poll(&p, 1, 0) <= 0 || take(w) <= 0)
 			break;
+		complete(w, true);
 	}
-	bb_buf_free(&out);
-	bb_response_free(&resp);
+	return rc;
+}
+
+static int
+serve(int listen_fd, struct bb_app *app, int concurrency)
+{
+	struct worker w = { .listen_fd = listen_fd, .app = app,
+		.nslots = concurrency };
+	int rc = 1;
+
+	w.slots = bb_xcalloc((size_t)concurrency, sizeof(*w.slots));
+	bb_buf_init(&w.out);
+	for (int k = 0; k < concurrency; k++) {
+		if (FCGX_InitRequest(&w.slots[k].fcgi, listen_fd, 0) != 0) {
+			bb_log_error("cannot initialise a libfcgi request");
+			goto end;
+		}
+		w.slots[k].call = bb_call_new();
+	}
+	rc = loop(&w);
+end:
+	for (int k = 0; k < concurrency; k++)
+		bb_call_free(w.slots[k].call);
+	free(w.slots);
+	bb_buf_free(&w.out);
 	return rc;
 }
 
@@ -187,7 +260,7 @@ bb_worker_run(int listen_fd, int ready_fd)
 			bb_log_warning("cannot tell the master that this worker is ready");
 		close(ready_fd);
 	}
-	rc = loop(listen_fd, app);
+	rc = serve(listen_fd, app, cfg.worker_concurrency);
 	bb_log_info("worker stopping");
 	bb_app_free(app);
 	bb_config_free(&cfg);

@@ -80,6 +80,7 @@ test_defaults(void)
 	CU_ASSERT_EQUAL(cfg.max_body_bytes, 1048576);
 	CU_ASSERT_STRING_EQUAL(cfg.api_token, "");
 	CU_ASSERT(cfg.debug_endpoints);
+	CU_ASSERT_EQUAL(cfg.worker_concurrency, 16);
 	CU_ASSERT_EQUAL(cfg.log_level, BB_LOG_INFO);
 	bb_config_free(&cfg);
 	teardown();
