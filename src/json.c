@@ -8,6 +8,12 @@
 
 #define JSMN_STATIC
 #define JSMN_STRICT
+/* Without parent links jsmn finds the container a ']' closes, or the one a
+ * ',' after an object member returns to, by looking back over every token
+ * so far: quadratic time. With them a ',' is one step and a closer follows
+ * the links up from the last token, as many steps as the depth, which
+ * prescan() bounds. */
+#define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
 #include "xalloc.h"
@@ -19,7 +25,7 @@ struct bb_json_token {
 
 #define TOK(doc, i) (&(doc)->tok[(i)].t)
 
-enum { WALK_INVALID = -1, WALK_TOO_DEEP = -2 };
+enum { WALK_INVALID = -1 };
 
 static int
 hexval(char c)
@@ -217,18 +223,17 @@ gap_valid(const struct bb_json *doc, size_t from, size_t to, char sep)
 	return seen;
 }
 
-static int walk(const struct bb_json *doc, int i, int depth);
+static int walk(const struct bb_json *doc, int i);
 
+/* Recursion is as deep as the nesting, which prescan() has bounded. */
 static int
-walk_container(const struct bb_json *doc, int i, int depth)
+walk_container(const struct bb_json *doc, int i)
 {
 	const jsmntok_t *t = TOK(doc, i);
 	bool object = (t->type == JSMN_OBJECT);
 	size_t pos = (size_t)t->start + 1;
 	int j = i + 1;
 
-	if (depth >= BB_JSON_MAX_DEPTH)
-		return WALK_TOO_DEEP;
 	for (int n = 0; n < t->size; n++) {
 		if (j >= doc->ntok ||
 		    !gap_valid(doc, pos, outer_start(doc, j), n ? ',' : 0))
@@ -244,7 +249,7 @@ walk_container(const struct bb_json *doc, int i, int depth)
 				return WALK_INVALID;
 			j++;
 		}
-		int next = walk(doc, j, depth + 1);
+		int next = walk(doc, j);
 		if (next < 0)
 			return next;
 		pos = outer_end(doc, j);
@@ -258,7 +263,7 @@ walk_container(const struct bb_json *doc, int i, int depth)
 
 /* Validates the value at i; returns the index after it. */
 static int
-walk(const struct bb_json *doc, int i, int depth)
+walk(const struct bb_json *doc, int i)
 {
 	const jsmntok_t *t = TOK(doc, i);
 	const char *s = doc->text + t->start;
@@ -269,7 +274,7 @@ walk(const struct bb_json *doc, int i, int depth)
 	switch (t->type) {
 	case JSMN_OBJECT:
 	case JSMN_ARRAY:
-		return walk_container(doc, i, depth);
+		return walk_container(doc, i);
 	case JSMN_STRING:
 		if (t->size != 0 || !string_valid(s, len))
 			return WALK_INVALID;
@@ -279,6 +284,47 @@ walk(const struct bb_json *doc, int i, int depth)
 	default:
 		return WALK_INVALID;
 	}
+}
+
+/* Bounds the nesting depth in one pass over the text, before jsmn, whose
+ * time on a closer grows with the depth. The text is split as strict jsmn
+ * splits it, so that no bracket jsmn sees escapes the count: a string runs
+ * to an unescaped quote, a primitive to whitespace, ',', ']' or '}' (a
+ * quote or bracket inside one is part of it), and a NUL ends the text. An
+ * unmatched closer is refused here: jsmn with parent links lets one pass
+ * when a ':' has pointed it at a closed container, and a count gone below
+ * zero would bound nothing. */
+static enum bb_json_status
+prescan(const char *s, size_t len)
+{
+	int depth = 0;
+
+	for (size_t k = 0; k < len && s[k] != '\0'; k++) {
+		switch (s[k]) {
+		case '"':
+			for (k++; k < len && s[k] != '\0' && s[k] != '"'; k++)
+				k += (s[k] == '\\');
+			break;
+		case '[':
+		case '{':
+			if (++depth > BB_JSON_MAX_DEPTH)
+				return BB_JSON_TOO_LARGE;
+			break;
+		case ']':
+		case '}':
+			if (--depth < 0)
+				return BB_JSON_INVALID;
+			break;
+		default:
+			if (strchr("-0123456789tfn", s[k]) == NULL)
+				break;
+			while (k + 1 < len &&
+			    strchr(" \t\r\n,]}", s[k + 1]) == NULL)
+				k++;
+			break;
+		}
+	}
+	return BB_JSON_OK;
 }
 
 /* jsmn in strict mode wants a delimiter after a primitive, so a document
@@ -322,6 +368,17 @@ bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
 		snprintf(err, errlen, "document too large");
 		return BB_JSON_TOO_LARGE;
 	}
+	switch (prescan(text, len)) {
+	case BB_JSON_TOO_LARGE:
+		snprintf(err, errlen, "nested deeper than %d levels",
+		    BB_JSON_MAX_DEPTH);
+		return BB_JSON_TOO_LARGE;
+	case BB_JSON_INVALID:
+		snprintf(err, errlen, "malformed JSON: unmatched ']' or '}'");
+		return BB_JSON_INVALID;
+	case BB_JSON_OK:
+		break;
+	}
 	if ((n = parse_lone_primitive(doc, err, errlen)) >= 0)
 		return (enum bb_json_status)n;
 	/* A first pass only counts tokens, so that the array is sized to the
@@ -348,12 +405,7 @@ bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
 		return BB_JSON_INVALID;
 	}
 	doc->ntok = n;
-	int end = walk(doc, 0, 0);
-	if (end == WALK_TOO_DEEP) {
-		snprintf(err, errlen, "nested deeper than %d levels",
-		    BB_JSON_MAX_DEPTH);
-		return BB_JSON_TOO_LARGE;
-	}
+	int end = walk(doc, 0);
 	if (end != n || !gap_valid(doc, 0, outer_start(doc, 0), 0) ||
 	    !gap_valid(doc, outer_end(doc, 0), len, 0)) {
 		snprintf(err, errlen, bb_utf8_valid(text, len) ?

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,6 +221,195 @@ test_write_value_is_compact_and_canonical(void)
 	bb_json_free(&doc);
 }
 
+/* CONTRACT §8: any body within MAX_BODY_BYTES parses in time linear in its
+ * size, whatever its shape. Each shape below is a whole MiB (the default
+ * MAX_BODY_BYTES); linear code takes a few milliseconds of CPU on it, code
+ * that looks back over the tokens on every ']' or ',' takes seconds, so
+ * 100 ms tells them apart with a wide margin. */
+#define MIB 1048576
+#define LINEAR_MS 100.0
+
+/* Appends spaces to b until appending tail more bytes makes a MiB. */
+static void
+pad_to_mib(struct bb_buf *b, size_t tail)
+{
+	while (b->len + tail < MIB)
+		bb_buf_putc(b, ' ');
+}
+
+/* Parses b, expecting want; a document that parses is also written out
+ * and searched for a missing key, so that every pass over it is timed. */
+static void
+assert_linear(const struct bb_buf *b, enum bb_json_status want)
+{
+	struct bb_json doc;
+	struct bb_buf out;
+	char err[128];
+	double start = cpu_ms(), ms;
+	enum bb_json_status st;
+
+	bb_buf_init(&out);
+	st = bb_json_parse(&doc, b->data, b->len, err, sizeof(err));
+	if (st == BB_JSON_OK) {
+		bb_json_write_value(&out, &doc, 0);
+		CU_ASSERT_EQUAL(bb_json_get(&doc, 0, "missing"), -1);
+	}
+	ms = cpu_ms() - start;
+	bb_json_free(&doc);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(b->len, MIB);
+	CU_ASSERT_EQUAL(st, want);
+	CU_ASSERT(ms < LINEAR_MS);
+	if (ms >= LINEAR_MS)
+		fprintf(stderr, "\n    %.0f ms of CPU ", ms);
+}
+
+static void
+test_linear_object_of_many_members(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_putc(&b, '{');
+	for (int k = 0; k < 32000; k++)
+		bb_buf_printf(&b, "%s\"k%025d\":0", k ? "," : "", k);
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, '}');
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+static void
+test_linear_array_of_empty_arrays(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_putc(&b, '[');
+	for (int k = 0; k < BB_JSON_MAX_TOKENS - 1; k++)
+		bb_buf_puts(&b, k ? ",[]" : "[]");
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, ']');
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+/* An array of 1000 nests of the given depth, so the document is one level
+ * deeper than that. */
+static void
+many_nests(struct bb_buf *b, int depth)
+{
+	bb_buf_putc(b, '[');
+	for (int k = 0; k < 1000; k++) {
+		if (k)
+			bb_buf_putc(b, ',');
+		for (int d = 0; d < depth; d++)
+			bb_buf_putc(b, '[');
+		for (int d = 0; d < depth; d++)
+			bb_buf_putc(b, ']');
+	}
+	pad_to_mib(b, 1);
+	bb_buf_putc(b, ']');
+}
+
+static void
+test_linear_nesting_at_the_depth_limit(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	many_nests(&b, BB_JSON_MAX_DEPTH - 1);
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+static void
+test_linear_nesting_over_the_depth_limit(void)
+{
+	struct bb_buf b;
+	const int deep = BB_JSON_MAX_TOKENS - 1;
+
+	bb_buf_init(&b);
+	many_nests(&b, BB_JSON_MAX_DEPTH);
+	assert_linear(&b, BB_JSON_TOO_LARGE);
+	/* As deep as the token limit allows. */
+	bb_buf_reset(&b);
+	for (int d = 0; d < deep; d++)
+		bb_buf_putc(&b, '[');
+	pad_to_mib(&b, (size_t)deep);
+	for (int d = 0; d < deep; d++)
+		bb_buf_putc(&b, ']');
+	assert_linear(&b, BB_JSON_TOO_LARGE);
+	bb_buf_free(&b);
+}
+
+static void
+test_linear_long_string_of_escapes(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_puts(&b, "[\"");
+	while (b.len + 12 + 2 <= MIB)
+		bb_buf_puts(&b, "\\u00e9\\\"\\\\\\n");
+	pad_to_mib(&b, 2);
+	bb_buf_puts(&b, "\"]");
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+static void
+test_linear_object_of_escaped_names(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_putc(&b, '{');
+	for (int k = 0; k < 32000; k++)
+		bb_buf_printf(&b, "%s\"\\u006b\\t%011d\":\"\\n\"", k ? "," : "", k);
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, '}');
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+/* Not JSON, but shapes on which jsmn's parent links form long chains: a
+ * ':' makes the last token the parent of the next, and an unmatched ']'
+ * after one passes jsmn, so that the brackets after it would go uncounted
+ * by a pre-scan that let its depth go below zero. */
+static void
+test_linear_chains_of_parent_links(void)
+{
+	struct bb_buf b;
+	const int n = BB_JSON_MAX_TOKENS / 2 - 1;
+
+	bb_buf_init(&b);
+	bb_buf_puts(&b, "{\"k\"");
+	for (int k = 0; k < n; k++)
+		bb_buf_puts(&b, ":\"k\"");
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, '}');
+	assert_linear(&b, BB_JSON_INVALID);
+	bb_buf_reset(&b);
+	bb_buf_puts(&b, "[[]");
+	for (int k = 0; k < n; k++)
+		bb_buf_puts(&b, ":[]");
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, ']');
+	assert_linear(&b, BB_JSON_INVALID);
+	bb_buf_reset(&b);
+	bb_buf_puts(&b, "[]");
+	for (int k = 0; k < n / 2; k++)
+		bb_buf_puts(&b, ":]");
+	for (int k = 0; k < n / 2; k++)
+		bb_buf_putc(&b, '[');
+	pad_to_mib(&b, (size_t)n / 2);
+	for (int k = 0; k < n / 2; k++)
+		bb_buf_putc(&b, ']');
+	assert_linear(&b, BB_JSON_INVALID);
+	bb_buf_free(&b);
+}
+
 void
 add_json_tests(void)
 {
@@ -236,6 +426,20 @@ add_json_tests(void)
 		{ "writer escapes", test_writer_escapes },
 		{ "write_value is compact and canonical",
 		    test_write_value_is_compact_and_canonical },
+		{ "linear: object of many members",
+		    test_linear_object_of_many_members },
+		{ "linear: array of empty arrays",
+		    test_linear_array_of_empty_arrays },
+		{ "linear: nesting at the depth limit",
+		    test_linear_nesting_at_the_depth_limit },
+		{ "linear: nesting over the depth limit",
+		    test_linear_nesting_over_the_depth_limit },
+		{ "linear: long string of escapes",
+		    test_linear_long_string_of_escapes },
+		{ "linear: object of escaped names",
+		    test_linear_object_of_escaped_names },
+		{ "linear: chains of parent links",
+		    test_linear_chains_of_parent_links },
 		CU_TEST_INFO_NULL,
 	};
 	add_suite("json", tests);
