@@ -644,8 +644,11 @@ write_string_token(struct bb_buf *out, const struct bb_json *doc, int i)
 	bb_buf_free(&tmp);
 }
 
-void
-bb_json_write_value(struct bb_buf *out, const struct bb_json *doc, int i)
+/* Writes value i; returns the index just past it, so that a container
+ * steps to its next member without searching for the end of the last one
+ * (which would cost the size of the value again at every level above). */
+static int
+write_value(struct bb_buf *out, const struct bb_json *doc, int i)
 {
 	const jsmntok_t *t = TOK(doc, i);
 	size_t len;
@@ -664,17 +667,22 @@ bb_json_write_value(struct bb_buf *out, const struct bb_json *doc, int i)
 				bb_buf_putc(out, ':');
 				j++;
 			}
-			bb_json_write_value(out, doc, j);
-			j = bb_json_next(doc, j);
+			j = write_value(out, doc, j);
 		}
 		bb_buf_putc(out, t->type == JSMN_OBJECT ? '}' : ']');
-		break;
+		return j;
 	case JSMN_STRING:
 		write_string_token(out, doc, i);
-		break;
+		return j;
 	default:
 		raw = bb_json_raw(doc, i, &len);
 		bb_buf_append(out, raw, len);
-		break;
+		return j;
 	}
+}
+
+void
+bb_json_write_value(struct bb_buf *out, const struct bb_json *doc, int i)
+{
+	write_value(out, doc, i);
 }
