@@ -498,10 +498,10 @@ decode_escape(const char *s, unsigned long *cp)
 	return 12;
 }
 
-static void
-put_utf8(struct bb_buf *out, unsigned long cp)
+/* Encodes code point cp as UTF-8 into u; returns its length. */
+static size_t
+utf8_encode(unsigned long cp, char u[4])
 {
-	char u[4];
 	size_t n;
 
 	if (cp < 0x80) {
@@ -523,7 +523,15 @@ put_utf8(struct bb_buf *out, unsigned long cp)
 		u[3] = (char)(0x80 | (cp & 0x3f));
 		n = 4;
 	}
-	bb_buf_append(out, u, n);
+	return n;
+}
+
+static void
+put_utf8(struct bb_buf *out, unsigned long cp)
+{
+	char u[4];
+
+	bb_buf_append(out, u, utf8_encode(cp, u));
 }
 
 void
@@ -547,23 +555,34 @@ bb_json_unescape(const struct bb_json *doc, int i, struct bb_buf *out)
 	}
 }
 
+/* Unescapes as it compares, without allocating: callers compare every
+ * member name of a body with a few field names. */
 bool
 bb_json_string_equals(const struct bb_json *doc, int i, const char *s)
 {
-	size_t len;
+	size_t len, n = strlen(s), at = 0, k = 0;
 	const char *raw = bb_json_raw(doc, i, &len);
-	struct bb_buf b;
-	bool eq;
 
 	if (TOK(doc, i)->type != JSMN_STRING)
 		return false;
-	if (memchr(raw, '\\', len) == NULL)
-		return len == strlen(s) && memcmp(raw, s, len) == 0;
-	bb_buf_init(&b);
-	bb_json_unescape(doc, i, &b);
-	eq = (b.len == strlen(s) && memcmp(b.data, s, b.len) == 0);
-	bb_buf_free(&b);
-	return eq;
+	while (k < len) {
+		const char *esc = memchr(raw + k, '\\', len - k);
+		size_t run = esc ? (size_t)(esc - raw) - k : len - k;
+		if (at + run > n || memcmp(s + at, raw + k, run) != 0)
+			return false;
+		at += run;
+		k += run;
+		if (esc) {
+			unsigned long cp;
+			char u[4];
+			k += decode_escape(raw + k, &cp);
+			size_t m = utf8_encode(cp, u);
+			if (at + m > n || memcmp(s + at, u, m) != 0)
+				return false;
+			at += m;
+		}
+	}
+	return at == n;
 }
 
 int

@@ -187,6 +187,29 @@ test_get_and_typed_values(void)
 }
 
 static void
+test_string_equals_compares_unescaped(void)
+{
+	const char *text = "[\"a\\u0062c\",\"\\u00e9\\ud83d\\ude00\",\"x\\u0000\","
+	    "\"plain\",1]";
+	struct bb_json doc;
+	char err[128];
+
+	CU_ASSERT_EQUAL_FATAL(bb_json_parse(&doc, text, strlen(text), err,
+	    sizeof(err)), BB_JSON_OK);
+	CU_ASSERT(bb_json_string_equals(&doc, 1, "abc"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 1, "ab"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 1, "abcd"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 1, "abd"));
+	CU_ASSERT(bb_json_string_equals(&doc, 2, "\xc3\xa9\xf0\x9f\x98\x80"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 2, "\xc3\xa9"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 3, "x"));
+	CU_ASSERT(bb_json_string_equals(&doc, 4, "plain"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 4, "plai"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 5, "1"));
+	bb_json_free(&doc);
+}
+
+static void
 test_writer_escapes(void)
 {
 	struct bb_buf out;
@@ -423,6 +446,8 @@ add_json_tests(void)
 		{ "limits token count", test_limits_token_count },
 		{ "unescapes every escape", test_unescapes_every_escape },
 		{ "get and typed values", test_get_and_typed_values },
+		{ "string_equals compares unescaped",
+		    test_string_equals_compares_unescaped },
 		{ "writer escapes", test_writer_escapes },
 		{ "write_value is compact and canonical",
 		    test_write_value_is_compact_and_canonical },
