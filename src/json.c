@@ -586,16 +586,23 @@ bb_json_string_equals(const struct bb_json *doc, int i, const char *s)
 }
 
 int
+bb_json_member(const struct bb_json *doc, int obj, int prev)
+{
+	int k = prev < 0 ? obj + 1 : bb_json_next(doc, prev + 1);
+
+	if (TOK(doc, obj)->type != JSMN_OBJECT || k >= doc->ntok ||
+	    TOK(doc, k)->start >= TOK(doc, obj)->end)
+		return -1;
+	return k;
+}
+
+int
 bb_json_get(const struct bb_json *doc, int obj, const char *key)
 {
-	int j = obj + 1;
-
-	if (TOK(doc, obj)->type != JSMN_OBJECT)
-		return -1;
-	for (int n = 0; n < TOK(doc, obj)->size; n++) {
-		if (bb_json_string_equals(doc, j, key))
-			return j + 1;
-		j = bb_json_next(doc, j + 1);
+	for (int k = bb_json_member(doc, obj, -1); k >= 0;
+	    k = bb_json_member(doc, obj, k)) {
+		if (bb_json_string_equals(doc, k, key))
+			return k + 1;
 	}
 	return -1;
 }

@@ -49,8 +49,14 @@ enum bb_json_type bb_json_type(const struct bb_json *doc, int i);
 int bb_json_size(const struct bb_json *doc, int i);
 /* The index just past the value at i and everything inside it. */
 int bb_json_next(const struct bb_json *doc, int i);
-/* The value of member key in object obj (first one if repeated), or -1. */
+/* The value of member key in object obj, or -1. */
 int bb_json_get(const struct bb_json *doc, int obj, const char *key);
+/* Steps through the members of object obj in order, returning the index of
+ * each name (its value is the next index), then -1:
+ *	for (int k = bb_json_member(doc, obj, -1); k >= 0;
+ *	    k = bb_json_member(doc, obj, k))
+ * A whole loop takes time linear in the size of obj. */
+int bb_json_member(const struct bb_json *doc, int obj, int prev);
 /* Raw text of a value (strings without their quotes, still escaped). */
 const char *bb_json_raw(const struct bb_json *doc, int i, size_t *len);
 

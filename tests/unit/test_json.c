@@ -210,6 +210,31 @@ test_string_equals_compares_unescaped(void)
 }
 
 static void
+test_member_steps_through_names(void)
+{
+	const char *text = "{\"a\":{\"x\":[1,{}]},\"b\":[],\"c\":{},\"d\":1}";
+	static const char *const names[] = { "a", "b", "c", "d" };
+	struct bb_json doc;
+	char err[128];
+	int n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(bb_json_parse(&doc, text, strlen(text), err,
+	    sizeof(err)), BB_JSON_OK);
+	for (int k = bb_json_member(&doc, 0, -1); k >= 0;
+	    k = bb_json_member(&doc, 0, k)) {
+		CU_ASSERT_FATAL(n < 4);
+		CU_ASSERT(bb_json_string_equals(&doc, k, names[n]));
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, 4);
+	/* An empty object that is not last, and a value that is no object. */
+	CU_ASSERT_EQUAL(bb_json_member(&doc, bb_json_get(&doc, 0, "c"), -1), -1);
+	CU_ASSERT_EQUAL(bb_json_member(&doc, bb_json_get(&doc, 0, "b"), -1), -1);
+	CU_ASSERT_EQUAL(bb_json_member(&doc, bb_json_get(&doc, 0, "d"), -1), -1);
+	bb_json_free(&doc);
+}
+
+static void
 test_writer_escapes(void)
 {
 	struct bb_buf out;
@@ -448,6 +473,7 @@ add_json_tests(void)
 		{ "get and typed values", test_get_and_typed_values },
 		{ "string_equals compares unescaped",
 		    test_string_equals_compares_unescaped },
+		{ "member steps through names", test_member_steps_through_names },
 		{ "writer escapes", test_writer_escapes },
 		{ "write_value is compact and canonical",
 		    test_write_value_is_compact_and_canonical },
