@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,16 @@ struct bb_json_token {
 
 #define TOK(doc, i) (&(doc)->tok[(i)].t)
 
-enum { WALK_INVALID = -1 };
+/* walk() fails with WALK_INVALID for text that is not JSON, or with
+ * WALK_REFUSED, having said why in the walker's err, for JSON that is not
+ * I-JSON. */
+enum { WALK_INVALID = -1, WALK_REFUSED = -2 };
+
+struct walker {
+	const struct bb_json *doc;
+	char *err;
+	size_t errlen;
+};
 
 static int
 hexval(char c)
@@ -181,6 +191,33 @@ primitive_valid(const char *s, size_t len)
 	return k == len;
 }
 
+/* RFC 7493 §2.2: an I-JSON number fits an IEEE 754 double, or consumers
+ * would read different values (or an infinity) from the same event. s is a
+ * valid primitive; a number's length is capped so that it can be copied to
+ * the stack for strtod, which reads '.' as the decimal point since nothing
+ * here calls setlocale. Returns false, saying why in err, to refuse it. */
+static bool
+primitive_ijson(const char *s, size_t len, char *err, size_t errlen)
+{
+	char tmp[BB_JSON_MAX_NUMBER + 1];
+
+	if (strchr("tfn", s[0]) != NULL)
+		return true;
+	if (len > BB_JSON_MAX_NUMBER) {
+		snprintf(err, errlen, "number literal longer than %d characters",
+		    BB_JSON_MAX_NUMBER);
+		return false;
+	}
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	if (!isfinite(strtod(tmp, NULL))) {
+		snprintf(err, errlen, "number %s does not fit an IEEE 754 double",
+		    tmp);
+		return false;
+	}
+	return true;
+}
+
 /* Token extents including a string's quotes. */
 static size_t
 outer_start(const struct bb_json *doc, int i)
@@ -223,12 +260,13 @@ gap_valid(const struct bb_json *doc, size_t from, size_t to, char sep)
 	return seen;
 }
 
-static int walk(const struct bb_json *doc, int i);
+static int walk(struct walker *w, int i);
 
 /* Recursion is as deep as the nesting, which prescan() has bounded. */
 static int
-walk_container(const struct bb_json *doc, int i)
+walk_container(struct walker *w, int i)
 {
+	const struct bb_json *doc = w->doc;
 	const jsmntok_t *t = TOK(doc, i);
 	bool object = (t->type == JSMN_OBJECT);
 	size_t pos = (size_t)t->start + 1;
@@ -249,7 +287,7 @@ walk_container(const struct bb_json *doc, int i)
 				return WALK_INVALID;
 			j++;
 		}
-		int next = walk(doc, j);
+		int next = walk(w, j);
 		if (next < 0)
 			return next;
 		pos = outer_end(doc, j);
@@ -263,10 +301,10 @@ walk_container(const struct bb_json *doc, int i)
 
 /* Validates the value at i; returns the index after it. */
 static int
-walk(const struct bb_json *doc, int i)
+walk(struct walker *w, int i)
 {
-	const jsmntok_t *t = TOK(doc, i);
-	const char *s = doc->text + t->start;
+	const jsmntok_t *t = TOK(w->doc, i);
+	const char *s = w->doc->text + t->start;
 	size_t len = (size_t)(t->end - t->start);
 
 	if (t->start < 0 || t->end < t->start)
@@ -274,13 +312,17 @@ walk(const struct bb_json *doc, int i)
 	switch (t->type) {
 	case JSMN_OBJECT:
 	case JSMN_ARRAY:
-		return walk_container(doc, i);
+		return walk_container(w, i);
 	case JSMN_STRING:
 		if (t->size != 0 || !string_valid(s, len))
 			return WALK_INVALID;
 		return i + 1;
 	case JSMN_PRIMITIVE:
-		return primitive_valid(s, len) ? i + 1 : WALK_INVALID;
+		if (!primitive_valid(s, len))
+			return WALK_INVALID;
+		if (!primitive_ijson(s, len, w->err, w->errlen))
+			return WALK_REFUSED;
+		return i + 1;
 	default:
 		return WALK_INVALID;
 	}
@@ -345,6 +387,8 @@ parse_lone_primitive(struct bb_json *doc, char *err, size_t errlen)
 		snprintf(err, errlen, "malformed JSON");
 		return BB_JSON_INVALID;
 	}
+	if (!primitive_ijson(doc->text + a, z - a, err, errlen))
+		return BB_JSON_INVALID;
 	doc->tok = bb_xcalloc(1, sizeof(*doc->tok));
 	doc->tok[0].t.type = JSMN_PRIMITIVE;
 	doc->tok[0].t.start = (int)a;
@@ -405,7 +449,10 @@ bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
 		return BB_JSON_INVALID;
 	}
 	doc->ntok = n;
-	int end = walk(doc, 0);
+	struct walker w = { doc, err, errlen };
+	int end = walk(&w, 0);
+	if (end == WALK_REFUSED)
+		return BB_JSON_INVALID;
 	if (end != n || !gap_valid(doc, 0, outer_start(doc, 0), 0) ||
 	    !gap_valid(doc, outer_end(doc, 0), len, 0)) {
 		snprintf(err, errlen, bb_utf8_valid(text, len) ?

@@ -13,6 +13,8 @@
 
 #define BB_JSON_MAX_DEPTH 64
 #define BB_JSON_MAX_TOKENS 65536
+/* The longest number literal accepted (I-JSON, RFC 7493 §2.2). */
+#define BB_JSON_MAX_NUMBER 64
 
 enum bb_json_status {
 	BB_JSON_OK = 0,

@@ -138,6 +138,63 @@ test_limits_token_count(void)
 	free(s);
 }
 
+/* Parses text, expecting BB_JSON_INVALID with reason among the words of
+ * err. */
+static void
+assert_refused(const char *text, const char *reason)
+{
+	struct bb_json doc;
+	char err[128] = "";
+
+	CU_ASSERT_EQUAL(bb_json_parse(&doc, text, strlen(text), err,
+	    sizeof(err)), BB_JSON_INVALID);
+	if (strstr(err, reason) == NULL) {
+		fprintf(stderr, "\n    %s: \"%s\" ", text, err);
+		CU_FAIL("reason");
+	}
+	bb_json_free(&doc);
+}
+
+/* A number literal of len characters: "-1" then digits. */
+static char *
+long_number(size_t len)
+{
+	char *s = malloc(len + 3);
+
+	s[0] = '[';
+	s[1] = '-';
+	memset(s + 2, '1', len - 1);
+	s[len + 1] = ']';
+	s[len + 2] = '\0';
+	return s;
+}
+
+static void
+test_ijson_numbers_fit_a_double(void)
+{
+	static const char *const good[] = {
+		"[1e308]", "[-1e308]", "[1.7976931348623157e308]", "[1e-400]",
+		"[-0]", "[0.5E+2]", "1e308", NULL,
+	};
+	char *max = long_number(BB_JSON_MAX_NUMBER);
+	char *over = long_number(BB_JSON_MAX_NUMBER + 1);
+
+	for (const char *const *p = good; *p; p++) {
+		if (parse(*p) != BB_JSON_OK)
+			CU_FAIL(*p);
+	}
+	assert_refused("[1e999]", "number 1e999 does not fit an IEEE 754 double");
+	assert_refused("{\"x\":-1e400}", "number -1e400 does not fit");
+	assert_refused("{\"x\":[0,1.8e308]}", "number 1.8e308 does not fit");
+	assert_refused("1e999", "does not fit");
+	CU_ASSERT_EQUAL(parse(max), BB_JSON_OK);
+	assert_refused(over, "number literal longer than 64 characters");
+	over[strlen(over) - 1] = '\0';	/* the number alone, unbracketed */
+	assert_refused(over + 1, "number literal longer than 64 characters");
+	free(max);
+	free(over);
+}
+
 static void
 test_unescapes_every_escape(void)
 {
@@ -469,6 +526,7 @@ add_json_tests(void)
 		{ "rejects bad strings and UTF-8", test_rejects_bad_strings },
 		{ "limits nesting depth", test_limits_depth },
 		{ "limits token count", test_limits_token_count },
+		{ "I-JSON: numbers fit a double", test_ijson_numbers_fit_a_double },
 		{ "unescapes every escape", test_unescapes_every_escape },
 		{ "get and typed values", test_get_and_typed_values },
 		{ "string_equals compares unescaped",
