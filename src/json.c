@@ -31,10 +31,21 @@ struct bb_json_token {
  * I-JSON. */
 enum { WALK_INVALID = -1, WALK_REFUSED = -2 };
 
+/* A member name, unescaped into the walker's text. */
+struct name {
+	size_t off, len;	/* in walker.text */
+	const char *s;		/* set only to sort: text moves as it grows */
+};
+
 struct walker {
 	const struct bb_json *doc;
 	char *err;
 	size_t errlen;
+	/* The names of the objects being walked, outermost first: an object
+	 * pushes its names and pops them when it closes. */
+	struct bb_buf text;
+	struct name *names;
+	int nnames;
 };
 
 static int
@@ -260,6 +271,64 @@ gap_valid(const struct bb_json *doc, size_t from, size_t to, char sep)
 	return seen;
 }
 
+static int
+name_cmp(const void *pa, const void *pb)
+{
+	const struct name *a = pa, *b = pb;
+	size_t m = a->len < b->len ? a->len : b->len;
+	int c = memcmp(a->s, b->s, m);
+
+	if (c != 0 || a->len == b->len)
+		return c;
+	return a->len < b->len ? -1 : 1;
+}
+
+static void
+say_duplicate(struct walker *w, const struct name *nm)
+{
+	bool printable = nm->len <= 32;
+
+	for (size_t k = 0; k < nm->len && printable; k++)
+		printable = nm->s[k] >= 0x20 && nm->s[k] < 0x7f;
+	if (printable)
+		snprintf(w->err, w->errlen, "duplicate member name \"%.*s\"",
+		    (int)nm->len, nm->s);
+	else
+		snprintf(w->err, w->errlen, "duplicate member name");
+}
+
+/* RFC 7493 §2.3: the names of an object are unique, compared after
+ * unescaping ("a" and "\u0061" are one name), or consumers would each keep
+ * a different one. The names pushed since base are sorted, n log n for n
+ * members where comparing every pair would be quadratic. */
+static bool
+names_unique(struct walker *w, int base)
+{
+	struct name *v = w->names + base;
+	size_t n = (size_t)(w->nnames - base);
+
+	for (size_t k = 0; k < n; k++)
+		v[k].s = w->text.data + v[k].off;
+	qsort(v, n, sizeof(*v), name_cmp);
+	for (size_t k = 1; k < n; k++) {
+		if (name_cmp(&v[k - 1], &v[k]) == 0) {
+			say_duplicate(w, &v[k]);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+push_name(struct walker *w, int key)
+{
+	struct name *nm = &w->names[w->nnames++];
+
+	nm->off = w->text.len;
+	bb_json_unescape(w->doc, key, &w->text);
+	nm->len = w->text.len - nm->off;
+}
+
 static int walk(struct walker *w, int i);
 
 /* Recursion is as deep as the nesting, which prescan() has bounded. */
@@ -270,6 +339,8 @@ walk_container(struct walker *w, int i)
 	const jsmntok_t *t = TOK(doc, i);
 	bool object = (t->type == JSMN_OBJECT);
 	size_t pos = (size_t)t->start + 1;
+	int base = w->nnames;
+	size_t text_base = w->text.len;
 	int j = i + 1;
 
 	for (int n = 0; n < t->size; n++) {
@@ -285,6 +356,7 @@ walk_container(struct walker *w, int i)
 			    !gap_valid(doc, outer_end(doc, j),
 			    outer_start(doc, j + 1), ':'))
 				return WALK_INVALID;
+			push_name(w, j);
 			j++;
 		}
 		int next = walk(w, j);
@@ -296,6 +368,10 @@ walk_container(struct walker *w, int i)
 	if ((size_t)t->end < 1 || doc->text[t->end - 1] != (object ? '}' : ']') ||
 	    !gap_valid(doc, pos, (size_t)t->end - 1, 0))
 		return WALK_INVALID;
+	if (object && !names_unique(w, base))
+		return WALK_REFUSED;
+	w->nnames = base;	/* pops this object's names */
+	w->text.len = text_base;
 	return j;
 }
 
@@ -326,6 +402,23 @@ walk(struct walker *w, int i)
 	default:
 		return WALK_INVALID;
 	}
+}
+
+/* Validates the whole document; returns the index after the root. */
+static int
+walk_document(const struct bb_json *doc, char *err, size_t errlen)
+{
+	struct walker w = { doc, err, errlen, { NULL, 0, 0 }, NULL, 0 };
+	int end;
+
+	/* Every name is a token, so ntok bounds the names open at once. */
+	w.names = bb_xcalloc((size_t)doc->ntok, sizeof(*w.names));
+	/* Storage from the start: a name's text is never a null pointer. */
+	bb_buf_append(&w.text, NULL, 0);
+	end = walk(&w, 0);
+	free(w.names);
+	bb_buf_free(&w.text);
+	return end;
 }
 
 /* Bounds the nesting depth in one pass over the text, before jsmn, whose
@@ -449,8 +542,7 @@ bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
 		return BB_JSON_INVALID;
 	}
 	doc->ntok = n;
-	struct walker w = { doc, err, errlen };
-	int end = walk(&w, 0);
+	int end = walk_document(doc, err, errlen);
 	if (end == WALK_REFUSED)
 		return BB_JSON_INVALID;
 	if (end != n || !gap_valid(doc, 0, outer_start(doc, 0), 0) ||

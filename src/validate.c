@@ -171,8 +171,8 @@ bb_validate(const struct bb_json *doc, int obj, const struct bb_schema *schema,
 	for (int m = bb_json_member(doc, obj, -1); m >= 0;
 	    m = bb_json_member(doc, obj, m)) {
 		int k = field_index(doc, m, schema);
-		if (k >= 0 && values[k] < 0)
-			values[k] = m + 1;
+		if (k >= 0)
+			values[k] = m + 1;	/* names are unique (I-JSON) */
 	}
 	for (size_t k = 0; k < schema->nfields; k++) {
 		const struct bb_field *f = &schema->fields[k];

@@ -196,6 +196,31 @@ test_ijson_numbers_fit_a_double(void)
 }
 
 static void
+test_ijson_member_names_are_unique(void)
+{
+	static const char *const good[] = {
+		"{\"a\":{\"a\":1},\"b\":{\"a\":2}}", "[{\"a\":1},{\"a\":2}]",
+		"{\"a\":1,\"A\":2,\"a \":3,\"ab\":4,\"\":5}",
+		"{\"x\\u0000\":1,\"x\":2}", "{\"a\":{\"b\":1},\"b\":2}",
+		"{\"a\":{\"b\":{\"c\":1},\"c\":2},\"c\":3,\"b\":4}", NULL,
+	};
+
+	for (const char *const *p = good; *p; p++) {
+		if (parse(*p) != BB_JSON_OK)
+			CU_FAIL(*p);
+	}
+	assert_refused("{\"z\":1,\"z\":2}", "duplicate member name \"z\"");
+	assert_refused("{\"a\":1,\"\\u0061\":2}", "duplicate member name \"a\"");
+	assert_refused("{\"x\":[{\"b\":1,\"c\":2,\"b\":3}]}",
+	    "duplicate member name \"b\"");
+	assert_refused("{\"a\":{\"b\":1},\"a\":2}", "duplicate member name \"a\"");
+	assert_refused("{\"\":1,\"\":2}", "duplicate member name \"\"");
+	assert_refused("{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}",
+	    "duplicate member name");
+	assert_refused("{\"\\n\\/\":1,\"\\u000a/\":2}", "duplicate member name");
+}
+
+static void
 test_unescapes_every_escape(void)
 {
 	const char *text = "[\"a\\\"b\\\\c\\/\\b\\f\\n\\r\\t\\u00e9\\u2713"
@@ -220,7 +245,7 @@ static void
 test_get_and_typed_values(void)
 {
 	const char *text = "{\"n\":42,\"f\":4.2,\"e\":1e3,\"big\":"
-	    "99999999999999999999,\"\\u0061\":\"first\",\"a\":\"second\","
+	    "99999999999999999999,\"\\u0061\":\"first\","
 	    "\"o\":{\"x\":[1,2]},\"z\":null}";
 	struct bb_json doc;
 	char err[128];
@@ -515,6 +540,22 @@ test_linear_chains_of_parent_links(void)
 	bb_buf_free(&b);
 }
 
+static void
+test_linear_duplicate_among_many_names(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_putc(&b, '{');
+	for (int k = 0; k < 32000; k++)
+		bb_buf_printf(&b, "\"\\u006b%020d\":0,", (k * 7919) % 32000);
+	bb_buf_puts(&b, "\"k00000000000000031999\":0");
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, '}');
+	assert_linear(&b, BB_JSON_INVALID);
+	bb_buf_free(&b);
+}
+
 void
 add_json_tests(void)
 {
@@ -527,6 +568,8 @@ add_json_tests(void)
 		{ "limits nesting depth", test_limits_depth },
 		{ "limits token count", test_limits_token_count },
 		{ "I-JSON: numbers fit a double", test_ijson_numbers_fit_a_double },
+		{ "I-JSON: member names are unique",
+		    test_ijson_member_names_are_unique },
 		{ "unescapes every escape", test_unescapes_every_escape },
 		{ "get and typed values", test_get_and_typed_values },
 		{ "string_equals compares unescaped",
@@ -549,6 +592,8 @@ add_json_tests(void)
 		    test_linear_object_of_escaped_names },
 		{ "linear: chains of parent links",
 		    test_linear_chains_of_parent_links },
+		{ "linear: duplicate among many names",
+		    test_linear_duplicate_among_many_names },
 		CU_TEST_INFO_NULL,
 	};
 	add_suite("json", tests);

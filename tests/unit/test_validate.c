@@ -92,18 +92,6 @@ test_artifact_action_and_metadata_default(void)
 }
 
 static void
-test_known_field_given_twice_is_written_once(void)
-{
-	struct bb_buf out;
-
-	CU_ASSERT_EQUAL(run(&bb_schema_llm_prompt, "{\"prompt\":\"a\","
-	    "\"prompt\":\"b\"}", &out), 0);
-	CU_ASSERT(strstr(out.data, "\"prompt\":\"a\"") != NULL);
-	CU_ASSERT(strstr(out.data, "\"prompt\":\"b\"") == NULL);
-	bb_buf_free(&out);
-}
-
-static void
 test_event_type_rule(void)
 {
 	static const char *const good[] = { "a", "llm.prompt", "a-b_c.0.d",
@@ -168,8 +156,6 @@ add_validate_tests(void)
 		    test_response_checks_uuid_and_counts },
 		{ "artifact action and metadata default",
 		    test_artifact_action_and_metadata_default },
-		{ "a known field given twice is written once",
-		    test_known_field_given_twice_is_written_once },
 		{ "event type rule", test_event_type_rule },
 		{ "many unknown members take linear time",
 		    test_many_unknown_members_take_linear_time },
