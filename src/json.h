@@ -1,6 +1,8 @@
 /* json: parsing with jsmn plus what jsmn leaves to its caller -- full
- * validation (grammar, UTF-8, escapes, nesting depth), unescaping, typed
- * lookups -- and a writer that escapes correctly.
+ * validation (grammar, UTF-8, escapes, nesting depth, the I-JSON rules of
+ * RFC 7493), unescaping, typed lookups -- and a writer that escapes
+ * correctly. Every pass takes time linear in the text (n log n for the
+ * member names of one object), whatever its shape.
  *
  * Values are addressed by token index; index 0 is the document's root. */
 #ifndef BB_JSON_H
@@ -18,7 +20,10 @@
 
 enum bb_json_status {
 	BB_JSON_OK = 0,
-	BB_JSON_INVALID,	/* not JSON, or not UTF-8 */
+	BB_JSON_INVALID,	/* not JSON, not UTF-8, or not I-JSON: a member
+				 * name repeated in an object (compared
+				 * unescaped), a number that is no finite
+				 * double or longer than MAX_NUMBER */
 	BB_JSON_TOO_LARGE,	/* deeper than MAX_DEPTH or more than MAX_TOKENS */
 };
 
