@@ -392,7 +392,6 @@ build_events(struct bb_event *ev, struct bb_response *resp)
 	int type = bb_json_get(d, 0, "event_type");
 	int payload = bb_json_get(d, 0, "payload");
 	int agent = bb_json_get(d, 0, "agent_context");
-	int j = 1;
 	size_t len = 0;
 	const char *raw = type >= 0 ? bb_json_raw(d, type, &len) : NULL;
 
@@ -413,19 +412,19 @@ build_events(struct bb_event *ev, struct bb_response *resp)
 	}
 	read_parents(ev, bb_json_get(d, 0, "correlation_ids"));
 	read_source(ev, bb_json_get(d, 0, "source"));
-	for (int n = 0; n < bb_json_size(d, 0); n++) {
+	for (int m = bb_json_member(d, 0, -1); m >= 0;
+	    m = bb_json_member(d, 0, m)) {
 		bool ok = false;
 		for (int k = 0; known[k] && !ok; k++)
-			ok = bb_json_string_equals(d, j, known[k]);
+			ok = bb_json_string_equals(d, m, known[k]);
 		if (!ok) {
 			struct bb_buf key;
 			bb_buf_init(&key);
-			bb_json_unescape(d, j, &key);
+			bb_json_unescape(d, m, &key);
 			bb_validate_error(&ev->errors, key.data ? key.data : "",
 			    "unknown envelope field");
 			bb_buf_free(&key);
 		}
-		j = bb_json_next(d, j + 1);
 	}
 	if (ev->errors.len) {
 		validation_failed(ev, resp, "the partial envelope is not valid");

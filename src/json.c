@@ -2,12 +2,19 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define JSMN_STATIC
 #define JSMN_STRICT
+/* Without parent links jsmn finds the container a ']' closes, or the one a
+ * ',' after an object member returns to, by looking back over every token
+ * so far: quadratic time. With them a ',' is one step and a closer follows
+ * the links up from the last token, as many steps as the depth, which
+ * prescan() bounds. */
+#define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
 #include "xalloc.h"
@@ -19,7 +26,27 @@ struct bb_json_token {
 
 #define TOK(doc, i) (&(doc)->tok[(i)].t)
 
-enum { WALK_INVALID = -1, WALK_TOO_DEEP = -2 };
+/* walk() fails with WALK_INVALID for text that is not JSON, or with
+ * WALK_REFUSED, having said why in the walker's err, for JSON that is not
+ * I-JSON. */
+enum { WALK_INVALID = -1, WALK_REFUSED = -2 };
+
+/* A member name, unescaped into the walker's text. */
+struct name {
+	size_t off, len;	/* in walker.text */
+	const char *s;		/* set only to sort: text moves as it grows */
+};
+
+struct walker {
+	const struct bb_json *doc;
+	char *err;
+	size_t errlen;
+	/* The names of the objects being walked, outermost first: an object
+	 * pushes its names and pops them when it closes. */
+	struct bb_buf text;
+	struct name *names;
+	int nnames;
+};
 
 static int
 hexval(char c)
@@ -175,6 +202,33 @@ primitive_valid(const char *s, size_t len)
 	return k == len;
 }
 
+/* RFC 7493 §2.2: an I-JSON number fits an IEEE 754 double, or consumers
+ * would read different values (or an infinity) from the same event. s is a
+ * valid primitive; a number's length is capped so that it can be copied to
+ * the stack for strtod, which reads '.' as the decimal point since nothing
+ * here calls setlocale. Returns false, saying why in err, to refuse it. */
+static bool
+primitive_ijson(const char *s, size_t len, char *err, size_t errlen)
+{
+	char tmp[BB_JSON_MAX_NUMBER + 1];
+
+	if (strchr("tfn", s[0]) != NULL)
+		return true;
+	if (len > BB_JSON_MAX_NUMBER) {
+		snprintf(err, errlen, "number literal longer than %d characters",
+		    BB_JSON_MAX_NUMBER);
+		return false;
+	}
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	if (!isfinite(strtod(tmp, NULL))) {
+		snprintf(err, errlen, "number %s does not fit an IEEE 754 double",
+		    tmp);
+		return false;
+	}
+	return true;
+}
+
 /* Token extents including a string's quotes. */
 static size_t
 outer_start(const struct bb_json *doc, int i)
@@ -217,18 +271,78 @@ gap_valid(const struct bb_json *doc, size_t from, size_t to, char sep)
 	return seen;
 }
 
-static int walk(const struct bb_json *doc, int i, int depth);
-
 static int
-walk_container(const struct bb_json *doc, int i, int depth)
+name_cmp(const void *pa, const void *pb)
 {
+	const struct name *a = pa, *b = pb;
+	size_t m = a->len < b->len ? a->len : b->len;
+	int c = memcmp(a->s, b->s, m);
+
+	if (c != 0 || a->len == b->len)
+		return c;
+	return a->len < b->len ? -1 : 1;
+}
+
+static void
+say_duplicate(struct walker *w, const struct name *nm)
+{
+	bool printable = nm->len <= 32;
+
+	for (size_t k = 0; k < nm->len && printable; k++)
+		printable = nm->s[k] >= 0x20 && nm->s[k] < 0x7f;
+	if (printable)
+		snprintf(w->err, w->errlen, "duplicate member name \"%.*s\"",
+		    (int)nm->len, nm->s);
+	else
+		snprintf(w->err, w->errlen, "duplicate member name");
+}
+
+/* RFC 7493 §2.3: the names of an object are unique, compared after
+ * unescaping ("a" and "\u0061" are one name), or consumers would each keep
+ * a different one. The names pushed since base are sorted, n log n for n
+ * members where comparing every pair would be quadratic. */
+static bool
+names_unique(struct walker *w, int base)
+{
+	struct name *v = w->names + base;
+	size_t n = (size_t)(w->nnames - base);
+
+	for (size_t k = 0; k < n; k++)
+		v[k].s = w->text.data + v[k].off;
+	qsort(v, n, sizeof(*v), name_cmp);
+	for (size_t k = 1; k < n; k++) {
+		if (name_cmp(&v[k - 1], &v[k]) == 0) {
+			say_duplicate(w, &v[k]);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+push_name(struct walker *w, int key)
+{
+	struct name *nm = &w->names[w->nnames++];
+
+	nm->off = w->text.len;
+	bb_json_unescape(w->doc, key, &w->text);
+	nm->len = w->text.len - nm->off;
+}
+
+static int walk(struct walker *w, int i);
+
+/* Recursion is as deep as the nesting, which prescan() has bounded. */
+static int
+walk_container(struct walker *w, int i)
+{
+	const struct bb_json *doc = w->doc;
 	const jsmntok_t *t = TOK(doc, i);
 	bool object = (t->type == JSMN_OBJECT);
 	size_t pos = (size_t)t->start + 1;
+	int base = w->nnames;
+	size_t text_base = w->text.len;
 	int j = i + 1;
 
-	if (depth >= BB_JSON_MAX_DEPTH)
-		return WALK_TOO_DEEP;
 	for (int n = 0; n < t->size; n++) {
 		if (j >= doc->ntok ||
 		    !gap_valid(doc, pos, outer_start(doc, j), n ? ',' : 0))
@@ -242,9 +356,10 @@ walk_container(const struct bb_json *doc, int i, int depth)
 			    !gap_valid(doc, outer_end(doc, j),
 			    outer_start(doc, j + 1), ':'))
 				return WALK_INVALID;
+			push_name(w, j);
 			j++;
 		}
-		int next = walk(doc, j, depth + 1);
+		int next = walk(w, j);
 		if (next < 0)
 			return next;
 		pos = outer_end(doc, j);
@@ -253,15 +368,19 @@ walk_container(const struct bb_json *doc, int i, int depth)
 	if ((size_t)t->end < 1 || doc->text[t->end - 1] != (object ? '}' : ']') ||
 	    !gap_valid(doc, pos, (size_t)t->end - 1, 0))
 		return WALK_INVALID;
+	if (object && !names_unique(w, base))
+		return WALK_REFUSED;
+	w->nnames = base;	/* pops this object's names */
+	w->text.len = text_base;
 	return j;
 }
 
 /* Validates the value at i; returns the index after it. */
 static int
-walk(const struct bb_json *doc, int i, int depth)
+walk(struct walker *w, int i)
 {
-	const jsmntok_t *t = TOK(doc, i);
-	const char *s = doc->text + t->start;
+	const jsmntok_t *t = TOK(w->doc, i);
+	const char *s = w->doc->text + t->start;
 	size_t len = (size_t)(t->end - t->start);
 
 	if (t->start < 0 || t->end < t->start)
@@ -269,16 +388,78 @@ walk(const struct bb_json *doc, int i, int depth)
 	switch (t->type) {
 	case JSMN_OBJECT:
 	case JSMN_ARRAY:
-		return walk_container(doc, i, depth);
+		return walk_container(w, i);
 	case JSMN_STRING:
 		if (t->size != 0 || !string_valid(s, len))
 			return WALK_INVALID;
 		return i + 1;
 	case JSMN_PRIMITIVE:
-		return primitive_valid(s, len) ? i + 1 : WALK_INVALID;
+		if (!primitive_valid(s, len))
+			return WALK_INVALID;
+		if (!primitive_ijson(s, len, w->err, w->errlen))
+			return WALK_REFUSED;
+		return i + 1;
 	default:
 		return WALK_INVALID;
 	}
+}
+
+/* Validates the whole document; returns the index after the root. */
+static int
+walk_document(const struct bb_json *doc, char *err, size_t errlen)
+{
+	struct walker w = { doc, err, errlen, { NULL, 0, 0 }, NULL, 0 };
+	int end;
+
+	/* Every name is a token, so ntok bounds the names open at once. */
+	w.names = bb_xcalloc((size_t)doc->ntok, sizeof(*w.names));
+	/* Storage from the start: a name's text is never a null pointer. */
+	bb_buf_append(&w.text, NULL, 0);
+	end = walk(&w, 0);
+	free(w.names);
+	bb_buf_free(&w.text);
+	return end;
+}
+
+/* Bounds the nesting depth in one pass over the text, before jsmn, whose
+ * time on a closer grows with the depth. The text is split as strict jsmn
+ * splits it, so that no bracket jsmn sees escapes the count: a string runs
+ * to an unescaped quote, a primitive to whitespace, ',', ']' or '}' (a
+ * quote or bracket inside one is part of it), and a NUL ends the text. An
+ * unmatched closer is refused here: jsmn with parent links lets one pass
+ * when a ':' has pointed it at a closed container, and a count gone below
+ * zero would bound nothing. */
+static enum bb_json_status
+prescan(const char *s, size_t len)
+{
+	int depth = 0;
+
+	for (size_t k = 0; k < len && s[k] != '\0'; k++) {
+		switch (s[k]) {
+		case '"':
+			for (k++; k < len && s[k] != '\0' && s[k] != '"'; k++)
+				k += (s[k] == '\\');
+			break;
+		case '[':
+		case '{':
+			if (++depth > BB_JSON_MAX_DEPTH)
+				return BB_JSON_TOO_LARGE;
+			break;
+		case ']':
+		case '}':
+			if (--depth < 0)
+				return BB_JSON_INVALID;
+			break;
+		default:
+			if (strchr("-0123456789tfn", s[k]) == NULL)
+				break;
+			while (k + 1 < len &&
+			    strchr(" \t\r\n,]}", s[k + 1]) == NULL)
+				k++;
+			break;
+		}
+	}
+	return BB_JSON_OK;
 }
 
 /* jsmn in strict mode wants a delimiter after a primitive, so a document
@@ -299,6 +480,8 @@ parse_lone_primitive(struct bb_json *doc, char *err, size_t errlen)
 		snprintf(err, errlen, "malformed JSON");
 		return BB_JSON_INVALID;
 	}
+	if (!primitive_ijson(doc->text + a, z - a, err, errlen))
+		return BB_JSON_INVALID;
 	doc->tok = bb_xcalloc(1, sizeof(*doc->tok));
 	doc->tok[0].t.type = JSMN_PRIMITIVE;
 	doc->tok[0].t.start = (int)a;
@@ -321,6 +504,17 @@ bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
 	if (len > INT_MAX) {
 		snprintf(err, errlen, "document too large");
 		return BB_JSON_TOO_LARGE;
+	}
+	switch (prescan(text, len)) {
+	case BB_JSON_TOO_LARGE:
+		snprintf(err, errlen, "nested deeper than %d levels",
+		    BB_JSON_MAX_DEPTH);
+		return BB_JSON_TOO_LARGE;
+	case BB_JSON_INVALID:
+		snprintf(err, errlen, "malformed JSON: unmatched ']' or '}'");
+		return BB_JSON_INVALID;
+	case BB_JSON_OK:
+		break;
 	}
 	if ((n = parse_lone_primitive(doc, err, errlen)) >= 0)
 		return (enum bb_json_status)n;
@@ -348,12 +542,9 @@ bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
 		return BB_JSON_INVALID;
 	}
 	doc->ntok = n;
-	int end = walk(doc, 0, 0);
-	if (end == WALK_TOO_DEEP) {
-		snprintf(err, errlen, "nested deeper than %d levels",
-		    BB_JSON_MAX_DEPTH);
-		return BB_JSON_TOO_LARGE;
-	}
+	int end = walk_document(doc, err, errlen);
+	if (end == WALK_REFUSED)
+		return BB_JSON_INVALID;
 	if (end != n || !gap_valid(doc, 0, outer_start(doc, 0), 0) ||
 	    !gap_valid(doc, outer_end(doc, 0), len, 0)) {
 		snprintf(err, errlen, bb_utf8_valid(text, len) ?
@@ -446,10 +637,10 @@ decode_escape(const char *s, unsigned long *cp)
 	return 12;
 }
 
-static void
-put_utf8(struct bb_buf *out, unsigned long cp)
+/* Encodes code point cp as UTF-8 into u; returns its length. */
+static size_t
+utf8_encode(unsigned long cp, char u[4])
 {
-	char u[4];
 	size_t n;
 
 	if (cp < 0x80) {
@@ -471,7 +662,15 @@ put_utf8(struct bb_buf *out, unsigned long cp)
 		u[3] = (char)(0x80 | (cp & 0x3f));
 		n = 4;
 	}
-	bb_buf_append(out, u, n);
+	return n;
+}
+
+static void
+put_utf8(struct bb_buf *out, unsigned long cp)
+{
+	char u[4];
+
+	bb_buf_append(out, u, utf8_encode(cp, u));
 }
 
 void
@@ -495,36 +694,54 @@ bb_json_unescape(const struct bb_json *doc, int i, struct bb_buf *out)
 	}
 }
 
+/* Unescapes as it compares, without allocating: callers compare every
+ * member name of a body with a few field names. */
 bool
 bb_json_string_equals(const struct bb_json *doc, int i, const char *s)
 {
-	size_t len;
+	size_t len, n = strlen(s), at = 0, k = 0;
 	const char *raw = bb_json_raw(doc, i, &len);
-	struct bb_buf b;
-	bool eq;
 
 	if (TOK(doc, i)->type != JSMN_STRING)
 		return false;
-	if (memchr(raw, '\\', len) == NULL)
-		return len == strlen(s) && memcmp(raw, s, len) == 0;
-	bb_buf_init(&b);
-	bb_json_unescape(doc, i, &b);
-	eq = (b.len == strlen(s) && memcmp(b.data, s, b.len) == 0);
-	bb_buf_free(&b);
-	return eq;
+	while (k < len) {
+		const char *esc = memchr(raw + k, '\\', len - k);
+		size_t run = esc ? (size_t)(esc - raw) - k : len - k;
+		if (at + run > n || memcmp(s + at, raw + k, run) != 0)
+			return false;
+		at += run;
+		k += run;
+		if (esc) {
+			unsigned long cp;
+			char u[4];
+			k += decode_escape(raw + k, &cp);
+			size_t m = utf8_encode(cp, u);
+			if (at + m > n || memcmp(s + at, u, m) != 0)
+				return false;
+			at += m;
+		}
+	}
+	return at == n;
+}
+
+int
+bb_json_member(const struct bb_json *doc, int obj, int prev)
+{
+	int k = prev < 0 ? obj + 1 : bb_json_next(doc, prev + 1);
+
+	if (TOK(doc, obj)->type != JSMN_OBJECT || k >= doc->ntok ||
+	    TOK(doc, k)->start >= TOK(doc, obj)->end)
+		return -1;
+	return k;
 }
 
 int
 bb_json_get(const struct bb_json *doc, int obj, const char *key)
 {
-	int j = obj + 1;
-
-	if (TOK(doc, obj)->type != JSMN_OBJECT)
-		return -1;
-	for (int n = 0; n < TOK(doc, obj)->size; n++) {
-		if (bb_json_string_equals(doc, j, key))
-			return j + 1;
-		j = bb_json_next(doc, j + 1);
+	for (int k = bb_json_member(doc, obj, -1); k >= 0;
+	    k = bb_json_member(doc, obj, k)) {
+		if (bb_json_string_equals(doc, k, key))
+			return k + 1;
 	}
 	return -1;
 }
@@ -592,8 +809,11 @@ write_string_token(struct bb_buf *out, const struct bb_json *doc, int i)
 	bb_buf_free(&tmp);
 }
 
-void
-bb_json_write_value(struct bb_buf *out, const struct bb_json *doc, int i)
+/* Writes value i; returns the index just past it, so that a container
+ * steps to its next member without searching for the end of the last one
+ * (which would cost the size of the value again at every level above). */
+static int
+write_value(struct bb_buf *out, const struct bb_json *doc, int i)
 {
 	const jsmntok_t *t = TOK(doc, i);
 	size_t len;
@@ -612,17 +832,22 @@ bb_json_write_value(struct bb_buf *out, const struct bb_json *doc, int i)
 				bb_buf_putc(out, ':');
 				j++;
 			}
-			bb_json_write_value(out, doc, j);
-			j = bb_json_next(doc, j);
+			j = write_value(out, doc, j);
 		}
 		bb_buf_putc(out, t->type == JSMN_OBJECT ? '}' : ']');
-		break;
+		return j;
 	case JSMN_STRING:
 		write_string_token(out, doc, i);
-		break;
+		return j;
 	default:
 		raw = bb_json_raw(doc, i, &len);
 		bb_buf_append(out, raw, len);
-		break;
+		return j;
 	}
+}
+
+void
+bb_json_write_value(struct bb_buf *out, const struct bb_json *doc, int i)
+{
+	write_value(out, doc, i);
 }

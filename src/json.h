@@ -1,6 +1,8 @@
 /* json: parsing with jsmn plus what jsmn leaves to its caller -- full
- * validation (grammar, UTF-8, escapes, nesting depth), unescaping, typed
- * lookups -- and a writer that escapes correctly.
+ * validation (grammar, UTF-8, escapes, nesting depth, the I-JSON rules of
+ * RFC 7493), unescaping, typed lookups -- and a writer that escapes
+ * correctly. Every pass takes time linear in the text (n log n for the
+ * member names of one object), whatever its shape.
  *
  * Values are addressed by token index; index 0 is the document's root. */
 #ifndef BB_JSON_H
@@ -13,10 +15,15 @@
 
 #define BB_JSON_MAX_DEPTH 64
 #define BB_JSON_MAX_TOKENS 65536
+/* The longest number literal accepted (I-JSON, RFC 7493 §2.2). */
+#define BB_JSON_MAX_NUMBER 64
 
 enum bb_json_status {
 	BB_JSON_OK = 0,
-	BB_JSON_INVALID,	/* not JSON, or not UTF-8 */
+	BB_JSON_INVALID,	/* not JSON, not UTF-8, or not I-JSON: a member
+				 * name repeated in an object (compared
+				 * unescaped), a number that is no finite
+				 * double or longer than MAX_NUMBER */
 	BB_JSON_TOO_LARGE,	/* deeper than MAX_DEPTH or more than MAX_TOKENS */
 };
 
@@ -49,8 +56,14 @@ enum bb_json_type bb_json_type(const struct bb_json *doc, int i);
 int bb_json_size(const struct bb_json *doc, int i);
 /* The index just past the value at i and everything inside it. */
 int bb_json_next(const struct bb_json *doc, int i);
-/* The value of member key in object obj (first one if repeated), or -1. */
+/* The value of member key in object obj, or -1. */
 int bb_json_get(const struct bb_json *doc, int obj, const char *key);
+/* Steps through the members of object obj in order, returning the index of
+ * each name (its value is the next index), then -1:
+ *	for (int k = bb_json_member(doc, obj, -1); k >= 0;
+ *	    k = bb_json_member(doc, obj, k))
+ * A whole loop takes time linear in the size of obj. */
+int bb_json_member(const struct bb_json *doc, int obj, int prev);
 /* Raw text of a value (strings without their quotes, still escaped). */
 const char *bb_json_raw(const struct bb_json *doc, int i, size_t *len);
 

@@ -37,10 +37,17 @@ static const struct bb_field artifact_fields[] = {
 	{ "metadata", BB_FIELD_OBJECT, false, NULL },
 };
 
-#define SCHEMA(f) { f, sizeof(f) / sizeof(f[0]) }
+#define NFIELDS(f) (sizeof(f) / sizeof(f[0]))
+#define SCHEMA(f) { f, NFIELDS(f) }
 const struct bb_schema bb_schema_llm_prompt = SCHEMA(llm_prompt_fields);
 const struct bb_schema bb_schema_llm_response = SCHEMA(llm_response_fields);
 const struct bb_schema bb_schema_artifact = SCHEMA(artifact_fields);
+
+/* Room for the fields of the largest schema. */
+#define MAX_FIELDS 8
+_Static_assert(NFIELDS(llm_prompt_fields) <= MAX_FIELDS, "MAX_FIELDS");
+_Static_assert(NFIELDS(llm_response_fields) <= MAX_FIELDS, "MAX_FIELDS");
+_Static_assert(NFIELDS(artifact_fields) <= MAX_FIELDS, "MAX_FIELDS");
 
 void
 bb_validate_error(struct bb_buf *errors, const char *field,
@@ -138,25 +145,38 @@ default_value(const struct bb_field *f)
 	}
 }
 
-static bool
-is_known(const struct bb_json *doc, int key, const struct bb_schema *schema)
+/* The field of schema that member name key names, or -1. */
+static int
+field_index(const struct bb_json *doc, int key, const struct bb_schema *schema)
 {
 	for (size_t k = 0; k < schema->nfields; k++) {
 		if (bb_json_string_equals(doc, key, schema->fields[k].name))
-			return true;
+			return (int)k;
 	}
-	return false;
+	return -1;
 }
 
 int
 bb_validate(const struct bb_json *doc, int obj, const struct bb_schema *schema,
     struct bb_buf *payload, struct bb_buf *errors)
 {
+	int values[MAX_FIELDS];
 	int nerrors = 0;
 
+	/* One pass over the members finds the value of every field, so the
+	 * time is linear in the number of members, however many are unknown
+	 * (a lookup per field would pass over them all once per field). */
+	for (size_t k = 0; k < schema->nfields; k++)
+		values[k] = -1;
+	for (int m = bb_json_member(doc, obj, -1); m >= 0;
+	    m = bb_json_member(doc, obj, m)) {
+		int k = field_index(doc, m, schema);
+		if (k >= 0)
+			values[k] = m + 1;	/* names are unique (I-JSON) */
+	}
 	for (size_t k = 0; k < schema->nfields; k++) {
 		const struct bb_field *f = &schema->fields[k];
-		int v = bb_json_get(doc, obj, f->name);
+		int v = values[k];
 		const char *problem;
 		char msg[128];
 
@@ -175,7 +195,7 @@ bb_validate(const struct bb_json *doc, int obj, const struct bb_schema *schema,
 	bb_buf_putc(payload, '{');
 	for (size_t k = 0; k < schema->nfields; k++) {
 		const struct bb_field *f = &schema->fields[k];
-		int v = bb_json_get(doc, obj, f->name);
+		int v = values[k];
 
 		bb_buf_puts(payload, k ? ",\"" : "\"");
 		bb_buf_puts(payload, f->name);
@@ -187,15 +207,14 @@ bb_validate(const struct bb_json *doc, int obj, const struct bb_schema *schema,
 			bb_json_write_value(payload, doc, v);
 	}
 	/* Unknown fields are kept as sent (CONTRACT §3), in request order. */
-	int j = obj + 1;
-	for (int n = 0; n < bb_json_size(doc, obj); n++) {
-		if (!is_known(doc, j, schema)) {
+	for (int m = bb_json_member(doc, obj, -1); m >= 0;
+	    m = bb_json_member(doc, obj, m)) {
+		if (field_index(doc, m, schema) < 0) {
 			bb_buf_putc(payload, ',');
-			bb_json_write_value(payload, doc, j);
+			bb_json_write_value(payload, doc, m);
 			bb_buf_putc(payload, ':');
-			bb_json_write_value(payload, doc, j + 1);
+			bb_json_write_value(payload, doc, m + 1);
 		}
-		j = bb_json_next(doc, j + 1);
 	}
 	bb_buf_putc(payload, '}');
 	return 0;

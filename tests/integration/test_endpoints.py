@@ -409,9 +409,9 @@ class GenericTypeEndpointTest(EndpointCase):
         self.assertEqual(env["event_type"], TYPE_255)
 
     def test_generic_type_keeps_numbers_as_written(self):
-        body = b'{"a":1.50,"b":1e400,"c":-0,"d":123456789012345678901234567890}'
+        body = b'{"a":1.50,"b":1e308,"c":-0,"d":123456789012345678901234567890}'
         resp, _, _, _, msg = self.publish("/events/num.test", body)
-        self.assertIn(b'"payload":{"a":1.50,"b":1e400,"c":-0,'
+        self.assertIn(b'"payload":{"a":1.50,"b":1e308,"c":-0,'
                       b'"d":123456789012345678901234567890}', resp.content)
         self.assertEqual(msg, resp.content)
 
@@ -866,6 +866,61 @@ class UnicodeRoundTripTest(EndpointCase):
         for env in (doc, amqp):
             self.assertEqual(env["payload"]["prompt"], UNI)
             self.assertEqual(env["payload"]["tags"], [UNI])
+
+
+# ====================================================================== I-JSON
+
+# A valid body for each publish route, as members to add to.
+IJSON_BASES = (
+    (PROMPT, b'"prompt":"p"'),
+    (RESPONSE, b'"response":"r"'),
+    (ARTIFACT, b'"action":"created","kind":"doc","uri":"file:///a"'),
+    (EVENTS, b'"event_type":"ijson.test","payload":{"k":1}'),
+    ("/events/ijson.test", b'"k":1'),
+)
+
+
+class IJsonBodiesTest(EndpointCase):
+    """CONTRACT §8: bodies are I-JSON (RFC 7493). A repeated member name, a number
+    beyond a finite double or a number literal over 64 characters is 400
+    invalid_json and publishes nothing, on every publish route."""
+
+    def refused_everywhere(self, members, reason):
+        for path, base in IJSON_BASES:
+            with self.subTest(path=path):
+                _, doc = self.refused(path, b"{" + base + b"," + members + b"}", 400,
+                                      "invalid_json")
+                self.assertIn(reason, doc["detail"])
+
+    def test_repeated_member_name_is_400_invalid_json(self):
+        _, doc = self.refused(PROMPT, b'{"z":1,"z":2}', 400, "invalid_json")
+        self.assertIn('duplicate member name "z"', doc["detail"])
+        self.refused_everywhere(b'"z":1,"z":2', 'duplicate member name "z"')
+
+    def test_member_name_repeated_after_unescaping_is_400(self):
+        self.refused_everywhere(b'"\\u007a":1,"z":2', 'duplicate member name "z"')
+
+    def test_member_name_repeated_in_a_nested_object_is_400(self):
+        self.refused_everywhere(b'"o":{"a":[{"b":1,"c":{},"b":2}]}',
+                                'duplicate member name "b"')
+
+    def test_number_beyond_a_double_is_400_invalid_json(self):
+        _, doc = self.refused(PROMPT, b'{"x":1e999}', 400, "invalid_json")
+        self.assertIn("1e999", doc["detail"])
+        self.refused_everywhere(b'"x":[-1e400]', "does not fit an IEEE 754 double")
+
+    def test_number_literal_of_65_digits_is_400_invalid_json(self):
+        _, doc = self.refused(PROMPT, b'{"prompt":"p","n":' + b"9" * 65 + b"}", 400,
+                              "invalid_json")
+        self.assertIn("longer than 64 characters", doc["detail"])
+        self.refused_everywhere(b'"n":' + b"1" * 65, "longer than 64 characters")
+
+    def test_near_misses_publish_as_written(self):
+        members = (b'"big":1e308,"long":-' + b"1" * 63 + b',"tiny":1e-400,'
+                   b'"a":{"n":1},"b":{"n":2},"c":[{"n":3},{"n":4}]')
+        resp, _, _, _, msg = self.publish(PROMPT, b'{"prompt":"p",' + members + b"}")
+        self.assertIn(members, resp.content)
+        self.assertEqual(msg, resp.content)
 
 
 # ====================================================================== garbage input

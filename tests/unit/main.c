@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <CUnit/Basic.h>
 
@@ -16,6 +17,15 @@ add_suite(const char *name, const CU_TestInfo *tests)
 		if (CU_add_test(suite, tests->pName, tests->pTestFunc) == NULL)
 			exit(2);
 	}
+}
+
+double
+cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 int

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,88 @@ test_limits_token_count(void)
 	free(s);
 }
 
+/* Parses text, expecting BB_JSON_INVALID with reason among the words of
+ * err. */
+static void
+assert_refused(const char *text, const char *reason)
+{
+	struct bb_json doc;
+	char err[128] = "";
+
+	CU_ASSERT_EQUAL(bb_json_parse(&doc, text, strlen(text), err,
+	    sizeof(err)), BB_JSON_INVALID);
+	if (strstr(err, reason) == NULL) {
+		fprintf(stderr, "\n    %s: \"%s\" ", text, err);
+		CU_FAIL("reason");
+	}
+	bb_json_free(&doc);
+}
+
+/* A number literal of len characters: "-1" then digits. */
+static char *
+long_number(size_t len)
+{
+	char *s = malloc(len + 3);
+
+	s[0] = '[';
+	s[1] = '-';
+	memset(s + 2, '1', len - 1);
+	s[len + 1] = ']';
+	s[len + 2] = '\0';
+	return s;
+}
+
+static void
+test_ijson_numbers_fit_a_double(void)
+{
+	static const char *const good[] = {
+		"[1e308]", "[-1e308]", "[1.7976931348623157e308]", "[1e-400]",
+		"[-0]", "[0.5E+2]", "1e308", NULL,
+	};
+	char *max = long_number(BB_JSON_MAX_NUMBER);
+	char *over = long_number(BB_JSON_MAX_NUMBER + 1);
+
+	for (const char *const *p = good; *p; p++) {
+		if (parse(*p) != BB_JSON_OK)
+			CU_FAIL(*p);
+	}
+	assert_refused("[1e999]", "number 1e999 does not fit an IEEE 754 double");
+	assert_refused("{\"x\":-1e400}", "number -1e400 does not fit");
+	assert_refused("{\"x\":[0,1.8e308]}", "number 1.8e308 does not fit");
+	assert_refused("1e999", "does not fit");
+	CU_ASSERT_EQUAL(parse(max), BB_JSON_OK);
+	assert_refused(over, "number literal longer than 64 characters");
+	over[strlen(over) - 1] = '\0';	/* the number alone, unbracketed */
+	assert_refused(over + 1, "number literal longer than 64 characters");
+	free(max);
+	free(over);
+}
+
+static void
+test_ijson_member_names_are_unique(void)
+{
+	static const char *const good[] = {
+		"{\"a\":{\"a\":1},\"b\":{\"a\":2}}", "[{\"a\":1},{\"a\":2}]",
+		"{\"a\":1,\"A\":2,\"a \":3,\"ab\":4,\"\":5}",
+		"{\"x\\u0000\":1,\"x\":2}", "{\"a\":{\"b\":1},\"b\":2}",
+		"{\"a\":{\"b\":{\"c\":1},\"c\":2},\"c\":3,\"b\":4}", NULL,
+	};
+
+	for (const char *const *p = good; *p; p++) {
+		if (parse(*p) != BB_JSON_OK)
+			CU_FAIL(*p);
+	}
+	assert_refused("{\"z\":1,\"z\":2}", "duplicate member name \"z\"");
+	assert_refused("{\"a\":1,\"\\u0061\":2}", "duplicate member name \"a\"");
+	assert_refused("{\"x\":[{\"b\":1,\"c\":2,\"b\":3}]}",
+	    "duplicate member name \"b\"");
+	assert_refused("{\"a\":{\"b\":1},\"a\":2}", "duplicate member name \"a\"");
+	assert_refused("{\"\":1,\"\":2}", "duplicate member name \"\"");
+	assert_refused("{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}",
+	    "duplicate member name");
+	assert_refused("{\"\\n\\/\":1,\"\\u000a/\":2}", "duplicate member name");
+}
+
 static void
 test_unescapes_every_escape(void)
 {
@@ -162,7 +245,7 @@ static void
 test_get_and_typed_values(void)
 {
 	const char *text = "{\"n\":42,\"f\":4.2,\"e\":1e3,\"big\":"
-	    "99999999999999999999,\"\\u0061\":\"first\",\"a\":\"second\","
+	    "99999999999999999999,\"\\u0061\":\"first\","
 	    "\"o\":{\"x\":[1,2]},\"z\":null}";
 	struct bb_json doc;
 	char err[128];
@@ -182,6 +265,54 @@ test_get_and_typed_values(void)
 	    BB_JSON_NULL);
 	CU_ASSERT_EQUAL(bb_json_get(&doc, 0, "missing"), -1);
 	CU_ASSERT_EQUAL(bb_json_get(&doc, bb_json_get(&doc, 0, "n"), "x"), -1);
+	bb_json_free(&doc);
+}
+
+static void
+test_string_equals_compares_unescaped(void)
+{
+	const char *text = "[\"a\\u0062c\",\"\\u00e9\\ud83d\\ude00\",\"x\\u0000\","
+	    "\"plain\",1]";
+	struct bb_json doc;
+	char err[128];
+
+	CU_ASSERT_EQUAL_FATAL(bb_json_parse(&doc, text, strlen(text), err,
+	    sizeof(err)), BB_JSON_OK);
+	CU_ASSERT(bb_json_string_equals(&doc, 1, "abc"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 1, "ab"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 1, "abcd"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 1, "abd"));
+	CU_ASSERT(bb_json_string_equals(&doc, 2, "\xc3\xa9\xf0\x9f\x98\x80"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 2, "\xc3\xa9"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 3, "x"));
+	CU_ASSERT(bb_json_string_equals(&doc, 4, "plain"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 4, "plai"));
+	CU_ASSERT_FALSE(bb_json_string_equals(&doc, 5, "1"));
+	bb_json_free(&doc);
+}
+
+static void
+test_member_steps_through_names(void)
+{
+	const char *text = "{\"a\":{\"x\":[1,{}]},\"b\":[],\"c\":{},\"d\":1}";
+	static const char *const names[] = { "a", "b", "c", "d" };
+	struct bb_json doc;
+	char err[128];
+	int n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(bb_json_parse(&doc, text, strlen(text), err,
+	    sizeof(err)), BB_JSON_OK);
+	for (int k = bb_json_member(&doc, 0, -1); k >= 0;
+	    k = bb_json_member(&doc, 0, k)) {
+		CU_ASSERT_FATAL(n < 4);
+		CU_ASSERT(bb_json_string_equals(&doc, k, names[n]));
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, 4);
+	/* An empty object that is not last, and a value that is no object. */
+	CU_ASSERT_EQUAL(bb_json_member(&doc, bb_json_get(&doc, 0, "c"), -1), -1);
+	CU_ASSERT_EQUAL(bb_json_member(&doc, bb_json_get(&doc, 0, "b"), -1), -1);
+	CU_ASSERT_EQUAL(bb_json_member(&doc, bb_json_get(&doc, 0, "d"), -1), -1);
 	bb_json_free(&doc);
 }
 
@@ -220,6 +351,211 @@ test_write_value_is_compact_and_canonical(void)
 	bb_json_free(&doc);
 }
 
+/* CONTRACT §8: any body within MAX_BODY_BYTES parses in time linear in its
+ * size, whatever its shape. Each shape below is a whole MiB (the default
+ * MAX_BODY_BYTES); linear code takes a few milliseconds of CPU on it, code
+ * that looks back over the tokens on every ']' or ',' takes seconds, so
+ * 100 ms tells them apart with a wide margin. */
+#define MIB 1048576
+#define LINEAR_MS 100.0
+
+/* Appends spaces to b until appending tail more bytes makes a MiB. */
+static void
+pad_to_mib(struct bb_buf *b, size_t tail)
+{
+	while (b->len + tail < MIB)
+		bb_buf_putc(b, ' ');
+}
+
+/* Parses b, expecting want; a document that parses is also written out
+ * and searched for a missing key, so that every pass over it is timed. */
+static void
+assert_linear(const struct bb_buf *b, enum bb_json_status want)
+{
+	struct bb_json doc;
+	struct bb_buf out;
+	char err[128];
+	double start = cpu_ms(), ms;
+	enum bb_json_status st;
+
+	bb_buf_init(&out);
+	st = bb_json_parse(&doc, b->data, b->len, err, sizeof(err));
+	if (st == BB_JSON_OK) {
+		bb_json_write_value(&out, &doc, 0);
+		CU_ASSERT_EQUAL(bb_json_get(&doc, 0, "missing"), -1);
+	}
+	ms = cpu_ms() - start;
+	bb_json_free(&doc);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(b->len, MIB);
+	CU_ASSERT_EQUAL(st, want);
+	CU_ASSERT(ms < LINEAR_MS);
+	if (ms >= LINEAR_MS)
+		fprintf(stderr, "\n    %.0f ms of CPU ", ms);
+}
+
+static void
+test_linear_object_of_many_members(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_putc(&b, '{');
+	for (int k = 0; k < 32000; k++)
+		bb_buf_printf(&b, "%s\"k%025d\":0", k ? "," : "", k);
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, '}');
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+static void
+test_linear_array_of_empty_arrays(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_putc(&b, '[');
+	for (int k = 0; k < BB_JSON_MAX_TOKENS - 1; k++)
+		bb_buf_puts(&b, k ? ",[]" : "[]");
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, ']');
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+/* An array of 1000 nests of the given depth, so the document is one level
+ * deeper than that. */
+static void
+many_nests(struct bb_buf *b, int depth)
+{
+	bb_buf_putc(b, '[');
+	for (int k = 0; k < 1000; k++) {
+		if (k)
+			bb_buf_putc(b, ',');
+		for (int d = 0; d < depth; d++)
+			bb_buf_putc(b, '[');
+		for (int d = 0; d < depth; d++)
+			bb_buf_putc(b, ']');
+	}
+	pad_to_mib(b, 1);
+	bb_buf_putc(b, ']');
+}
+
+static void
+test_linear_nesting_at_the_depth_limit(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	many_nests(&b, BB_JSON_MAX_DEPTH - 1);
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+static void
+test_linear_nesting_over_the_depth_limit(void)
+{
+	struct bb_buf b;
+	const int deep = BB_JSON_MAX_TOKENS - 1;
+
+	bb_buf_init(&b);
+	many_nests(&b, BB_JSON_MAX_DEPTH);
+	assert_linear(&b, BB_JSON_TOO_LARGE);
+	/* As deep as the token limit allows. */
+	bb_buf_reset(&b);
+	for (int d = 0; d < deep; d++)
+		bb_buf_putc(&b, '[');
+	pad_to_mib(&b, (size_t)deep);
+	for (int d = 0; d < deep; d++)
+		bb_buf_putc(&b, ']');
+	assert_linear(&b, BB_JSON_TOO_LARGE);
+	bb_buf_free(&b);
+}
+
+static void
+test_linear_long_string_of_escapes(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_puts(&b, "[\"");
+	while (b.len + 12 + 2 <= MIB)
+		bb_buf_puts(&b, "\\u00e9\\\"\\\\\\n");
+	pad_to_mib(&b, 2);
+	bb_buf_puts(&b, "\"]");
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+static void
+test_linear_object_of_escaped_names(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_putc(&b, '{');
+	for (int k = 0; k < 32000; k++)
+		bb_buf_printf(&b, "%s\"\\u006b\\t%011d\":\"\\n\"", k ? "," : "", k);
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, '}');
+	assert_linear(&b, BB_JSON_OK);
+	bb_buf_free(&b);
+}
+
+/* Not JSON, but shapes on which jsmn's parent links form long chains: a
+ * ':' makes the last token the parent of the next, and an unmatched ']'
+ * after one passes jsmn, so that the brackets after it would go uncounted
+ * by a pre-scan that let its depth go below zero. */
+static void
+test_linear_chains_of_parent_links(void)
+{
+	struct bb_buf b;
+	const int n = BB_JSON_MAX_TOKENS / 2 - 1;
+
+	bb_buf_init(&b);
+	bb_buf_puts(&b, "{\"k\"");
+	for (int k = 0; k < n; k++)
+		bb_buf_puts(&b, ":\"k\"");
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, '}');
+	assert_linear(&b, BB_JSON_INVALID);
+	bb_buf_reset(&b);
+	bb_buf_puts(&b, "[[]");
+	for (int k = 0; k < n; k++)
+		bb_buf_puts(&b, ":[]");
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, ']');
+	assert_linear(&b, BB_JSON_INVALID);
+	bb_buf_reset(&b);
+	bb_buf_puts(&b, "[]");
+	for (int k = 0; k < n / 2; k++)
+		bb_buf_puts(&b, ":]");
+	for (int k = 0; k < n / 2; k++)
+		bb_buf_putc(&b, '[');
+	pad_to_mib(&b, (size_t)n / 2);
+	for (int k = 0; k < n / 2; k++)
+		bb_buf_putc(&b, ']');
+	assert_linear(&b, BB_JSON_INVALID);
+	bb_buf_free(&b);
+}
+
+static void
+test_linear_duplicate_among_many_names(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_putc(&b, '{');
+	for (int k = 0; k < 32000; k++)
+		bb_buf_printf(&b, "\"\\u006b%020d\":0,", (k * 7919) % 32000);
+	bb_buf_puts(&b, "\"k00000000000000031999\":0");
+	pad_to_mib(&b, 1);
+	bb_buf_putc(&b, '}');
+	assert_linear(&b, BB_JSON_INVALID);
+	bb_buf_free(&b);
+}
+
 void
 add_json_tests(void)
 {
@@ -231,11 +567,33 @@ add_json_tests(void)
 		{ "rejects bad strings and UTF-8", test_rejects_bad_strings },
 		{ "limits nesting depth", test_limits_depth },
 		{ "limits token count", test_limits_token_count },
+		{ "I-JSON: numbers fit a double", test_ijson_numbers_fit_a_double },
+		{ "I-JSON: member names are unique",
+		    test_ijson_member_names_are_unique },
 		{ "unescapes every escape", test_unescapes_every_escape },
 		{ "get and typed values", test_get_and_typed_values },
+		{ "string_equals compares unescaped",
+		    test_string_equals_compares_unescaped },
+		{ "member steps through names", test_member_steps_through_names },
 		{ "writer escapes", test_writer_escapes },
 		{ "write_value is compact and canonical",
 		    test_write_value_is_compact_and_canonical },
+		{ "linear: object of many members",
+		    test_linear_object_of_many_members },
+		{ "linear: array of empty arrays",
+		    test_linear_array_of_empty_arrays },
+		{ "linear: nesting at the depth limit",
+		    test_linear_nesting_at_the_depth_limit },
+		{ "linear: nesting over the depth limit",
+		    test_linear_nesting_over_the_depth_limit },
+		{ "linear: long string of escapes",
+		    test_linear_long_string_of_escapes },
+		{ "linear: object of escaped names",
+		    test_linear_object_of_escaped_names },
+		{ "linear: chains of parent links",
+		    test_linear_chains_of_parent_links },
+		{ "linear: duplicate among many names",
+		    test_linear_duplicate_among_many_names },
 		CU_TEST_INFO_NULL,
 	};
 	add_suite("json", tests);

@@ -15,4 +15,8 @@ void add_validate_tests(void);
 /* Adds a suite with the given tests (NULL-terminated name/function pairs). */
 void add_suite(const char *name, const CU_TestInfo *tests);
 
+/* CPU time this process has used, in milliseconds: a bound on it is
+ * how a test tells linear work from quadratic on a shared machine. */
+double cpu_ms(void);
+
 #endif
