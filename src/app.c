@@ -238,14 +238,13 @@ handle_publish(struct bb_app *app, const struct bb_request *req,
 		.tracestate = env->tracestate,
 	};
 	uint8_t hash[BB_BODY_HASH_LEN];
-	const uint8_t *claim = NULL;
+	struct bb_claim_token claim = { .held = false };
 	if (ev->key) {
 		body_fingerprint(app, m->route, ev, hash);
 		bb_buf_reset(&app->original);
 		switch (bb_tracker_claim(app->tracker, env->event_id, hash,
-		    &app->original)) {
+		    &app->original, &claim)) {
 		case BB_CLAIM_NEW:
-			claim = hash;
 			break;
 		case BB_CLAIM_UNAVAILABLE:
 			break;	/* publish; the id alone lets consumers dedupe */
@@ -276,12 +275,11 @@ handle_publish(struct bb_app *app, const struct bb_request *req,
 		    env->event_type);
 		/* Only a confirmed event is recorded (CONTRACT §7). */
 		bb_tracker_record(app->tracker, env, ev->json.data, ev->json.len,
-		    claim);
+		    &claim);
 	} else {
 		bb_log_warning("event %s (%s) not published: %s", env->event_id,
 		    env->event_type, bb_publish_result_name(r));
-		if (claim)
-			bb_tracker_release(app->tracker, env->event_id);
+		bb_tracker_release(app->tracker, env->event_id, &claim);
 	}
 	answer_publish(ev, m->route, r, resp);
 }

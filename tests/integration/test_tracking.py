@@ -929,6 +929,98 @@ class ZzUnconfirmedPublishTest(TrackingCase):
             self.assertEqual(r.call("GET", record_key(parent)), b"C" + uuid.UUID(eid).bytes)
 
 
+class ZzClaimOwnerTest(TrackingCase):
+    """Only the request that set a pending claim releases it or marks it done
+    (CONTRACT §7). The broker process is stopped (SIGSTOP) so that a publish
+    stays in flight while the test replaces its claim in Redis with the value
+    of another request (same body, another nonce)."""
+
+    def beam_pid(self):
+        path = os.path.join(bbtest.BB_STATE_DIR or "/nonexistent", "rabbitmq", "rabbitmq.pid")
+        try:
+            with open(path) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            self.skipTest("no RabbitMQ pid file at %s" % path)
+
+    def setUp(self):
+        self.pid = self.beam_pid()
+        for _ in range(6):  # connected workers: a publish then waits for its confirm
+            self.publish("test.owner.warm")
+
+    def tearDown(self):
+        os.kill(self.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        while post("/events/test.owner.back", b"{}").status_code != 200:
+            if time.monotonic() > deadline:
+                self.fail("the broker did not come back")
+            time.sleep(0.5)
+
+    def replace_claim_in_flight(self, r, key, body, resume):
+        """Publishes with key while the broker is stopped; once the claim is
+        in Redis, replaces it with another request's value, then continues the
+        broker when resume is true. Returns (response, own value, other value)."""
+        eid = idempotent_id("test.owner", key)
+        digest = hashlib.sha256(body).digest()
+        answer = []
+        os.kill(self.pid, signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=lambda: answer.append(post(
+                "/events/test.owner", body, headers=publish_headers(key=key), timeout=15)))
+            t.start()
+            own = None
+            while own is None and t.is_alive():
+                own = r.call("GET", claim_key(eid))
+            if own is None:  # answered before the claim was seen (a worker in backoff)
+                t.join()
+                return answer[0], None, None
+            other = b"P" + digest + os.urandom(16)
+            r.call("SET", claim_key(eid), other, "PX", 30000)
+            if resume:
+                os.kill(self.pid, signal.SIGCONT)
+            t.join(20)
+        finally:
+            os.kill(self.pid, signal.SIGCONT)
+        self.assertEqual(len(own), 49, own)
+        self.assertEqual(own[:33], b"P" + digest, "pending claim is 'P' + SHA-256(body) + nonce")
+        return answer[0], own, other
+
+    def in_flight_attempt(self, r, tag, resume):
+        for attempt in range(3):
+            key = "owner-%s-%s-%d" % (tag, run_tag(), attempt)
+            body = json.dumps({"k": key}).encode()
+            resp, own, other = self.replace_claim_in_flight(r, key, body, resume)
+            if own is not None:
+                return key, body, resp, own, other
+        self.fail("no publish stayed in flight long enough to see its claim")
+
+    def test_failed_publish_does_not_release_another_requests_claim(self):
+        with redis() as r:
+            key, body, resp, own, other = self.in_flight_attempt(r, "release", resume=False)
+            eid = idempotent_id("test.owner", key)
+            try:
+                self.assertIn(resp.status_code, (503, 504), resp.content)
+                self.assertEqual(r.call("GET", claim_key(eid)), other,
+                                 "the failed request deleted a claim it did not own")
+                again = post("/events/test.owner", body, headers=publish_headers(key=key))
+                self.assertError(again, 409, "idempotency_conflict")
+            finally:
+                r.call("DEL", claim_key(eid))
+
+    def test_confirmed_publish_does_not_mark_another_requests_claim_done(self):
+        with redis() as r:
+            key, body, resp, own, other = self.in_flight_attempt(r, "done", resume=True)
+            eid = idempotent_id("test.owner", key)
+            try:
+                env = self.assertJSONResponse(resp, 200)
+                self.assertEqual(env["event_id"], eid)
+                self.assertRecorded(eid, timeout=2.0)  # the record script has run
+                self.assertEqual(r.call("GET", claim_key(eid)), other,
+                                 "the request marked done a claim it did not own")
+            finally:
+                r.call("DEL", claim_key(eid))
+
+
 # ------------------------------------------------------------------ worker settings (last)
 
 class WorkerSettingsCase(TrackingCase):
