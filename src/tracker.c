@@ -23,35 +23,70 @@
 #define NONCE_POOL 256
 #define SHA_LEN 40		/* what SCRIPT LOAD answers: SHA-1 in hex */
 /* EVALSHA, its SHA, numkeys, every key, every argument. */
-#define CMD_MAX_ARGS (3 + 2 + BB_MAX_PARENTS + 3 + 3)
+#define CMD_MAX_ARGS (3 + 2 + BB_MAX_PARENTS + 4 + 3)
 
-/* Records one event (bb_tracker_record): as one script, so that marking
- * the claim done can depend on who holds it and still cost no round trip of
- * its own (CONTRACT §7).
+/* Records one event (bb_tracker_record): as one script, so that what it
+ * writes can depend on what Redis holds -- a parent's count of children,
+ * who holds the claim -- and still cost one round trip (CONTRACT §7).
  * KEYS: the event's record, its parents' records, [its claim].
- * ARGV: meta entry, child entry, TTL (ms),
+ * ARGV: meta entry, child entry, TTL (ms), CORRELATION_MAX_CHILDREN,
  *       [pending claim value, done claim value, window (ms)].
- * Returns 1, or 0 when another request held the claim, which is then left
- * alone. A claim gone (expired, or released by a later request whose
- * publish failed) is marked done too: nobody holds it, and the event was
- * published with this body. */
+ * Returns { child links not recorded, 0 when another request held the
+ * claim (left alone) else 1 }. A claim gone (expired, or released by a
+ * later request whose publish failed) is marked done too: nobody holds it,
+ * and the event was published with this body. The count entry is the one
+ * of record.h; a record without it is counted once, by its entries. */
 static const char record_script[] =
-	"local ttl = ARGV[3]\n"
+	"local ttl, max = ARGV[3], tonumber(ARGV[4])\n"
 	"local nparents = #KEYS - 1\n"
-	"if ARGV[4] then nparents = nparents - 1 end\n"
+	"if ARGV[5] then nparents = nparents - 1 end\n"
+	"local function count(v)\n"
+	"  local k, n = 1, 0\n"
+	"  while k <= #v do\n"
+	"    local tag = string.byte(v, k)\n"
+	"    if tag == 67 then\n"		/* 'C' */
+	"      n, k = n + 1, k + 17\n"
+	"    elseif tag == 77 then\n"		/* 'M' */
+	"      local np = string.byte(v, k + 9) or 0\n"
+	"      k = k + 11 + 16 * np + (string.byte(v, k + 10 + 16 * np) or 0)\n"
+	"    else\n"
+	"      break\n"
+	"    end\n"
+	"  end\n"
+	"  return n\n"
+	"end\n"
+	"local function add_child(key)\n"
+	"  local head = redis.call('GETRANGE', key, 0, 4)\n"
+	"  local tag, n = string.sub(head, 1, 1), 0\n"
+	"  if tag == 'N' or tag == 'T' then\n"
+	"    n = struct.unpack('>I4', head, 2)\n"
+	"  else\n"
+	"    local v = redis.call('GET', key) or ''\n"
+	"    n, tag = count(v), 'N'\n"
+	"    redis.call('SET', key, 'N' .. struct.pack('>I4', n) .. v)\n"
+	"  end\n"
+	"  if n >= max then\n"
+	"    if tag == 'N' then redis.call('SETRANGE', key, 0, 'T') end\n"
+	"    return 0\n"
+	"  end\n"
+	"  redis.call('SETRANGE', key, 1, struct.pack('>I4', n + 1))\n"
+	"  redis.call('APPEND', key, ARGV[2])\n"
+	"  return 1\n"
+	"end\n"
 	"redis.call('APPEND', KEYS[1], ARGV[1])\n"
 	"redis.call('PEXPIRE', KEYS[1], ttl)\n"
+	"local dropped = 0\n"
 	"for k = 2, nparents + 1 do\n"
-	"  redis.call('APPEND', KEYS[k], ARGV[2])\n"
+	"  dropped = dropped + 1 - add_child(KEYS[k])\n"
 	"  redis.call('PEXPIRE', KEYS[k], ttl)\n"
 	"end\n"
-	"if ARGV[4] then\n"
+	"if ARGV[5] then\n"
 	"  local claim = KEYS[#KEYS]\n"
 	"  local held = redis.call('GET', claim)\n"
-	"  if held and held ~= ARGV[4] then return 0 end\n"
-	"  redis.call('SET', claim, ARGV[5], 'PX', ARGV[6])\n"
+	"  if held and held ~= ARGV[5] then return { dropped, 0 } end\n"
+	"  redis.call('SET', claim, ARGV[6], 'PX', ARGV[7])\n"
 	"end\n"
-	"return 1\n";
+	"return { dropped, 1 }\n";
 
 /* Compare-and-delete of a pending claim (bb_tracker_release). Sent whole
  * with EVAL: a release follows a failed publish, off the hot path. */
@@ -78,6 +113,8 @@ struct bb_tracker {
 	long long ttl_ms;
 	long long window_ms;		/* how long a replay is possible */
 	long long inflight_ms;		/* how long a claim may stay pending */
+	int max_children;		/* child links recorded per parent */
+	long children_dropped;		/* child links not recorded, so far */
 	redisContext *c;		/* NULL while disconnected */
 	bool pending;			/* the reply of the last record, unread */
 	char pending_event[BB_UUID_STRLEN + 1];
@@ -109,6 +146,7 @@ bb_tracker_new(const struct bb_config *cfg, long long claim_ms)
 	t->ttl_ms = (long long)cfg->redis_ttl_days * 86400 * 1000;
 	t->window_ms = (long long)cfg->idempotency_window_s * 1000;
 	t->inflight_ms = claim_ms;
+	t->max_children = cfg->max_children;
 	t->backoff_ms = BACKOFF_MIN_MS;
 	bb_buf_init(&t->scratch);
 	bb_buf_init(&t->claim);
@@ -315,7 +353,7 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
     const struct bb_claim_token *claim)
 {
 	char keys[1 + BB_MAX_PARENTS][BB_RECORD_KEY_LEN];
-	char ikey[IDEM_KEY_LEN], nkeys[16], ttl[24], window[24];
+	char ikey[IDEM_KEY_LEN], nkeys[16], ttl[24], max[16], window[24];
 	struct bb_buf *b = &t->scratch;
 	struct cmd c = { 0 };
 	bool claimed = claim && claim->held;
@@ -351,9 +389,11 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 		arg(&c, ikey, IDEM_KEY_LEN);
 	}
 	snprintf(ttl, sizeof(ttl), "%lld", t->ttl_ms);
+	snprintf(max, sizeof(max), "%d", t->max_children);
 	arg(&c, b->data, meta_len);
 	arg(&c, b->data + meta_len, b->len - meta_len);
 	arg_str(&c, ttl);
+	arg_str(&c, max);
 	if (claimed) {
 		bb_buf_reset(&t->claim);
 		bb_claim_done(&t->claim, claim->value, envelope, envelope_len);
@@ -391,12 +431,15 @@ bb_tracker_settle(struct bb_tracker *t)
 		report(t, t->pending_event);
 		return;
 	}
-	if (r->type != REDIS_REPLY_INTEGER) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    r->element[1]->type != REDIS_REPLY_INTEGER) {
 		freeReplyObject(r);
 		report(t, t->pending_event);
 		return;
 	}
-	if (r->integer == 0)
+	t->children_dropped += (long)r->element[0]->integer;
+	if (r->element[1]->integer == 0)
 		bb_log_warning("idempotency claim of event %s was taken by "
 		    "another request before the event was recorded; left to it",
 		    t->pending_event);
@@ -510,6 +553,12 @@ bb_tracker_release(struct bb_tracker *t, const char *event_id,
 		bb_log_info("idempotency claim of event %s is no longer this "
 		    "request's (expired or taken over); left in place", event_id);
 	freeReplyObject(r);
+}
+
+long
+bb_tracker_children_dropped(const struct bb_tracker *t)
+{
+	return t->children_dropped;
 }
 
 int

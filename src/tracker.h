@@ -36,7 +36,9 @@ bool bb_tracker_enabled(const struct bb_tracker *t);
 bool bb_tracker_healthy(struct bb_tracker *t);
 
 /* Records a confirmed event: its metadata, and it as a child of each
- * parent, with the TTL on every key -- one script, run atomically. With a
+ * parent that has fewer than CORRELATION_MAX_CHILDREN children (a parent
+ * that has them all is marked truncated instead), with the TTL on every
+ * key -- one script, run atomically. With a
  * held claim, also marks the claim done, keeping the envelope for replays,
  * unless another request holds the key by then. The command is sent at
  * once and its reply read later by bb_tracker_settle, so that the round
@@ -58,6 +60,10 @@ enum bb_claim bb_tracker_claim(struct bb_tracker *t, const char *event_id,
  * publish: deletes the key only if it still holds this claim's value. */
 void bb_tracker_release(struct bb_tracker *t, const char *event_id,
     struct bb_claim_token *claim);
+
+/* Child links this tracker did not record because their parent had
+ * CORRELATION_MAX_CHILDREN children already (as of the last reply read). */
+long bb_tracker_children_dropped(const struct bb_tracker *t);
 
 /* The store behind bb_walk (a bb_fetch_fn over a struct bb_tracker). */
 int bb_tracker_fetch(void *tracker, const bb_id *ids, int n,

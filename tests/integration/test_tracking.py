@@ -5,7 +5,7 @@ tracking settings change.
 White-box checks talk to the stack's Redis directly (RESP over a socket; the
 port comes from BB_REDIS_PORT or BB_STATE_DIR/stack.env). The key layout is the
 one of src/record.h: "bloodbank:" + 16 raw id bytes for an event's record,
-"bloodbank:i:" + 16 raw id bytes for an idempotency claim.
+"bloodbank:i:" + 16 raw id bytes for an idempotency claim (src/claim.h).
 
 The Zz classes stop Redis or restart lighttpd with other worker settings
 (BB_STATE_DIR/bloodbank.env), and restore both afterwards.
@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import threading
 import time
 import unittest
@@ -149,6 +150,12 @@ def record_key(event_id):
 
 def claim_key(event_id):
     return b"bloodbank:i:" + uuid.UUID(event_id).bytes
+
+
+def count_entry(n, truncated=False):
+    """The entry that starts a record with children: 'N' (or 'T' once one was
+    not recorded) and the count of its children, 4 bytes big-endian."""
+    return (b"T" if truncated else b"N") + struct.pack(">I", n)
 
 
 def ttl_days():
@@ -926,7 +933,8 @@ class ZzUnconfirmedPublishTest(TrackingCase):
         self.assertEqual(env["event_id"], eid)
         self.assertNotIn("Idempotent-Replayed", again.headers)
         with redis() as r:
-            self.assertEqual(r.call("GET", record_key(parent)), b"C" + uuid.UUID(eid).bytes)
+            self.assertEqual(r.call("GET", record_key(parent)),
+                             count_entry(1) + b"C" + uuid.UUID(eid).bytes)
 
 
 class ZzClaimOwnerTest(TrackingCase):
@@ -1093,6 +1101,76 @@ class ZzApiTokenTest(WorkerSettingsCase):
     def test_healthz_needs_no_token(self):
         doc = self.assertJSONResponse(get("/healthz"), 200)
         self.assertEqual(doc.get("redis"), "up", doc)
+
+
+class ZzChildrenCapTest(WorkerSettingsCase):
+    """CORRELATION_MAX_CHILDREN=5: a parent records at most 5 children; the
+    others are still published and recorded themselves, and every debug answer
+    that lists the parent's children says truncated."""
+
+    MAX = 5
+    SETTINGS = {"CORRELATION_MAX_CHILDREN": str(MAX)}
+
+    def children_of(self, parent, n):
+        return [self.publish_id("test.cap.child", parents=[parent]) for _ in range(n)]
+
+    def test_parent_lists_max_children_and_says_truncated(self):
+        root = self.publish_id("test.cap.root")
+        parent = self.publish_id("test.cap.parent", parents=[root])
+        children = self.children_of(parent, self.MAX + 2)  # each answered 200
+        doc = self.lookup(parent)
+        self.assertEqual(doc["children"], children[:self.MAX], doc)
+        self.assertEqual(doc["descendants"], children[:self.MAX], doc)
+        self.assertIs(doc.get("truncated"), True, doc)
+        ch = self.chain(parent, "descendants")
+        self.assertEqual(ch["chain"], children[:self.MAX], ch)
+        self.assertIs(ch.get("truncated"), True, ch)
+        # the root lists the capped parent's children among its descendants
+        up = self.lookup(root)
+        self.assertEqual(up["descendants"], [parent] + children[:self.MAX], up)
+        self.assertIs(up.get("truncated"), True, up)
+        self.assertIs(self.chain(root, "descendants").get("truncated"), True)
+        with redis() as r:
+            value = r.call("GET", record_key(parent))
+        self.assertEqual(value[:5], count_entry(self.MAX, truncated=True), value[:5])
+
+    def test_child_beyond_the_cap_keeps_its_own_record(self):
+        parent = self.publish_id("test.cap.parent")
+        late = self.children_of(parent, self.MAX + 1)[-1]
+        doc = self.lookup(late)
+        self.assertEqual(doc["parents"], [parent], doc)
+        self.assertEqual(doc["ancestors"], [parent], doc)
+        self.assertIs(doc.get("truncated"), False, doc)
+        ch = self.chain(late, "ancestors")
+        self.assertEqual(ch["chain"], [parent], ch)
+        self.assertIs(ch.get("truncated"), False, ch)
+
+    def test_parent_with_exactly_max_children_is_not_truncated(self):
+        parent = self.publish_id("test.cap.parent")
+        children = self.children_of(parent, self.MAX)
+        doc = self.lookup(parent)
+        self.assertEqual(doc["children"], children, doc)
+        self.assertIs(doc.get("truncated"), False, doc)
+        with redis() as r:
+            self.assertEqual(r.call("GET", record_key(parent))[:5], count_entry(self.MAX))
+
+    def test_record_of_the_older_layout_is_counted_then_capped(self):
+        # written before the count entry: metadata, then 'C' entries
+        parent = self.publish_id("test.cap.parent")
+        old = [str(uuid.uuid4()) for _ in range(3)]
+        with redis() as r:
+            value = r.call("GET", record_key(parent))
+            self.assertEqual(value[:1], b"M", value)
+            r.call("APPEND", record_key(parent), b"".join(b"C" + uuid.UUID(c).bytes
+                                                          for c in old))
+            self.assertIs(self.lookup(parent).get("truncated"), False)
+            new = self.children_of(parent, 3)
+            after = r.call("GET", record_key(parent))
+        doc = self.lookup(parent)
+        self.assertEqual(doc["children"], old + new[:2], doc)
+        self.assertIs(doc.get("truncated"), True, doc)
+        self.assertEqual(after, count_entry(5, truncated=True) + value + b"".join(
+            b"C" + uuid.UUID(c).bytes for c in old + new[:2]))
 
 
 class ZzTrackingDisabledTest(WorkerSettingsCase):
