@@ -235,7 +235,10 @@ send_cmd(struct bb_tracker *t, struct cmd *c)
 }
 
 /* AUTH and SELECT when configured, and the record script loaded -- again on
- * every connection, as a server restarted or failed over has lost it. */
+ * every connection, as a server restarted or failed over has lost it. After
+ * a SCRIPT FLUSH the next record fails with NOSCRIPT: that event goes
+ * untracked and logged like any failed record, and the reconnect that
+ * follows loads the script again. */
 static bool
 login(struct bb_tracker *t)
 {
