@@ -35,8 +35,7 @@ struct bb_call {
 	enum bb_route route;
 	bool waiting;			/* written; its confirm not yet handled */
 	struct bb_publish publish;
-	uint8_t hash[BB_BODY_HASH_LEN];
-	const uint8_t *claim;		/* hash, while the claim is ours */
+	struct bb_claim_token claim;	/* the idempotency claim, if ours */
 };
 
 struct bb_call *
@@ -308,12 +307,13 @@ claim_key(struct bb_app *app, struct bb_call *call)
 	const struct bb_envelope *env = &call->event.env;
 	struct bb_response *resp = &call->resp;
 
-	body_fingerprint(call, call->hash);
+	uint8_t hash[BB_BODY_HASH_LEN];
+
+	body_fingerprint(call, hash);
 	bb_buf_reset(&call->original);
-	switch (bb_tracker_claim(app->tracker, env->event_id, call->hash,
-	    &call->original)) {
+	switch (bb_tracker_claim(app->tracker, env->event_id, hash,
+	    &call->original, &call->claim)) {
 	case BB_CLAIM_NEW:
-		call->claim = call->hash;
 		return true;
 	case BB_CLAIM_UNAVAILABLE:
 		return true;	/* publish; the id alone lets consumers dedupe */
@@ -346,14 +346,13 @@ conclude(struct bb_app *app, struct bb_call *call, enum bb_publish_result r)
 		    env->event_type);
 		/* Only a confirmed event is recorded (CONTRACT §7). */
 		bb_tracker_record(app->tracker, env, ev->json.data, ev->json.len,
-		    call->claim);
+		    &call->claim);
 	} else {
 		bb_log_warning("event %s (%s) not published: %s", env->event_id,
 		    env->event_type, bb_publish_result_name(r));
 		/* Released after an unknown outcome too: a retry publishes
 		 * the same id again, and consumers deduplicate on it. */
-		if (call->claim)
-			bb_tracker_release(app->tracker, env->event_id);
+		bb_tracker_release(app->tracker, env->event_id, &call->claim);
 	}
 	call->waiting = false;
 	answer_publish(ev, call->route, r, &call->resp);
@@ -369,7 +368,7 @@ begin_publish(struct bb_app *app, struct bb_call *call,
 	const struct bb_envelope *env = &call->event.env;
 
 	call->route = m->route;
-	call->claim = NULL;
+	call->claim.held = false;
 	if (build_event(app, call, req, m, read_body, ctx) != 0)
 		return false;
 	if (call->event.key && !claim_key(app, call))

@@ -107,6 +107,8 @@ visit(void *ctx, int i, const char *val, size_t len)
 			}
 		}
 	} else {
+		if (rec.children_capped)
+			w->out->children_capped = true;
 		for (size_t k = 0; k < w->children.len; k += 16)
 			take(w, (const uint8_t *)w->children.data + k);
 	}
@@ -165,6 +167,7 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 	bb_buf_init(&out->ids);
 	out->nearest = 0;
 	out->truncated = false;
+	out->children_capped = false;
 	bb_buf_init(&w.next);
 	bb_buf_init(&w.children);
 	bb_buf_init(&level);

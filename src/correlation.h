@@ -25,7 +25,10 @@ typedef int (*bb_fetch_fn)(void *store, const bb_id *ids, int n,
 struct bb_walk_result {
 	struct bb_buf ids;	/* 16 bytes per id, in the contract's order */
 	size_t nearest;		/* how many ids are one step away */
-	bool truncated;
+	bool truncated;		/* stopped at BB_WALK_MAX_IDS */
+	/* Going down: an event whose children were read had more than
+	 * CORRELATION_MAX_CHILDREN, so some are not in the result. */
+	bool children_capped;
 };
 
 /* Walks from start: ancestors come out oldest first (the roots first, the

@@ -100,8 +100,8 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 	char text[BB_UUID_STRLEN + 1];
 	struct lookup l = { false, { NULL, 0, 0 } };
 	struct bb_record rec;
-	struct bb_walk_result up = { { NULL, 0, 0 }, 0, false };
-	struct bb_walk_result down = { { NULL, 0, 0 }, 0, false };
+	struct bb_walk_result up = { { NULL, 0, 0 }, 0, false, false };
+	struct bb_walk_result down = { { NULL, 0, 0 }, 0, false, false };
 	enum bb_direction dir;
 	int depth;
 	bb_id id;
@@ -146,7 +146,7 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 		bb_buf_printf(out, ",\"count\":%zu,\"metadata\":", n);
 		write_metadata(out, &rec);
 		bb_buf_printf(out, ",\"truncated\":%s}",
-		    down.truncated ? "true" : "false");
+		    down.truncated || down.children_capped ? "true" : "false");
 		goto end;
 	}
 	if (walk(t, id, BB_ANCESTORS, depth, &up, resp) != 0 ||
@@ -163,8 +163,8 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 	bb_write_id_array(out, (const uint8_t *)up.ids.data, up.ids.len / 16);
 	bb_buf_puts(out, ",\"descendants\":");
 	bb_write_id_array(out, (const uint8_t *)down.ids.data, down.ids.len / 16);
-	bb_buf_printf(out, ",\"truncated\":%s}",
-	    up.truncated || down.truncated ? "true" : "false");
+	bb_buf_printf(out, ",\"truncated\":%s}", up.truncated ||
+	    down.truncated || down.children_capped ? "true" : "false");
 end:
 	bb_buf_free(&l.value);
 	bb_buf_free(&up.ids);

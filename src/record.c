@@ -4,6 +4,7 @@
 #include <uuid/uuid.h>
 
 #define CHILD_ENTRY 17
+#define COUNT_ENTRY 5
 
 void
 bb_record_key(const bb_id id, char *out)
@@ -85,6 +86,10 @@ bb_record_parse(const char *val, size_t len, struct bb_record *rec,
 	size_t k = 0;
 
 	memset(rec, 0, sizeof(*rec));
+	if (len >= COUNT_ENTRY && (p[0] == 'N' || p[0] == 'T')) {
+		rec->children_capped = (p[0] == 'T');
+		k = COUNT_ENTRY;
+	}
 	while (k < len) {
 		size_t used;
 		if (p[k] == 'C' && len - k >= CHILD_ENTRY) {

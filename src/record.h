@@ -2,11 +2,19 @@
  * layout"). Pure encoding and decoding; the tracker does the I/O.
  *
  * One key per event, "bloodbank:" + the 16 bytes of its id. Its value is a
- * sequence of entries, each written with APPEND so that writers never
- * overwrite each other:
+ * sequence of entries, each appended so that writers never overwrite each
+ * other:
  *   'M' ts(8, big-endian unix microseconds) n(1) parents(16 * n)
  *       typelen(1) type(typelen)       -- the event's metadata
  *   'C' child(16)                      -- one child of the event
+ * and, first of all once the event has a child, the count of its 'C'
+ * entries, kept in place by the tracker's script that appends them, so
+ * that a parent holds at most CORRELATION_MAX_CHILDREN of them (CONTRACT §7):
+ *   'N' n(4, big-endian)               -- n children recorded
+ *   'T' n(4, big-endian)               -- the same, and at least one more
+ *                                         was not recorded (truncated)
+ * Records written before the count existed start with 'M' or 'C'; the
+ * script counts and prefixes them when it first adds a child.
  * An id with children but no 'M' entry is a parent this service never
  * published (or whose record expired). */
 #ifndef BB_RECORD_H
@@ -26,6 +34,7 @@ typedef uint8_t bb_id[16];
 
 struct bb_record {
 	bool has_meta;
+	bool children_capped;	/* a child was not recorded ('T') */
 	int64_t unix_us;
 	char event_type[256];
 	int nparents;

@@ -11,14 +11,94 @@
 #include "clock.h"
 #include "log.h"
 #include "uuid.h"
+#include "random.h"
 #include "xalloc.h"
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
 #define IDEM_PREFIX "bloodbank:i:"
 #define IDEM_KEY_LEN (sizeof(IDEM_PREFIX) - 1 + 16)
-#define CLAIM_PENDING 'P'
-#define CLAIM_DONE 'D'
+#define SHA_LEN 40		/* what SCRIPT LOAD answers: SHA-1 in hex */
+/* EVALSHA, its SHA, numkeys, every key, every argument. */
+#define CMD_MAX_ARGS (3 + 2 + BB_MAX_PARENTS + 4 + 3)
+
+/* Records one event (bb_tracker_record): as one script, so that what it
+ * writes can depend on what Redis holds -- a parent's count of children,
+ * who holds the claim -- and still cost one round trip (CONTRACT §7).
+ * KEYS: the event's record, its parents' records, [its claim].
+ * ARGV: meta entry, child entry, TTL (ms), CORRELATION_MAX_CHILDREN,
+ *       [pending claim value, done claim value, window (ms)].
+ * Returns { child links not recorded, 0 when another request held the
+ * claim (left alone) else 1 }. A claim gone (expired, or released by a
+ * later request whose publish failed) is marked done too: nobody holds it,
+ * and the event was published with this body. The count entry is the one
+ * of record.h; a record without it is counted once, by its entries. */
+static const char record_script[] =
+	"local ttl, max = ARGV[3], tonumber(ARGV[4])\n"
+	"local nparents = #KEYS - 1\n"
+	"if ARGV[5] then nparents = nparents - 1 end\n"
+	"local function count(v)\n"
+	"  local k, n = 1, 0\n"
+	"  while k <= #v do\n"
+	"    local tag = string.byte(v, k)\n"
+	"    if tag == 67 then\n"		/* 'C' */
+	"      n, k = n + 1, k + 17\n"
+	"    elseif tag == 77 then\n"		/* 'M' */
+	"      local np = string.byte(v, k + 9) or 0\n"
+	"      k = k + 11 + 16 * np + (string.byte(v, k + 10 + 16 * np) or 0)\n"
+	"    else\n"
+	"      break\n"
+	"    end\n"
+	"  end\n"
+	"  return n\n"
+	"end\n"
+	"local function add_child(key)\n"
+	"  local head = redis.call('GETRANGE', key, 0, 4)\n"
+	"  local tag, n = string.sub(head, 1, 1), 0\n"
+	"  if tag == 'N' or tag == 'T' then\n"
+	"    n = struct.unpack('>I4', head, 2)\n"
+	"  else\n"
+	"    local v = redis.call('GET', key) or ''\n"
+	"    n, tag = count(v), 'N'\n"
+	"    redis.call('SET', key, 'N' .. struct.pack('>I4', n) .. v)\n"
+	"  end\n"
+	"  if n >= max then\n"
+	"    if tag == 'N' then redis.call('SETRANGE', key, 0, 'T') end\n"
+	"    return 0\n"
+	"  end\n"
+	"  redis.call('SETRANGE', key, 1, struct.pack('>I4', n + 1))\n"
+	"  redis.call('APPEND', key, ARGV[2])\n"
+	"  return 1\n"
+	"end\n"
+	"redis.call('APPEND', KEYS[1], ARGV[1])\n"
+	"redis.call('PEXPIRE', KEYS[1], ttl)\n"
+	"local dropped = 0\n"
+	"for k = 2, nparents + 1 do\n"
+	"  dropped = dropped + 1 - add_child(KEYS[k])\n"
+	"  redis.call('PEXPIRE', KEYS[k], ttl)\n"
+	"end\n"
+	"if ARGV[5] then\n"
+	"  local claim = KEYS[#KEYS]\n"
+	"  local held = redis.call('GET', claim)\n"
+	"  if held and held ~= ARGV[5] then return { dropped, 0 } end\n"
+	"  redis.call('SET', claim, ARGV[6], 'PX', ARGV[7])\n"
+	"end\n"
+	"return { dropped, 1 }\n";
+
+/* Compare-and-delete of a pending claim (bb_tracker_release). Sent whole
+ * with EVAL: a release follows a failed publish, off the hot path. */
+static const char release_script[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+	"  return redis.call('DEL', KEYS[1])\n"
+	"end\n"
+	"return 0\n";
+
+/* The arguments of one command, binary-safe. */
+struct cmd {
+	int argc;
+	const char *argv[CMD_MAX_ARGS];
+	size_t len[CMD_MAX_ARGS];
+};
 
 struct bb_tracker {
 	bool enabled;
@@ -30,14 +110,18 @@ struct bb_tracker {
 	long long ttl_ms;
 	long long window_ms;		/* how long a replay is possible */
 	long long inflight_ms;		/* how long a claim may stay pending */
+	int max_children;		/* child links recorded per parent */
+	long children_dropped;		/* child links not recorded, so far */
 	redisContext *c;		/* NULL while disconnected */
-	int pending;			/* replies of the last record, unread */
+	bool pending;			/* the reply of the last record, unread */
 	char pending_event[BB_UUID_STRLEN + 1];
 	long long retry_at;		/* no connect attempt before (ms) */
 	long long skip_logged_at;	/* last "skipped" line (ms) */
 	long skipped;			/* events not tracked since then */
 	int backoff_ms;
+	char record_sha[SHA_LEN + 1];	/* of record_script, on this server */
 	struct bb_buf scratch;
+	struct bb_buf claim;		/* a done claim value */
 };
 
 struct bb_tracker *
@@ -55,8 +139,10 @@ bb_tracker_new(const struct bb_config *cfg, long long claim_ms)
 	t->ttl_ms = (long long)cfg->redis_ttl_days * 86400 * 1000;
 	t->window_ms = (long long)cfg->idempotency_window_s * 1000;
 	t->inflight_ms = claim_ms;
+	t->max_children = cfg->max_children;
 	t->backoff_ms = BACKOFF_MIN_MS;
 	bb_buf_init(&t->scratch);
+	bb_buf_init(&t->claim);
 	return t;
 }
 
@@ -71,6 +157,7 @@ bb_tracker_free(struct bb_tracker *t)
 	free(t->host);
 	free(t->password);
 	bb_buf_free(&t->scratch);
+	bb_buf_free(&t->claim);
 	free(t);
 }
 
@@ -120,12 +207,38 @@ read_reply(struct bb_tracker *t, redisReply **out)
 	return true;
 }
 
+static void
+arg(struct cmd *c, const void *p, size_t len)
+{
+	c->argv[c->argc] = p;
+	c->len[c->argc++] = len;
+}
+
+static void
+arg_str(struct cmd *c, const char *s)
+{
+	arg(c, s, strlen(s));
+}
+
+static bool
+send_cmd(struct bb_tracker *t, struct cmd *c)
+{
+	return redisAppendCommandArgv(t->c, c->argc, c->argv, c->len) ==
+	    REDIS_OK;
+}
+
+/* AUTH and SELECT when configured, and the record script loaded -- again on
+ * every connection, as a server restarted or failed over has lost it. After
+ * a SCRIPT FLUSH the next record fails with NOSCRIPT: that event goes
+ * untracked and logged like any failed record, and the reconnect that
+ * follows loads the script again. */
 static bool
 login(struct bb_tracker *t)
 {
 	char db[16];
 	const char *auth[] = { "AUTH", t->password };
 	const char *select[] = { "SELECT", db };
+	const char *load[] = { "SCRIPT", "LOAD", record_script };
 	int pending = 0;
 	redisReply *r;
 
@@ -135,10 +248,18 @@ login(struct bb_tracker *t)
 		pending++;
 	if (t->db && redisAppendCommandArgv(t->c, 2, select, NULL) == REDIS_OK)
 		pending++;
+	if (redisAppendCommandArgv(t->c, 3, load, NULL) == REDIS_OK)
+		pending++;
 	while (pending--) {
 		if (!read_reply(t, &r))
 			return false;
+		bool sha = (pending == 0 && r->type == REDIS_REPLY_STRING &&
+		    r->len == SHA_LEN);
+		if (sha)
+			memcpy(t->record_sha, r->str, SHA_LEN + 1);
 		freeReplyObject(r);
+		if (pending == 0 && !sha)
+			return false;
 	}
 	return true;
 }
@@ -193,36 +314,6 @@ idem_key(const char *event_id, char *out)
 	memcpy(out + sizeof(IDEM_PREFIX) - 1, id, 16);
 }
 
-/* Reads the replies of `sent` pipelined commands; the last must be EXEC's
- * array with no error inside. */
-static bool
-read_transaction(struct bb_tracker *t, int sent)
-{
-	redisReply *r = NULL;
-	bool ok = true;
-
-	for (int k = 0; k < sent && ok; k++) {
-		ok = read_reply(t, &r);
-		if (ok && k == sent - 1) {
-			ok = (r->type == REDIS_REPLY_ARRAY);
-			for (size_t e = 0; ok && e < r->elements; e++)
-				ok = (r->element[e]->type != REDIS_REPLY_ERROR);
-		}
-		if (r)
-			freeReplyObject(r);
-		r = NULL;
-	}
-	return ok;
-}
-
-static void
-append(struct bb_tracker *t, int *sent, int argc, const char **argv,
-    const size_t *lens)
-{
-	if (redisAppendCommandArgv(t->c, argc, argv, lens) == REDIS_OK)
-		(*sent)++;
-}
-
 /* Logs the failure of the tracking of event_id and drops the connection. */
 static void
 report(struct bb_tracker *t, const char *event_id)
@@ -254,14 +345,15 @@ skipped(struct bb_tracker *t, const char *event_id)
 
 void
 bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
-    const char *envelope, size_t envelope_len, const uint8_t *body_hash)
+    const char *envelope, size_t envelope_len,
+    const struct bb_claim_token *claim)
 {
 	char keys[1 + BB_MAX_PARENTS][BB_RECORD_KEY_LEN];
-	char ikey[IDEM_KEY_LEN], ttl[24], window[24];
+	char ikey[IDEM_KEY_LEN], nkeys[16], ttl[24], max[16], window[24];
 	struct bb_buf *b = &t->scratch;
-	struct bb_buf claim;
+	struct cmd c = { 0 };
+	bool claimed = claim && claim->held;
 	bb_id id;
-	int sent = 0;
 
 	bb_tracker_settle(t);
 	if (!t->enabled)
@@ -270,46 +362,47 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 		skipped(t, env->event_id);
 		return;
 	}
-	snprintf(ttl, sizeof(ttl), "%lld", t->ttl_ms);
 	bb_id_parse(env->event_id, id);
-	bb_record_key(id, keys[0]);
 	bb_buf_reset(b);
 	bb_record_meta(b, env);
 	size_t meta_len = b->len;
 	bb_record_child(b, id);
+
+	snprintf(nkeys, sizeof(nkeys), "%d", 1 + env->nparents + claimed);
+	arg_str(&c, "EVALSHA");
+	arg(&c, t->record_sha, SHA_LEN);
+	arg_str(&c, nkeys);
+	bb_record_key(id, keys[0]);
 	for (int k = 0; k < env->nparents; k++) {
 		bb_id parent;
 		bb_id_parse(env->parents[k], parent);
 		bb_record_key(parent, keys[1 + k]);
 	}
-
-	const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
-	append(t, &sent, 1, multi, NULL);
-	for (int k = 0; k <= env->nparents; k++) {
-		const char *put[] = { "APPEND", keys[k],
-			k ? b->data + meta_len : b->data };
-		size_t put_len[] = { 6, BB_RECORD_KEY_LEN,
-			k ? b->len - meta_len : meta_len };
-		const char *expire[] = { "PEXPIRE", keys[k], ttl };
-		size_t expire_len[] = { 7, BB_RECORD_KEY_LEN, strlen(ttl) };
-		append(t, &sent, 3, put, put_len);
-		append(t, &sent, 3, expire, expire_len);
-	}
-	bb_buf_init(&claim);
-	if (body_hash) {
-		bb_buf_putc(&claim, CLAIM_DONE);
-		bb_buf_append(&claim, body_hash, BB_BODY_HASH_LEN);
-		bb_buf_append(&claim, envelope, envelope_len);
+	for (int k = 0; k <= env->nparents; k++)
+		arg(&c, keys[k], BB_RECORD_KEY_LEN);
+	if (claimed) {
 		idem_key(env->event_id, ikey);
-		snprintf(window, sizeof(window), "%lld", t->window_ms);
-		const char *set[] = { "SET", ikey, claim.data, "PX", window };
-		size_t set_len[] = { 3, IDEM_KEY_LEN, claim.len, 2, strlen(window) };
-		append(t, &sent, 5, set, set_len);
+		arg(&c, ikey, IDEM_KEY_LEN);
 	}
-	append(t, &sent, 1, exec, NULL);
-	bb_buf_free(&claim);
-
-	/* Sent now; the replies are read by bb_tracker_settle, while the next
+	snprintf(ttl, sizeof(ttl), "%lld", t->ttl_ms);
+	snprintf(max, sizeof(max), "%d", t->max_children);
+	arg(&c, b->data, meta_len);
+	arg(&c, b->data + meta_len, b->len - meta_len);
+	arg_str(&c, ttl);
+	arg_str(&c, max);
+	if (claimed) {
+		bb_buf_reset(&t->claim);
+		bb_claim_done(&t->claim, claim->value, envelope, envelope_len);
+		snprintf(window, sizeof(window), "%lld", t->window_ms);
+		arg(&c, claim->value, BB_CLAIM_PENDING_LEN);
+		arg(&c, t->claim.data, t->claim.len);
+		arg_str(&c, window);
+	}
+	if (!send_cmd(t, &c)) {
+		report(t, env->event_id);
+		return;
+	}
+	/* Sent now; the reply is read by bb_tracker_settle, while the next
 	 * publish waits for its confirm. */
 	int done = 0;
 	while (!done) {
@@ -318,68 +411,82 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 			return;
 		}
 	}
-	t->pending = sent;
+	t->pending = true;
 	memcpy(t->pending_event, env->event_id, sizeof(t->pending_event));
 }
 
 void
 bb_tracker_settle(struct bb_tracker *t)
 {
-	int n = t->pending;
+	redisReply *r;
 
-	if (n == 0)
+	if (!t->pending)
 		return;
-	t->pending = 0;
-	if (!read_transaction(t, n))
+	t->pending = false;
+	if (!read_reply(t, &r)) {
 		report(t, t->pending_event);
+		return;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    r->element[1]->type != REDIS_REPLY_INTEGER) {
+		freeReplyObject(r);
+		report(t, t->pending_event);
+		return;
+	}
+	t->children_dropped += (long)r->element[0]->integer;
+	if (r->element[1]->integer == 0)
+		bb_log_warning("idempotency claim of event %s was taken by "
+		    "another request before the event was recorded; left to it",
+		    t->pending_event);
+	freeReplyObject(r);
 }
 
 enum bb_claim
 bb_tracker_claim(struct bb_tracker *t, const char *event_id,
-    const uint8_t *body_hash, struct bb_buf *original)
+    const uint8_t *body_hash, struct bb_buf *original,
+    struct bb_claim_token *claim)
 {
-	char ikey[IDEM_KEY_LEN], pending[1 + BB_BODY_HASH_LEN], ttl[24];
+	char ikey[IDEM_KEY_LEN], ttl[24];
+	uint8_t rnd[BB_CLAIM_NONCE_LEN];
+	struct cmd set = { 0 }, get = { 0 };
 	redisReply *r;
 
+	claim->held = false;
 	bb_tracker_settle(t);
 	if (!t->enabled || !ensure(t))
 		return BB_CLAIM_UNAVAILABLE;
+	bb_random(rnd, sizeof(rnd));
 	idem_key(event_id, ikey);
-	pending[0] = CLAIM_PENDING;
-	memcpy(pending + 1, body_hash, BB_BODY_HASH_LEN);
+	bb_claim_pending(claim->value, body_hash, rnd);
 	snprintf(ttl, sizeof(ttl), "%lld", t->inflight_ms);
+	arg_str(&set, "SET");
+	arg(&set, ikey, IDEM_KEY_LEN);
+	arg(&set, claim->value, BB_CLAIM_PENDING_LEN);
+	arg_str(&set, "NX");
+	arg_str(&set, "PX");
+	arg_str(&set, ttl);
+	arg_str(&get, "GET");
+	arg(&get, ikey, IDEM_KEY_LEN);
 	/* Twice: a claim may expire between the SET and the GET. */
 	for (int attempt = 0; attempt < 2; attempt++) {
-		const char *set[] = { "SET", ikey, pending, "NX", "PX", ttl };
-		size_t set_len[] = { 3, IDEM_KEY_LEN, sizeof(pending), 2, 2,
-			strlen(ttl) };
-		const char *get[] = { "GET", ikey };
-		size_t get_len[] = { 3, IDEM_KEY_LEN };
-
-		if (redisAppendCommandArgv(t->c, 6, set, set_len) != REDIS_OK ||
-		    !read_reply(t, &r))
+		if (!send_cmd(t, &set) || !read_reply(t, &r))
 			goto unavailable;
-		bool claimed = (r->type == REDIS_REPLY_STATUS);
+		claim->held = (r->type == REDIS_REPLY_STATUS);
 		freeReplyObject(r);
-		if (claimed)
+		if (claim->held)
 			return BB_CLAIM_NEW;
-		if (redisAppendCommandArgv(t->c, 2, get, get_len) != REDIS_OK ||
-		    !read_reply(t, &r))
+		if (!send_cmd(t, &get) || !read_reply(t, &r))
 			goto unavailable;
-		if (r->type != REDIS_REPLY_STRING || r->len <= BB_BODY_HASH_LEN) {
+		enum bb_claim c;
+		size_t at;
+		if (r->type != REDIS_REPLY_STRING ||
+		    bb_claim_read(r->str, r->len, body_hash, &c, &at) != 0) {
 			freeReplyObject(r);
 			continue;
 		}
-		enum bb_claim c;
-		if (memcmp(r->str + 1, body_hash, BB_BODY_HASH_LEN) != 0) {
-			c = BB_CLAIM_MISMATCH;
-		} else if (r->str[0] == CLAIM_DONE) {
-			bb_buf_append(original, r->str + 1 + BB_BODY_HASH_LEN,
-			    r->len - 1 - BB_BODY_HASH_LEN);
-			c = BB_CLAIM_REPLAY;
-		} else {
-			c = BB_CLAIM_IN_FLIGHT;
-		}
+		if (c == BB_CLAIM_REPLAY)
+			bb_buf_append(original, r->str + at, r->len - at);
 		freeReplyObject(r);
 		return c;
 	}
@@ -392,23 +499,41 @@ unavailable:
 }
 
 void
-bb_tracker_release(struct bb_tracker *t, const char *event_id)
+bb_tracker_release(struct bb_tracker *t, const char *event_id,
+    struct bb_claim_token *claim)
 {
 	char ikey[IDEM_KEY_LEN];
-	const char *del[] = { "DEL", ikey };
-	size_t del_len[] = { 3, IDEM_KEY_LEN };
+	struct cmd c = { 0 };
 	redisReply *r;
 
+	if (!claim->held)
+		return;
+	claim->held = false;
 	bb_tracker_settle(t);
 	if (!t->enabled || !ensure(t))
 		return;
 	idem_key(event_id, ikey);
-	if (redisAppendCommandArgv(t->c, 2, del, del_len) != REDIS_OK ||
-	    !read_reply(t, &r)) {
+	arg_str(&c, "EVAL");
+	arg_str(&c, release_script);
+	arg_str(&c, "1");
+	arg(&c, ikey, IDEM_KEY_LEN);
+	arg(&c, claim->value, BB_CLAIM_PENDING_LEN);
+	if (!send_cmd(t, &c) || !read_reply(t, &r)) {
+		bb_log_warning("idempotency claim of event %s not released: %s",
+		    event_id, t->c && t->c->err ? t->c->errstr : "error reply");
 		fail(t);
 		return;
 	}
+	if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+		bb_log_info("idempotency claim of event %s is no longer this "
+		    "request's (expired or taken over); left in place", event_id);
 	freeReplyObject(r);
+}
+
+long
+bb_tracker_children_dropped(const struct bb_tracker *t)
+{
+	return t->children_dropped;
 }
 
 int

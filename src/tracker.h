@@ -9,21 +9,20 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "claim.h"
 #include "config.h"
 #include "correlation.h"
 #include "envelope.h"
 #include "record.h"
 
-#define BB_BODY_HASH_LEN 32	/* SHA-256 */
-
 struct bb_tracker;
 
-enum bb_claim {
-	BB_CLAIM_NEW,		/* ours to publish */
-	BB_CLAIM_IN_FLIGHT,	/* the same key is being published now */
-	BB_CLAIM_REPLAY,	/* published before; the envelope is returned */
-	BB_CLAIM_MISMATCH,	/* the same key with a different body */
-	BB_CLAIM_UNAVAILABLE,	/* no Redis: publish, with the same id */
+/* An idempotency claim as the request that took it holds it: the pending
+ * value it set, which alone releases the claim or marks it done. One per
+ * request, owned by the caller. */
+struct bb_claim_token {
+	bool held;		/* taken (BB_CLAIM_NEW) and not yet given up */
+	uint8_t value[BB_CLAIM_PENDING_LEN];
 };
 
 /* claim_ms: how long an idempotency claim may stay pending -- longer than
@@ -37,24 +36,34 @@ bool bb_tracker_enabled(const struct bb_tracker *t);
 bool bb_tracker_healthy(struct bb_tracker *t);
 
 /* Records a confirmed event: its metadata, and it as a child of each
- * parent, with the TTL on every key -- one MULTI/EXEC transaction. With
- * body_hash, also marks its idempotency claim as done, keeping the
- * envelope for replays. The commands are sent at once and their replies
- * read later by bb_tracker_settle, so that the round trip overlaps other
- * work; a failure is logged then. Every other call settles first. */
+ * parent that has fewer than CORRELATION_MAX_CHILDREN children (a parent
+ * that has them all is marked truncated instead), with the TTL on every
+ * key -- one script, run atomically. With a
+ * held claim, also marks the claim done, keeping the envelope for replays,
+ * unless another request holds the key by then. The command is sent at
+ * once and its reply read later by bb_tracker_settle, so that the round
+ * trip overlaps other work; a failure is logged then. Every other call
+ * settles first. */
 void bb_tracker_record(struct bb_tracker *t,
     const struct bb_envelope *env, const char *envelope, size_t envelope_len,
-    const uint8_t *body_hash);
+    const struct bb_claim_token *claim);
 
 /* Reads the replies of the last record, within REDIS_TIMEOUT_MS. */
 void bb_tracker_settle(struct bb_tracker *t);
 
-/* Claims an idempotent event id before publishing it. On REPLAY the
- * original envelope is put in original. */
+/* Claims an idempotent event id before publishing it; on NEW the claim is
+ * held in *claim. On REPLAY the original envelope is put in original. */
 enum bb_claim bb_tracker_claim(struct bb_tracker *t, const char *event_id,
-    const uint8_t *body_hash, struct bb_buf *original);
-/* Gives a claim up after a failed publish, so that a retry may publish. */
-void bb_tracker_release(struct bb_tracker *t, const char *event_id);
+    const uint8_t *body_hash, struct bb_buf *original,
+    struct bb_claim_token *claim);
+/* Gives a held claim up after a failed publish, so that a retry may
+ * publish: deletes the key only if it still holds this claim's value. */
+void bb_tracker_release(struct bb_tracker *t, const char *event_id,
+    struct bb_claim_token *claim);
+
+/* Child links this tracker did not record because their parent had
+ * CORRELATION_MAX_CHILDREN children already (as of the last reply read). */
+long bb_tracker_children_dropped(const struct bb_tracker *t);
 
 /* The store behind bb_walk (a bb_fetch_fn over a struct bb_tracker). */
 int bb_tracker_fetch(void *tracker, const bb_id *ids, int n,

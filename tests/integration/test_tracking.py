@@ -5,7 +5,7 @@ tracking settings change.
 White-box checks talk to the stack's Redis directly (RESP over a socket; the
 port comes from BB_REDIS_PORT or BB_STATE_DIR/stack.env). The key layout is the
 one of src/record.h: "bloodbank:" + 16 raw id bytes for an event's record,
-"bloodbank:i:" + 16 raw id bytes for an idempotency claim.
+"bloodbank:i:" + 16 raw id bytes for an idempotency claim (src/claim.h).
 
 The Zz classes stop Redis or restart lighttpd with other worker settings
 (BB_STATE_DIR/bloodbank.env), and restore both afterwards.
@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import threading
 import time
 import unittest
@@ -149,6 +150,12 @@ def record_key(event_id):
 
 def claim_key(event_id):
     return b"bloodbank:i:" + uuid.UUID(event_id).bytes
+
+
+def count_entry(n, truncated=False):
+    """The entry that starts a record with children: 'N' (or 'T' once one was
+    not recorded) and the count of its children, 4 bytes big-endian."""
+    return (b"T" if truncated else b"N") + struct.pack(">I", n)
 
 
 def ttl_days():
@@ -926,7 +933,100 @@ class ZzUnconfirmedPublishTest(TrackingCase):
         self.assertEqual(env["event_id"], eid)
         self.assertNotIn("Idempotent-Replayed", again.headers)
         with redis() as r:
-            self.assertEqual(r.call("GET", record_key(parent)), b"C" + uuid.UUID(eid).bytes)
+            self.assertEqual(r.call("GET", record_key(parent)),
+                             count_entry(1) + b"C" + uuid.UUID(eid).bytes)
+
+
+class ZzClaimOwnerTest(TrackingCase):
+    """Only the request that set a pending claim releases it or marks it done
+    (CONTRACT §7). The broker process is stopped (SIGSTOP) so that a publish
+    stays in flight while the test replaces its claim in Redis with the value
+    of another request (same body, another nonce)."""
+
+    def beam_pid(self):
+        path = os.path.join(bbtest.BB_STATE_DIR or "/nonexistent", "rabbitmq", "rabbitmq.pid")
+        try:
+            with open(path) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            self.skipTest("no RabbitMQ pid file at %s" % path)
+
+    def setUp(self):
+        self.pid = self.beam_pid()
+        for _ in range(6):  # connected workers: a publish then waits for its confirm
+            self.publish("test.owner.warm")
+
+    def tearDown(self):
+        os.kill(self.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 20
+        while post("/events/test.owner.back", b"{}").status_code != 200:
+            if time.monotonic() > deadline:
+                self.fail("the broker did not come back")
+            time.sleep(0.5)
+
+    def replace_claim_in_flight(self, r, key, body, resume):
+        """Publishes with key while the broker is stopped; once the claim is
+        in Redis, replaces it with another request's value, then continues the
+        broker when resume is true. Returns (response, own value, other value)."""
+        eid = idempotent_id("test.owner", key)
+        digest = hashlib.sha256(body).digest()
+        answer = []
+        os.kill(self.pid, signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=lambda: answer.append(post(
+                "/events/test.owner", body, headers=publish_headers(key=key), timeout=15)))
+            t.start()
+            own = None
+            while own is None and t.is_alive():
+                own = r.call("GET", claim_key(eid))
+            if own is None:  # answered before the claim was seen (a worker in backoff)
+                t.join()
+                return answer[0], None, None
+            other = b"P" + digest + os.urandom(16)
+            r.call("SET", claim_key(eid), other, "PX", 30000)
+            if resume:
+                os.kill(self.pid, signal.SIGCONT)
+            t.join(20)
+        finally:
+            os.kill(self.pid, signal.SIGCONT)
+        self.assertEqual(len(own), 49, own)
+        self.assertEqual(own[:33], b"P" + digest, "pending claim is 'P' + SHA-256(body) + nonce")
+        return answer[0], own, other
+
+    def in_flight_attempt(self, r, tag, resume):
+        for attempt in range(3):
+            key = "owner-%s-%s-%d" % (tag, run_tag(), attempt)
+            body = json.dumps({"k": key}).encode()
+            resp, own, other = self.replace_claim_in_flight(r, key, body, resume)
+            if own is not None:
+                return key, body, resp, own, other
+        self.fail("no publish stayed in flight long enough to see its claim")
+
+    def test_failed_publish_does_not_release_another_requests_claim(self):
+        with redis() as r:
+            key, body, resp, own, other = self.in_flight_attempt(r, "release", resume=False)
+            eid = idempotent_id("test.owner", key)
+            try:
+                self.assertIn(resp.status_code, (503, 504), resp.content)
+                self.assertEqual(r.call("GET", claim_key(eid)), other,
+                                 "the failed request deleted a claim it did not own")
+                again = post("/events/test.owner", body, headers=publish_headers(key=key))
+                self.assertError(again, 409, "idempotency_conflict")
+            finally:
+                r.call("DEL", claim_key(eid))
+
+    def test_confirmed_publish_does_not_mark_another_requests_claim_done(self):
+        with redis() as r:
+            key, body, resp, own, other = self.in_flight_attempt(r, "done", resume=True)
+            eid = idempotent_id("test.owner", key)
+            try:
+                env = self.assertJSONResponse(resp, 200)
+                self.assertEqual(env["event_id"], eid)
+                self.assertRecorded(eid, timeout=2.0)  # the record script has run
+                self.assertEqual(r.call("GET", claim_key(eid)), other,
+                                 "the request marked done a claim it did not own")
+            finally:
+                r.call("DEL", claim_key(eid))
 
 
 # ------------------------------------------------------------------ worker settings (last)
@@ -1001,6 +1101,76 @@ class ZzApiTokenTest(WorkerSettingsCase):
     def test_healthz_needs_no_token(self):
         doc = self.assertJSONResponse(get("/healthz"), 200)
         self.assertEqual(doc.get("redis"), "up", doc)
+
+
+class ZzChildrenCapTest(WorkerSettingsCase):
+    """CORRELATION_MAX_CHILDREN=5: a parent records at most 5 children; the
+    others are still published and recorded themselves, and every debug answer
+    that lists the parent's children says truncated."""
+
+    MAX = 5
+    SETTINGS = {"CORRELATION_MAX_CHILDREN": str(MAX)}
+
+    def children_of(self, parent, n):
+        return [self.publish_id("test.cap.child", parents=[parent]) for _ in range(n)]
+
+    def test_parent_lists_max_children_and_says_truncated(self):
+        root = self.publish_id("test.cap.root")
+        parent = self.publish_id("test.cap.parent", parents=[root])
+        children = self.children_of(parent, self.MAX + 2)  # each answered 200
+        doc = self.lookup(parent)
+        self.assertEqual(doc["children"], children[:self.MAX], doc)
+        self.assertEqual(doc["descendants"], children[:self.MAX], doc)
+        self.assertIs(doc.get("truncated"), True, doc)
+        ch = self.chain(parent, "descendants")
+        self.assertEqual(ch["chain"], children[:self.MAX], ch)
+        self.assertIs(ch.get("truncated"), True, ch)
+        # the root lists the capped parent's children among its descendants
+        up = self.lookup(root)
+        self.assertEqual(up["descendants"], [parent] + children[:self.MAX], up)
+        self.assertIs(up.get("truncated"), True, up)
+        self.assertIs(self.chain(root, "descendants").get("truncated"), True)
+        with redis() as r:
+            value = r.call("GET", record_key(parent))
+        self.assertEqual(value[:5], count_entry(self.MAX, truncated=True), value[:5])
+
+    def test_child_beyond_the_cap_keeps_its_own_record(self):
+        parent = self.publish_id("test.cap.parent")
+        late = self.children_of(parent, self.MAX + 1)[-1]
+        doc = self.lookup(late)
+        self.assertEqual(doc["parents"], [parent], doc)
+        self.assertEqual(doc["ancestors"], [parent], doc)
+        self.assertIs(doc.get("truncated"), False, doc)
+        ch = self.chain(late, "ancestors")
+        self.assertEqual(ch["chain"], [parent], ch)
+        self.assertIs(ch.get("truncated"), False, ch)
+
+    def test_parent_with_exactly_max_children_is_not_truncated(self):
+        parent = self.publish_id("test.cap.parent")
+        children = self.children_of(parent, self.MAX)
+        doc = self.lookup(parent)
+        self.assertEqual(doc["children"], children, doc)
+        self.assertIs(doc.get("truncated"), False, doc)
+        with redis() as r:
+            self.assertEqual(r.call("GET", record_key(parent))[:5], count_entry(self.MAX))
+
+    def test_record_of_the_older_layout_is_counted_then_capped(self):
+        # written before the count entry: metadata, then 'C' entries
+        parent = self.publish_id("test.cap.parent")
+        old = [str(uuid.uuid4()) for _ in range(3)]
+        with redis() as r:
+            value = r.call("GET", record_key(parent))
+            self.assertEqual(value[:1], b"M", value)
+            r.call("APPEND", record_key(parent), b"".join(b"C" + uuid.UUID(c).bytes
+                                                          for c in old))
+            self.assertIs(self.lookup(parent).get("truncated"), False)
+            new = self.children_of(parent, 3)
+            after = r.call("GET", record_key(parent))
+        doc = self.lookup(parent)
+        self.assertEqual(doc["children"], old + new[:2], doc)
+        self.assertIs(doc.get("truncated"), True, doc)
+        self.assertEqual(after, count_entry(5, truncated=True) + value + b"".join(
+            b"C" + uuid.UUID(c).bytes for c in old + new[:2]))
 
 
 class ZzTrackingDisabledTest(WorkerSettingsCase):

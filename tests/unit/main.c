@@ -35,6 +35,7 @@ main(void)
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 2;
+	add_claim_tests();
 	add_config_tests();
 	add_correlation_tests();
 	add_envelope_tests();

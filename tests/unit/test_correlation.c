@@ -128,6 +128,97 @@ test_record_round_trip(void)
 	store_free(&s);
 }
 
+/* Puts the count entry that the tracker's script keeps in front of the
+ * record of event n: tag 'N', or 'T' once a child was dropped. */
+static void
+prefix_count(struct store *s, int n, char tag, uint32_t count)
+{
+	struct bb_buf v;
+
+	bb_buf_init(&v);
+	bb_buf_putc(&v, tag);
+	for (int k = 0; k < 4; k++)
+		bb_buf_putc(&v, (char)(uint8_t)(count >> (24 - 8 * k)));
+	bb_buf_append(&v, s->value[n].data, s->value[n].len);
+	bb_buf_free(&s->value[n]);
+	s->value[n] = v;
+}
+
+static void
+test_count_entry_is_read_only_first(void)
+{
+	struct store s;
+	struct bb_record rec;
+	struct bb_buf children;
+	int one[] = { 1 };
+
+	store_init(&s);
+	bb_buf_init(&children);
+	publish(&s, 1, NULL, 0);
+	publish(&s, 2, one, 1);
+	publish(&s, 3, one, 1);
+	prefix_count(&s, 1, 'N', 2);
+	CU_ASSERT_EQUAL_FATAL(bb_record_parse(s.value[1].data, s.value[1].len,
+	    &rec, &children), 0);
+	CU_ASSERT(rec.has_meta);
+	CU_ASSERT_FALSE(rec.children_capped);
+	CU_ASSERT_EQUAL(children.len, 32);
+	s.value[1].data[0] = 'T';
+	bb_buf_reset(&children);
+	CU_ASSERT_EQUAL(bb_record_parse(s.value[1].data, s.value[1].len, &rec,
+	    &children), 0);
+	CU_ASSERT(rec.children_capped);
+	CU_ASSERT_EQUAL(children.len, 32);
+	/* Anywhere else it is no entry; cut short it is no count. */
+	prefix_count(&s, 3, 'N', 1);
+	bb_buf_append(&s.value[2], s.value[3].data, s.value[3].len);
+	CU_ASSERT_EQUAL(bb_record_parse(s.value[2].data, s.value[2].len, &rec,
+	    &children), -1);
+	CU_ASSERT_EQUAL(bb_record_parse("N\0\0\0", 4, &rec, &children), -1);
+	/* A parent that has no record but the count and its children. */
+	CU_ASSERT_EQUAL(bb_record_parse("T\0\0\0\0", 5, &rec, &children), 0);
+	CU_ASSERT_FALSE(rec.has_meta);
+	CU_ASSERT(rec.children_capped);
+	bb_buf_free(&children);
+	store_free(&s);
+}
+
+/* 1 <- 2 <- 3, where 2 had more children than it could record. */
+static void
+test_descendants_walk_tells_when_children_were_capped(void)
+{
+	struct store s;
+	struct bb_walk_result w;
+	char got[256];
+	int one[] = { 1 }, two[] = { 2 };
+
+	store_init(&s);
+	publish(&s, 1, NULL, 0);
+	publish(&s, 2, one, 1);
+	publish(&s, 3, two, 1);
+	prefix_count(&s, 1, 'N', 1);
+	prefix_count(&s, 2, 'T', 1);
+	walk_numbers(&s, 1, BB_DESCENDANTS, 100, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "2 3");
+	CU_ASSERT(w.children_capped);
+	CU_ASSERT_FALSE(w.truncated);
+	bb_buf_free(&w.ids);
+	/* 2's children are not read: nothing listed was capped */
+	walk_numbers(&s, 1, BB_DESCENDANTS, 1, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "2");
+	CU_ASSERT_FALSE(w.children_capped);
+	bb_buf_free(&w.ids);
+	walk_numbers(&s, 2, BB_DESCENDANTS, 100, got, sizeof(got), &w);
+	CU_ASSERT(w.children_capped);
+	bb_buf_free(&w.ids);
+	/* going up, children are not listed */
+	walk_numbers(&s, 3, BB_ANCESTORS, 100, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "1 2");
+	CU_ASSERT_FALSE(w.children_capped);
+	bb_buf_free(&w.ids);
+	store_free(&s);
+}
+
 static void
 test_linear_chain_both_ways(void)
 {
@@ -276,6 +367,10 @@ add_correlation_tests(void)
 {
 	static const CU_TestInfo tests[] = {
 		{ "record round trip", test_record_round_trip },
+		{ "count entry is read only first",
+		    test_count_entry_is_read_only_first },
+		{ "descendants walk tells when children were capped",
+		    test_descendants_walk_tells_when_children_were_capped },
 		{ "linear chain both ways, and max_depth",
 		    test_linear_chain_both_ways },
 		{ "one batch per level", test_one_batch_per_level },

@@ -4,6 +4,7 @@
 #include <CUnit/CUnit.h>
 
 /* Each file registers one suite. */
+void add_claim_tests(void);
 void add_config_tests(void);
 void add_correlation_tests(void);
 void add_envelope_tests(void);
