@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "debug.h"
 #include "event.h"
 #include "log.h"
@@ -25,6 +26,17 @@ struct bb_app {
 	struct bb_tracker *tracker;
 };
 
+/* One item of a batch: its event, and its answer once known. */
+struct bb_item {
+	struct bb_event event;
+	struct bb_publish publish;
+	struct bb_claim_token claim;
+	int status;			/* 0 while it may still be published */
+	bool replayed;
+	bool sent;			/* written; awaiting its confirm */
+	struct bb_buf error;		/* its error body, when status is not 200 */
+};
+
 /* One request from its start to its answer; several may wait for their
  * confirms at once. */
 struct bb_call {
@@ -36,6 +48,11 @@ struct bb_call {
 	bool waiting;			/* written; its confirm not yet handled */
 	struct bb_publish publish;
 	struct bb_claim_token claim;	/* the idempotency claim, if ours */
+	/* POST /events/batch */
+	struct bb_json batch;
+	struct bb_item *items;
+	int nitems, cap;
+	struct bb_response scratch;	/* an item's answer, while made */
 };
 
 struct bb_call *
@@ -44,6 +61,7 @@ bb_call_new(void)
 	struct bb_call *call = bb_xcalloc(1, sizeof(*call));
 
 	bb_response_init(&call->resp);
+	bb_response_init(&call->scratch);
 	bb_buf_init(&call->body);
 	bb_buf_init(&call->original);
 	bb_event_init(&call->event);
@@ -56,6 +74,13 @@ bb_call_free(struct bb_call *call)
 	if (call == NULL)
 		return;
 	bb_response_free(&call->resp);
+	bb_response_free(&call->scratch);
+	for (int k = 0; k < call->cap; k++) {
+		bb_event_free(&call->items[k].event);
+		bb_buf_free(&call->items[k].error);
+	}
+	free(call->items);
+	bb_json_free(&call->batch);
 	bb_buf_free(&call->body);
 	bb_buf_free(&call->original);
 	bb_event_free(&call->event);
@@ -77,11 +102,6 @@ bb_call_error(struct bb_call *call, int status, const char *code,
 	bb_response_error(&call->resp, status, code, detail);
 }
 
-long long
-bb_call_deadline(const struct bb_call *call)
-{
-	return call->publish.deadline;
-}
 
 struct bb_app *
 bb_app_new(const struct bb_config *cfg)
@@ -266,14 +286,12 @@ body_fingerprint(const struct bb_call *call, uint8_t *hash)
 	EVP_Digest(data, len, hash, NULL, EVP_sha256(), NULL);
 }
 
-/* The request's checks, up to a built event. */
+/* A publish request's checks up to its body, read. */
 static int
-build_event(struct bb_app *app, struct bb_call *call,
-    const struct bb_request *req, const struct bb_match *m,
-    bb_body_reader read_body, void *ctx)
+read_body_checked(struct bb_app *app, struct bb_call *call,
+    const struct bb_request *req, bb_body_reader read_body, void *ctx)
 {
 	struct bb_response *resp = &call->resp;
-	struct timespec now;
 
 	if (!bb_content_type_is_json(req->content_type)) {
 		bb_response_error(resp, 415, "unsupported_media_type",
@@ -292,11 +310,22 @@ build_event(struct bb_app *app, struct bb_call *call,
 		bb_response_error(resp, 413, "payload_too_large", detail);
 		return -1;
 	}
-	if (read_request_body(call, req, read_body, ctx) != 0)
+	return read_request_body(call, req, read_body, ctx);
+}
+
+/* The request's checks, up to a built event. */
+static int
+build_event(struct bb_app *app, struct bb_call *call,
+    const struct bb_request *req, const struct bb_match *m,
+    bb_body_reader read_body, void *ctx)
+{
+	struct timespec now;
+
+	if (read_body_checked(app, call, req, read_body, ctx) != 0)
 		return -1;
 	clock_gettime(CLOCK_REALTIME, &now);
 	return bb_event_build(&call->event, m->route, m->arg, m->arg_len, req,
-	    call->body.data, call->body.len, &now, resp);
+	    call->body.data, call->body.len, &now, &call->resp);
 }
 
 /* Takes the idempotency claim of an event with a key. Returns false when
@@ -334,6 +363,25 @@ claim_key(struct bb_app *app, struct bb_call *call)
 	return false;
 }
 
+/* The AMQP message of an event (CONTRACT §6). */
+static struct bb_message
+message_of(const struct bb_event *ev)
+{
+	const struct bb_envelope *env = &ev->env;
+	struct bb_message msg = {
+		.routing_key = env->event_type,
+		.body = ev->json.data,
+		.body_len = ev->json.len,
+		.message_id = env->event_id,
+		.correlation_id = env->nparents ? env->parents[0] : NULL,
+		.type = env->event_type,
+		.timestamp = (time_t)(env->unix_us / 1000000),
+		.traceparent = env->traceparent,
+		.tracestate = env->tracestate,
+	};
+	return msg;
+}
+
 /* Answers a publish whose outcome is known, recording it if confirmed. */
 static void
 conclude(struct bb_app *app, struct bb_call *call, enum bb_publish_result r)
@@ -347,6 +395,7 @@ conclude(struct bb_app *app, struct bb_call *call, enum bb_publish_result r)
 		/* Only a confirmed event is recorded (CONTRACT §7). */
 		bb_tracker_record(app->tracker, env, ev->json.data, ev->json.len,
 		    &call->claim);
+		bb_tracker_flush(app->tracker);
 	} else {
 		bb_log_warning("event %s (%s) not published: %s", env->event_id,
 		    env->event_type, bb_publish_result_name(r));
@@ -365,27 +414,15 @@ begin_publish(struct bb_app *app, struct bb_call *call,
     const struct bb_request *req, const struct bb_match *m,
     bb_body_reader read_body, void *ctx)
 {
-	const struct bb_envelope *env = &call->event.env;
-
 	call->route = m->route;
 	call->claim.held = false;
 	if (build_event(app, call, req, m, read_body, ctx) != 0)
 		return false;
 	if (call->event.key && !claim_key(app, call))
 		return false;
-	struct bb_message msg = {
-		.routing_key = env->event_type,
-		.body = call->event.json.data,
-		.body_len = call->event.json.len,
-		.message_id = env->event_id,
-		.correlation_id = env->nparents ? env->parents[0] : NULL,
-		.type = env->event_type,
-		.timestamp = (time_t)(env->unix_us / 1000000),
-		.traceparent = env->traceparent,
-		.tracestate = env->tracestate,
-	};
+	struct bb_message msg = message_of(&call->event);
 	enum bb_publish_result r = bb_publisher_send(app->pub, &msg,
-	    &call->publish);
+	    &call->publish, 0);
 	if (r != BB_PUBLISH_PENDING) {
 		conclude(app, call, r);
 		return false;
@@ -394,11 +431,362 @@ begin_publish(struct bb_app *app, struct bb_call *call,
 	return true;
 }
 
+/* ---------------------------------------------------------- batches */
+
+/* Each item's JSON values count against this, as 65,536 do for one event
+ * (CONTRACT §4.10). */
+#define VALUES_PER_BATCH_ITEM 256
+
+static void
+item_error(struct bb_item *it, const struct bb_response *resp)
+{
+	it->status = resp->status;
+	bb_buf_reset(&it->error);
+	bb_buf_append(&it->error, resp->body.data, resp->body.len);
+}
+
+static void
+item_fail(struct bb_call *call, struct bb_item *it, int status,
+    const char *code, const char *detail)
+{
+	bb_response_reset(&call->scratch);
+	bb_response_error(&call->scratch, status, code, detail);
+	item_error(it, &call->scratch);
+}
+
+static struct bb_item *
+items_for(struct bb_call *call, int n)
+{
+	if (n > call->cap) {
+		call->items = bb_xreallocarray(call->items, (size_t)n,
+		    sizeof(*call->items));
+		for (int k = call->cap; k < n; k++) {
+			memset(&call->items[k], 0, sizeof(call->items[k]));
+			bb_event_init(&call->items[k].event);
+			bb_buf_init(&call->items[k].error);
+		}
+		call->cap = n;
+	}
+	call->nitems = n;
+	for (int k = 0; k < n; k++) {
+		struct bb_item *it = &call->items[k];
+		it->status = 0;
+		it->replayed = it->sent = false;
+		it->claim.held = false;
+	}
+	return call->items;
+}
+
+/* The body as a JSON array of 1..BATCH_MAX_EVENTS values, in call->batch. */
+static bool
+parse_batch(struct bb_app *app, struct bb_call *call)
+{
+	struct bb_response *resp = &call->resp;
+	int max = app->cfg->batch_max_events;
+	char err[128];
+
+	bb_json_free(&call->batch);
+	switch (bb_json_parse_limit(&call->batch, call->body.data ?
+	    call->body.data : "", call->body.len, max * VALUES_PER_BATCH_ITEM,
+	    err, sizeof(err))) {
+	case BB_JSON_INVALID:
+		bb_response_error(resp, 400, "invalid_json", err);
+		return false;
+	case BB_JSON_TOO_LARGE:
+		bb_response_error(resp, 413, "payload_too_large", err);
+		return false;
+	case BB_JSON_OK:
+		break;
+	}
+	if (bb_json_type(&call->batch, 0) != BB_JSON_ARRAY) {
+		bb_response_error(resp, 400, "invalid_request",
+		    "the body of a batch is a JSON array of events");
+		return false;
+	}
+	int n = bb_json_size(&call->batch, 0);
+	if (n == 0) {
+		bb_response_error_fields(resp, 422, "validation_error",
+		    "a batch holds at least one event", "", 0);
+		return false;
+	}
+	if (n > max) {
+		snprintf(err, sizeof(err), "a batch holds at most %d events", max);
+		bb_response_error(resp, 413, "payload_too_large", err);
+		return false;
+	}
+	return true;
+}
+
+/* Every item built or refused on its own (CONTRACT §4.10). */
+static void
+build_items(struct bb_call *call, const struct bb_request *req)
+{
+	struct bb_item *it = items_for(call, bb_json_size(&call->batch, 0));
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (int v = 1, k = 0; k < call->nitems;
+	    v = bb_json_next(&call->batch, v), k++) {
+		size_t len;
+		const char *raw = bb_json_raw(&call->batch, v, &len);
+		bb_response_reset(&call->scratch);
+		if (bb_json_type(&call->batch, v) != BB_JSON_OBJECT)
+			item_fail(call, &it[k], 422, "validation_error",
+			    "each item of a batch is a JSON object");
+		else if (bb_event_build_item(&it[k].event, req, raw, len, &now,
+		    &call->scratch) != 0)
+			item_error(&it[k], &call->scratch);
+	}
+}
+
+static const struct bb_item *sort_items;
+
+static int
+compare_keys(const void *a, const void *b)
+{
+	const struct bb_event *x = &sort_items[*(const int *)a].event;
+	const struct bb_event *y = &sort_items[*(const int *)b].event;
+	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+	int c = memcmp(x->key, y->key, n);
+
+	if (c)
+		return c;
+	if (x->key_len != y->key_len)
+		return x->key_len < y->key_len ? -1 : 1;
+	return *(const int *)a - *(const int *)b;	/* earlier first */
+}
+
+/* The same idempotency_key twice in one batch: the later item is 422. */
+static void
+refuse_repeated_keys(struct bb_call *call)
+{
+	int *order = bb_xcalloc((size_t)call->nitems + 1, sizeof(*order));
+	int n = 0;
+
+	for (int k = 0; k < call->nitems; k++) {
+		if (call->items[k].status == 0 && call->items[k].event.key)
+			order[n++] = k;
+	}
+	sort_items = call->items;
+	qsort(order, (size_t)n, sizeof(*order), compare_keys);
+	for (int j = 1; j < n; j++) {
+		const struct bb_event *a = &call->items[order[j - 1]].event;
+		struct bb_item *b = &call->items[order[j]];
+		if (a->key_len == b->event.key_len &&
+		    memcmp(a->key, b->event.key, a->key_len) == 0)
+			item_fail(call, b, 422, "validation_error", "this "
+			    "idempotency_key is used by an earlier item of the batch");
+	}
+	free(order);
+}
+
+/* An item's idempotency claim: false when its answer is already known. */
+static bool
+claim_item(struct bb_app *app, struct bb_call *call, struct bb_item *it)
+{
+	static const uint8_t none;
+	uint8_t hash[BB_BODY_HASH_LEN];
+	const struct bb_event *ev = &it->event;
+	const char *doc = ev->doc.text ? ev->doc.text : (const char *)&none;
+
+	/* "The same body" of an item is the item's own JSON text. */
+	EVP_Digest(doc, ev->doc.len, hash, NULL, EVP_sha256(), NULL);
+	bb_buf_reset(&call->original);
+	switch (bb_tracker_claim(app->tracker, ev->env.event_id, hash,
+	    &call->original, &it->claim)) {
+	case BB_CLAIM_NEW:
+	case BB_CLAIM_UNAVAILABLE:
+		return true;
+	case BB_CLAIM_REPLAY:
+		it->status = 200;
+		it->replayed = true;
+		return false;
+	case BB_CLAIM_IN_FLIGHT:
+		item_fail(call, it, 409, "idempotency_conflict", "an event with "
+		    "this idempotency_key is being published now");
+		return false;
+	case BB_CLAIM_MISMATCH:
+		item_fail(call, it, 422, "validation_error", "this "
+		    "idempotency_key was used with a different item");
+		return false;
+	}
+	return false;
+}
+
+/* Writes every item still to publish, back to back, under one deadline.
+ * Returns how many were written. Once the broker fails one, the rest are
+ * not tried: they answer as it did. */
+static int
+send_items(struct bb_app *app, struct bb_call *call,
+    enum bb_publish_result *failure)
+{
+	long long deadline = bb_monotonic_ms() + app->cfg->confirm_timeout_ms;
+	enum bb_publish_result failed = BB_PUBLISH_PENDING;
+	int sent = 0;
+
+	for (int k = 0; k < call->nitems; k++) {
+		struct bb_item *it = &call->items[k];
+		if (it->status != 0)
+			continue;
+		if (it->event.key && !claim_item(app, call, it))
+			continue;
+		enum bb_publish_result r = failed;
+		if (r == BB_PUBLISH_PENDING) {
+			struct bb_message msg = message_of(&it->event);
+			r = bb_publisher_send(app->pub, &msg, &it->publish,
+			    deadline);
+		}
+		if (r == BB_PUBLISH_PENDING) {
+			it->sent = true;
+			sent++;
+			continue;
+		}
+		failed = r;
+		bb_tracker_release(app->tracker, it->event.env.event_id,
+		    &it->claim);
+		bb_response_reset(&call->scratch);
+		answer_publish(&it->event, BB_ROUTE_EVENTS, r, &call->scratch);
+		item_error(it, &call->scratch);
+	}
+	*failure = failed;
+	return sent;
+}
+
+/* {"published":N,"failed":M,"results":[...]}: 200 when every item was
+ * published or replayed, else 207. */
+static void
+answer_batch(struct bb_call *call)
+{
+	struct bb_buf *b = &call->resp.body;
+	int ok = 0;
+
+	for (int k = 0; k < call->nitems; k++)
+		ok += call->items[k].status == 200;
+	call->resp.status = ok == call->nitems ? 200 : 207;
+	bb_buf_printf(b, "{\"published\":%d,\"failed\":%d,\"results\":[", ok,
+	    call->nitems - ok);
+	for (int k = 0; k < call->nitems; k++) {
+		const struct bb_item *it = &call->items[k];
+		if (k)
+			bb_buf_putc(b, ',');
+		if (it->status == 200) {
+			bb_buf_printf(b, "{\"status\":200,\"event_id\":\"%s\"%s}",
+			    it->event.env.event_id,
+			    it->replayed ? ",\"replayed\":true" : "");
+		} else {
+			/* the error body, {"error":...}, with the status first */
+			bb_buf_printf(b, "{\"status\":%d,", it->status);
+			bb_buf_append(b, it->error.data + 1, it->error.len - 1);
+		}
+	}
+	bb_buf_puts(b, "]}");
+}
+
+/* Every confirm in: the confirmed items recorded in one pipeline, the
+ * others' claims given up, the answer written. */
+static void
+conclude_batch(struct bb_app *app, struct bb_call *call)
+{
+	for (int k = 0; k < call->nitems; k++) {
+		struct bb_item *it = &call->items[k];
+		if (!it->sent)
+			continue;
+		it->sent = false;
+		enum bb_publish_result r = it->publish.result;
+		const struct bb_event *ev = &it->event;
+		if (r == BB_PUBLISH_OK) {
+			it->status = 200;
+			bb_tracker_record(app->tracker, &ev->env, ev->json.data,
+			    ev->json.len, &it->claim);
+			continue;
+		}
+		bb_log_warning("event %s (%s) of a batch not published: %s",
+		    ev->env.event_id, ev->env.event_type,
+		    bb_publish_result_name(r));
+		bb_tracker_release(app->tracker, ev->env.event_id, &it->claim);
+		bb_response_reset(&call->scratch);
+		answer_publish(ev, BB_ROUTE_EVENTS, r, &call->scratch);
+		item_error(it, &call->scratch);
+	}
+	bb_tracker_flush(app->tracker);
+	call->waiting = false;
+	answer_batch(call);
+}
+
+/* POST /events/batch (CONTRACT §4.10), up to writing its events. */
+static bool
+begin_batch(struct bb_app *app, struct bb_call *call,
+    const struct bb_request *req, bb_body_reader read_body, void *ctx)
+{
+	call->route = BB_ROUTE_BATCH;
+	call->nitems = 0;
+	if (req->idempotency_key) {
+		bb_response_error(&call->resp, 400, "invalid_request", "a batch "
+		    "takes no Idempotency-Key header: give each item its own "
+		    "idempotency_key");
+		return false;
+	}
+	if (read_body_checked(app, call, req, read_body, ctx) != 0 ||
+	    !parse_batch(app, call))
+		return false;
+	build_items(call, req);
+	refuse_repeated_keys(call);
+	enum bb_publish_result failure;
+	int sent = send_items(app, call, &failure);
+	bool replayed = false;
+	for (int k = 0; k < call->nitems; k++)
+		replayed |= call->items[k].replayed;
+	if (sent == 0 && !replayed && (failure == BB_PUBLISH_UNAVAILABLE ||
+	    failure == BB_PUBLISH_BLOCKED)) {
+		/* The broker refused before anything was sent: one answer
+		 * for the whole request, nothing published. */
+		answer_publish(&call->event, BB_ROUTE_BATCH, failure, &call->resp);
+		return false;
+	}
+	call->waiting = sent > 0;
+	if (!call->waiting)
+		conclude_batch(app, call);
+	return call->waiting;
+}
+
+/* True when every item written has its final result. */
+static bool
+batch_settled(struct bb_app *app, struct bb_call *call, bool wait)
+{
+	for (int k = 0; k < call->nitems; k++) {
+		struct bb_item *it = &call->items[k];
+		if (!it->sent)
+			continue;
+		enum bb_publish_result r = wait ?
+		    bb_publisher_wait(app->pub, &it->publish) :
+		    bb_publisher_result(app->pub, &it->publish);
+		if (r == BB_PUBLISH_PENDING)
+			return false;
+	}
+	return true;
+}
+
+long long
+bb_call_deadline(const struct bb_call *call)
+{
+	if (call->route == BB_ROUTE_BATCH && call->nitems)
+		for (int k = 0; k < call->nitems; k++)
+			if (call->items[k].sent)
+				return call->items[k].publish.deadline;
+	return call->publish.deadline;
+}
+
 bool
 bb_app_finish(struct bb_app *app, struct bb_call *call, bool wait)
 {
 	if (!call->waiting)
 		return true;
+	if (call->route == BB_ROUTE_BATCH) {
+		if (!batch_settled(app, call, wait))
+			return false;
+		conclude_batch(app, call);
+		return true;
+	}
 	enum bb_publish_result r = wait ?
 	    bb_publisher_wait(app->pub, &call->publish) :
 	    bb_publisher_result(app->pub, &call->publish);
@@ -448,5 +836,7 @@ bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
 		bb_debug_handle(app->tracker, &m, req->query, resp);
 		return false;
 	}
+	if (m.route == BB_ROUTE_BATCH)
+		return begin_batch(app, call, req, read_body, ctx);
 	return begin_publish(app, call, req, &m, read_body, ctx);
 }

@@ -77,6 +77,8 @@ static const struct setting settings[] = {
 	    K_BOOL, OFF(debug_endpoints), 0, 0, false },
 	{ "WORKER_CONCURRENCY", NULL, "http:worker_concurrency", "16",
 	    K_INT, OFF(worker_concurrency), 1, 256, false },
+	{ "BATCH_MAX_EVENTS", NULL, "http:batch_max_events", "500",
+	    K_INT, OFF(batch_max_events), 1, 5000, false },
 	{ "LOG_LEVEL", NULL, "log:level", "info",
 	    K_LOG_LEVEL, OFF(log_level), 0, 0, false },
 };

@@ -30,6 +30,7 @@ struct bb_config {
 	char *api_token;
 	bool debug_endpoints;
 	int worker_concurrency;		/* requests one worker answers at once */
+	int batch_max_events;		/* items in one POST /events/batch */
 	enum bb_log_level log_level;
 };
 

@@ -20,6 +20,7 @@ bb_event_init(struct bb_event *ev)
 	bb_buf_init(&ev->source_meta);
 	bb_buf_init(&ev->webhook_key);
 	bb_buf_init(&ev->name);
+	bb_buf_init(&ev->item_key);
 }
 
 void
@@ -33,6 +34,7 @@ bb_event_free(struct bb_event *ev)
 	bb_buf_free(&ev->source_meta);
 	bb_buf_free(&ev->webhook_key);
 	bb_buf_free(&ev->name);
+	bb_buf_free(&ev->item_key);
 }
 
 /* Forgets the previous request, keeping the buffers' memory. */
@@ -48,6 +50,7 @@ reset(struct bb_event *ev)
 	bb_buf_reset(&ev->source_meta);
 	bb_buf_reset(&ev->webhook_key);
 	bb_buf_reset(&ev->name);
+	bb_buf_reset(&ev->item_key);
 	ev->key = NULL;
 	ev->key_len = 0;
 	ev->source_app[0] = '\0';
@@ -382,9 +385,10 @@ read_parents(struct bb_event *ev, int ids)
 	ev->env = merged;
 }
 
-/* §4.6: POST /events, a partial envelope. */
+/* §4.6: POST /events, a partial envelope -- and, with item, one item of a
+ * batch (§4.10), which may also carry its idempotency_key. */
 static int
-build_events(struct bb_event *ev, struct bb_response *resp)
+build_events(struct bb_event *ev, bool item, struct bb_response *resp)
 {
 	static const char *const known[] = { "event_type", "payload",
 		"correlation_ids", "agent_context", "source", NULL };
@@ -414,7 +418,7 @@ build_events(struct bb_event *ev, struct bb_response *resp)
 	read_source(ev, bb_json_get(d, 0, "source"));
 	for (int m = bb_json_member(d, 0, -1); m >= 0;
 	    m = bb_json_member(d, 0, m)) {
-		bool ok = false;
+		bool ok = item && bb_json_string_equals(d, m, "idempotency_key");
 		for (int k = 0; known[k] && !ok; k++)
 			ok = bb_json_string_equals(d, m, known[k]);
 		if (!ok) {
@@ -453,7 +457,7 @@ build(struct bb_event *ev, enum bb_route route, const char *arg, size_t arg_len,
 	case BB_ROUTE_FIREFLIES:
 		return build_fireflies(ev, resp);
 	case BB_ROUTE_EVENTS:
-		return build_events(ev, resp);
+		return build_events(ev, false, resp);
 	case BB_ROUTE_EVENT_TYPE:
 		return build_event_type(ev, arg, arg_len, resp);
 	default:
@@ -487,6 +491,55 @@ bb_event_build(struct bb_event *ev, enum bb_route route, const char *arg,
 	if (read_headers(req, ev, resp) != 0 ||
 	    parse_body(ev, body, body_len, resp) != 0 ||
 	    build(ev, route, arg, arg_len, resp) != 0)
+		return -1;
+	assign_event_id(ev);
+	bb_envelope_stamp(&ev->env, now);
+	ev->env.payload = ev->payload.data;
+	ev->env.payload_len = ev->payload.len;
+	bb_envelope_write(&ev->env, &ev->json);
+	return 0;
+}
+
+/* A batch item's idempotency_key: the same rules as the header (§5), but
+ * breaking them is the item's 422, not the request's 400. */
+static int
+read_item_key(struct bb_event *ev, struct bb_response *resp)
+{
+	int v = bb_json_get(&ev->doc, 0, "idempotency_key");
+
+	if (v < 0)
+		return 0;
+	if (bb_json_type(&ev->doc, v) == BB_JSON_STRING)
+		bb_json_unescape(&ev->doc, v, &ev->item_key);
+	if (bb_json_type(&ev->doc, v) != BB_JSON_STRING ||
+	    strlen(ev->item_key.data ? ev->item_key.data : "") !=
+	    ev->item_key.len || !printable_ascii(ev->item_key.data ?
+	    ev->item_key.data : "", 1, 255)) {
+		bb_buf_reset(&ev->errors);
+		bb_validate_error(&ev->errors, "idempotency_key",
+		    "must be 1-255 printable ASCII characters");
+		validation_failed(ev, resp, "the item's idempotency_key is not "
+		    "valid");
+		return -1;
+	}
+	ev->key = ev->item_key.data;
+	ev->key_len = ev->item_key.len;
+	return 0;
+}
+
+int
+bb_event_build_item(struct bb_event *ev, const struct bb_request *req,
+    const char *item, size_t len, const struct timespec *now,
+    struct bb_response *resp)
+{
+	reset(ev);
+	ev->env.source_host = req->remote_addr;
+	ev->env.source_type = "manual";
+	ev->env.source_app = "http";
+	if (read_headers(req, ev, resp) != 0 ||
+	    parse_body(ev, item, len, resp) != 0 ||
+	    read_item_key(ev, resp) != 0 ||
+	    build_events(ev, true, resp) != 0)
 		return -1;
 	assign_event_id(ev);
 	bb_envelope_stamp(&ev->env, now);

@@ -23,6 +23,7 @@ struct bb_event {
 	struct bb_buf source_meta;
 	struct bb_buf webhook_key;	/* idempotency key a webhook implies */
 	struct bb_buf name;		/* the UUIDv5 name of an idempotent event */
+	struct bb_buf item_key;		/* a batch item's idempotency_key */
 	const char *key;		/* idempotency key, from header or webhook */
 	size_t key_len;
 	char source_app[65];		/* POST /events may name its source */
@@ -38,5 +39,14 @@ void bb_event_free(struct bb_event *ev);
 int bb_event_build(struct bb_event *ev, enum bb_route route, const char *arg,
     size_t arg_len, const struct bb_request *req, const char *body,
     size_t body_len, const struct timespec *now, struct bb_response *resp);
+
+/* Builds one item of POST /events/batch (§4.10) from its JSON text: a
+ * partial envelope as for POST /events plus an optional idempotency_key;
+ * req's X-Correlation-Ids and trace headers apply to it (its
+ * Idempotency-Key header must have been refused). Returns 0, or -1 with
+ * the item's error in resp. */
+int bb_event_build_item(struct bb_event *ev, const struct bb_request *req,
+    const char *item, size_t len, const struct timespec *now,
+    struct bb_response *resp);
 
 #endif

@@ -167,6 +167,7 @@ bb_http_reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 207: return "Multi-Status";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 404: return "Not Found";
@@ -236,6 +237,7 @@ bb_route(const char *method, const char *path, struct bb_match *m)
 		{ "/events/artifact", "POST", BB_ROUTE_ARTIFACT },
 		{ "/webhooks/fireflies", "POST", BB_ROUTE_FIREFLIES },
 		{ "/events", "POST", BB_ROUTE_EVENTS },
+		{ "/events/batch", "POST", BB_ROUTE_BATCH },
 	};
 	const char *rest;
 

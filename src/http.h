@@ -72,6 +72,7 @@ enum bb_route {
 	BB_ROUTE_ARTIFACT,
 	BB_ROUTE_FIREFLIES,
 	BB_ROUTE_EVENTS,	/* POST /events, a partial envelope */
+	BB_ROUTE_BATCH,		/* POST /events/batch, many of them */
 	BB_ROUTE_EVENT_TYPE,	/* POST /events/{event_type} */
 	BB_ROUTE_CORRELATION,	/* GET /debug/correlation/{event_id} */
 	BB_ROUTE_CHAIN,		/* GET /debug/correlation/{event_id}/chain */

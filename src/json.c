@@ -494,6 +494,14 @@ enum bb_json_status
 bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
     size_t errlen)
 {
+	return bb_json_parse_limit(doc, text, len, BB_JSON_MAX_TOKENS, err,
+	    errlen);
+}
+
+enum bb_json_status
+bb_json_parse_limit(struct bb_json *doc, const char *text, size_t len,
+    int max_tokens, char *err, size_t errlen)
+{
 	jsmn_parser parser;
 	int n;
 
@@ -522,8 +530,8 @@ bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
 	 * document and a flood of tokens is refused before allocating. */
 	jsmn_init(&parser);
 	n = jsmn_parse(&parser, text, len, NULL, 0);
-	if (n > BB_JSON_MAX_TOKENS) {
-		snprintf(err, errlen, "more than %d JSON values", BB_JSON_MAX_TOKENS);
+	if (n > max_tokens) {
+		snprintf(err, errlen, "more than %d JSON values", max_tokens);
 		return BB_JSON_TOO_LARGE;
 	}
 	if (n <= 0) {

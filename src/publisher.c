@@ -863,7 +863,9 @@ still_alive(struct bb_publisher *pub, long long deadline)
 static bool
 ready(struct bb_publisher *pub, long long deadline)
 {
-	if (pub->conn && !pub->blocked &&
+	/* Idle: nothing heard for a while and nothing awaited (a message in
+	 * flight has its own deadline). */
+	if (pub->conn && !pub->blocked && pub->head == pub->len &&
 	    bb_monotonic_ms() - pub->last_recv_ms > IDLE_CHECK_MS)
 		still_alive(pub, deadline);
 	if (pub->conn)
@@ -896,7 +898,7 @@ add_waiting(struct bb_publisher *pub, struct bb_publish *p)
 
 enum bb_publish_result
 bb_publisher_send(struct bb_publisher *pub, const struct bb_message *msg,
-    struct bb_publish *p)
+    struct bb_publish *p, long long deadline)
 {
 	long long connect_deadline = bb_monotonic_ms() + pub->connect_timeout_ms;
 
@@ -915,7 +917,8 @@ bb_publisher_send(struct bb_publisher *pub, const struct bb_message *msg,
 			    "message", msg->message_id);
 			return p->result = BB_PUBLISH_UNAVAILABLE;
 		}
-		p->deadline = bb_monotonic_ms() + pub->confirm_timeout_ms;
+		p->deadline = deadline ? deadline :
+		    bb_monotonic_ms() + pub->confirm_timeout_ms;
 		size_t n = write_all(pub, pub->out.data, pub->out.len, p->deadline);
 		if (n == pub->out.len) {
 			add_waiting(pub, p);

@@ -74,11 +74,13 @@ struct bb_publisher *bb_publisher_new(const struct bb_publisher_options *opt);
 void bb_publisher_free(struct bb_publisher *pub);
 
 /* Writes msg, connecting first if need be. Returns PENDING once the whole
- * message is written (then bb_publisher_wait must follow), else
- * UNAVAILABLE or BLOCKED: nothing was published. msg's message_id must
- * outlive the wait. */
+ * message is written (then bb_publisher_wait or _result must follow), else
+ * UNAVAILABLE or BLOCKED: nothing was published. The message has until
+ * deadline (monotonic ms; 0 for RABBIT_CONFIRM_TIMEOUT_MS from its first
+ * byte) to be written and confirmed. msg's message_id must outlive the
+ * wait. */
 enum bb_publish_result bb_publisher_send(struct bb_publisher *pub,
-    const struct bb_message *msg, struct bb_publish *p);
+    const struct bb_message *msg, struct bb_publish *p, long long deadline);
 /* Waits until p's confirm comes or its deadline passes; returns (and
  * leaves in p->result) the final result. */
 enum bb_publish_result bb_publisher_wait(struct bb_publisher *pub,

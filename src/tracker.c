@@ -113,8 +113,9 @@ struct bb_tracker {
 	int max_children;		/* child links recorded per parent */
 	long children_dropped;		/* child links not recorded, so far */
 	redisContext *c;		/* NULL while disconnected */
-	bool pending;			/* the reply of the last record, unread */
-	char pending_event[BB_UUID_STRLEN + 1];
+	int queued;			/* records appended, not yet sent */
+	int pending;			/* records sent, their replies unread */
+	struct bb_buf pending_events;	/* their ids, BB_UUID_STRLEN each */
 	long long retry_at;		/* no connect attempt before (ms) */
 	long long skip_logged_at;	/* last "skipped" line (ms) */
 	long skipped;			/* events not tracked since then */
@@ -142,6 +143,7 @@ bb_tracker_new(const struct bb_config *cfg, long long claim_ms)
 	t->max_children = cfg->max_children;
 	t->backoff_ms = BACKOFF_MIN_MS;
 	bb_buf_init(&t->scratch);
+	bb_buf_init(&t->pending_events);
 	bb_buf_init(&t->claim);
 	return t;
 }
@@ -157,6 +159,7 @@ bb_tracker_free(struct bb_tracker *t)
 	free(t->host);
 	free(t->password);
 	bb_buf_free(&t->scratch);
+	bb_buf_free(&t->pending_events);
 	bb_buf_free(&t->claim);
 	free(t);
 }
@@ -175,6 +178,9 @@ fail(struct bb_tracker *t)
 		redisFree(t->c);
 		t->c = NULL;
 	}
+	/* Records not answered yet went with the connection. */
+	t->queued = t->pending = 0;
+	bb_buf_reset(&t->pending_events);
 	t->retry_at = bb_monotonic_ms() + t->backoff_ms;
 	t->backoff_ms = t->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 	    t->backoff_ms * 2;
@@ -327,6 +333,26 @@ report(struct bb_tracker *t, const char *event_id)
 	fail(t);
 }
 
+/* Logs the failure of every record sent and not answered, then drops the
+ * connection. */
+static void
+report_pending(struct bb_tracker *t)
+{
+	bool timeout = timed_out(t->c);
+
+	for (int k = 0; k < t->pending + t->queued; k++) {
+		const char *id = t->pending_events.data + k * BB_UUID_STRLEN;
+		if (timeout)
+			bb_log_warning("Correlation tracking timed out for event "
+			    "%.*s", BB_UUID_STRLEN, id);
+		else
+			bb_log_warning("Correlation tracking failed for event "
+			    "%.*s: %s", BB_UUID_STRLEN, id, t->c && t->c->err ?
+			    t->c->errstr : "error reply");
+	}
+	fail(t);
+}
+
 /* While Redis is known to be down, events go untracked; say so, but at most
  * once a second, with how many. */
 static void
@@ -355,7 +381,10 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 	bool claimed = claim && claim->held;
 	bb_id id;
 
-	bb_tracker_settle(t);
+	/* Records queued for one flush go out together; only the first of
+	 * them reads the replies of what was sent before. */
+	if (t->queued == 0)
+		bb_tracker_settle(t);
 	if (!t->enabled)
 		return;
 	if (!ensure(t)) {
@@ -402,17 +431,29 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 		report(t, env->event_id);
 		return;
 	}
-	/* Sent now; the reply is read by bb_tracker_settle, while the next
-	 * publish waits for its confirm. */
+	bb_buf_append(&t->pending_events, env->event_id, BB_UUID_STRLEN);
+	t->queued++;
+}
+
+void
+bb_tracker_flush(struct bb_tracker *t)
+{
 	int done = 0;
+
+	if (t->queued == 0)
+		return;
+	/* Sent now; the replies are read by bb_tracker_settle, while the
+	 * next publishes wait for their confirms. */
 	while (!done) {
 		if (redisBufferWrite(t->c, &done) != REDIS_OK) {
-			report(t, env->event_id);
+			t->pending += t->queued;
+			t->queued = 0;
+			report_pending(t);
 			return;
 		}
 	}
-	t->pending = true;
-	memcpy(t->pending_event, env->event_id, sizeof(t->pending_event));
+	t->pending += t->queued;
+	t->queued = 0;
 }
 
 void
@@ -420,27 +461,36 @@ bb_tracker_settle(struct bb_tracker *t)
 {
 	redisReply *r;
 
-	if (!t->pending)
-		return;
-	t->pending = false;
-	if (!read_reply(t, &r)) {
-		report(t, t->pending_event);
-		return;
-	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[0]->type != REDIS_REPLY_INTEGER ||
-	    r->element[1]->type != REDIS_REPLY_INTEGER) {
+	bb_tracker_flush(t);
+	for (int k = 0; k < t->pending; k++) {
+		const char *id = t->pending_events.data + k * BB_UUID_STRLEN;
+		if (!read_reply(t, &r)) {
+			t->pending -= k;
+			memmove(t->pending_events.data, id,
+			    (size_t)t->pending * BB_UUID_STRLEN);
+			t->pending_events.len = (size_t)t->pending * BB_UUID_STRLEN;
+			report_pending(t);
+			return;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_INTEGER ||
+		    r->element[1]->type != REDIS_REPLY_INTEGER) {
+			freeReplyObject(r);
+			bb_log_warning("Correlation tracking failed for event "
+			    "%.*s: unexpected reply", BB_UUID_STRLEN, id);
+			continue;
+		}
+		t->children_dropped += (long)r->element[0]->integer;
+		if (r->element[1]->integer == 0)
+			bb_log_warning("idempotency claim of event %.*s was taken "
+			    "by another request before the event was recorded; "
+			    "left to it", BB_UUID_STRLEN, id);
 		freeReplyObject(r);
-		report(t, t->pending_event);
-		return;
 	}
-	t->children_dropped += (long)r->element[0]->integer;
-	if (r->element[1]->integer == 0)
-		bb_log_warning("idempotency claim of event %s was taken by "
-		    "another request before the event was recorded; left to it",
-		    t->pending_event);
-	freeReplyObject(r);
+	t->pending = 0;
+	bb_buf_reset(&t->pending_events);
 }
+
 
 enum bb_claim
 bb_tracker_claim(struct bb_tracker *t, const char *event_id,

@@ -35,20 +35,20 @@ bool bb_tracker_enabled(const struct bb_tracker *t);
 /* Connects if need be (and if the backoff allows) and pings. */
 bool bb_tracker_healthy(struct bb_tracker *t);
 
-/* Records a confirmed event: its metadata, and it as a child of each
- * parent that has fewer than CORRELATION_MAX_CHILDREN children (a parent
- * that has them all is marked truncated instead), with the TTL on every
- * key -- one script, run atomically. With a
- * held claim, also marks the claim done, keeping the envelope for replays,
- * unless another request holds the key by then. The command is sent at
- * once and its reply read later by bb_tracker_settle, so that the round
- * trip overlaps other work; a failure is logged then. Every other call
- * settles first. */
+/* Queues the record of a confirmed event: its metadata, and it as a child
+ * of each parent, with the TTL on every key -- one script, run atomically.
+ * With a held claim, also marks the claim done, keeping the envelope for
+ * replays, unless another request holds the key by then. bb_tracker_flush
+ * sends what is queued in one write; the replies are read later by
+ * bb_tracker_settle, so that the round trip overlaps other work, and a
+ * failure is logged then. Every other call settles first. */
 void bb_tracker_record(struct bb_tracker *t,
     const struct bb_envelope *env, const char *envelope, size_t envelope_len,
     const struct bb_claim_token *claim);
+void bb_tracker_flush(struct bb_tracker *t);
 
-/* Reads the replies of the last record, within REDIS_TIMEOUT_MS. */
+/* Sends what is queued and reads the replies of every record sent, within
+ * REDIS_TIMEOUT_MS each. */
 void bb_tracker_settle(struct bb_tracker *t);
 
 /* Claims an idempotent event id before publishing it; on NEW the claim is

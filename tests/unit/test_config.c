@@ -81,6 +81,7 @@ test_defaults(void)
 	CU_ASSERT_STRING_EQUAL(cfg.api_token, "");
 	CU_ASSERT(cfg.debug_endpoints);
 	CU_ASSERT_EQUAL(cfg.worker_concurrency, 16);
+	CU_ASSERT_EQUAL(cfg.batch_max_events, 500);
 	CU_ASSERT_EQUAL(cfg.log_level, BB_LOG_INFO);
 	bb_config_free(&cfg);
 	teardown();

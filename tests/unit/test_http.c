@@ -19,6 +19,7 @@ test_routes_typed_endpoints_first(void)
 {
 	expect_route("GET", "/healthz", BB_ROUTE_FOUND, BB_ROUTE_HEALTHZ);
 	expect_route("HEAD", "/healthz", BB_ROUTE_FOUND, BB_ROUTE_HEALTHZ);
+	expect_route("POST", "/events/batch", BB_ROUTE_FOUND, BB_ROUTE_BATCH);
 	expect_route("POST", "/events/llm/prompt", BB_ROUTE_FOUND,
 	    BB_ROUTE_LLM_PROMPT);
 	expect_route("POST", "/events/llm/response", BB_ROUTE_FOUND,
