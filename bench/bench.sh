@@ -1,14 +1,21 @@
 #!/bin/bash
-# Benchmark: Bloodbank through lighttpd against the broker's own ceiling,
-# and what correlation tracking costs.
+# Benchmark: Bloodbank through lighttpd, and through nginx and the pre-fork
+# master, against the broker's own ceiling; what it costs in CPU and system
+# calls; what correlation tracking costs.
 #
-# Starts a private stack (scripts/stack.sh), drives POST /events/llm/prompt
-# with wrk at 16 and 64 connections, then runs bench/ceiling -- persistent,
-# envelope-sized messages published with librabbitmq, each waiting for its
-# confirm -- from as many processes as there are workers. Then the same wrk
-# run with tracking off, and Redis memory per event over 10,000 events
-# (bench/memory.py). Prints req/s and p50/p99 for each, and the ratios.
-# Figures, not a pass/fail test.
+# Starts a private stack (scripts/stack.sh) and, in one run against the same
+# broker:
+#   - wrk POST /events/llm/prompt (the guide's sample) at 16 and 64
+#     connections, and POST /events/batch of 100 of them at 4 connections;
+#   - bench/ceiling: envelope-sized persistent messages published with
+#     librabbitmq from 4 processes, each awaiting its confirm before the
+#     next ("confirm-each"), and in batches of 100 awaited together;
+#   - CPU microseconds per event of the workers, the web server, Redis and
+#     the broker (/proc/PID/stat deltas over each wrk run);
+#   - system calls per single publish over all workers (strace -c -f);
+#   - the same wrk runs through nginx and the master;
+#   - tracking on against off, and Redis memory per event (bench/memory.py).
+# Prints figures, not a pass/fail test.
 #
 # usage: bench/bench.sh   (BENCH_SECONDS, BB_WORKERS override the defaults)
 set -euo pipefail
@@ -19,12 +26,20 @@ export BB_WORKERS=${BB_WORKERS:-4}
 export BB_HTTP_PORT=18782 BB_AMQP_PORT=15780 BB_AMQP_DIST_PORT=15781
 export BB_REDIS_PORT=16480 BB_NODE=bbbench@localhost BB_EXCHANGE=bench
 export LOG_LEVEL=warning
+NGINX_PORT=18783
 dir=/tmp/bloodbank-bench-$$
 url=http://127.0.0.1:$BB_HTTP_PORT
 amqp=amqp://guest:guest@127.0.0.1:$BB_AMQP_PORT/
+bin=$repo/src/bloodbank
 
 make -C "$repo" -s src/bloodbank bench/ceiling
-trap '"$repo/scripts/stack.sh" stop "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+cleanup() {
+    [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null
+    [ -n "${master:-}" ] && kill "$master" 2>/dev/null && wait "$master" 2>/dev/null
+    "$repo/scripts/stack.sh" stop "$dir" >/dev/null 2>&1
+    rm -rf "$dir"
+}
+trap cleanup EXIT
 "$repo/scripts/stack.sh" start "$dir" >/dev/null
 
 # The first publish declares the exchange; then a durable queue takes every
@@ -43,31 +58,89 @@ purge() {
     rabbitmqctl -n "$BB_NODE" -q purge_queue bench >/dev/null
 }
 
-wrk_run() {  # CONNECTIONS
+# utime + stime of PIDS, in clock ticks
+ticks() {
+    local p t=0
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] || continue
+        t=$(( t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }') ))
+    done
+    echo "$t"
+}
+hz=$(getconf CLK_TCK)
+frontend=lighttpd
+front_pids() {
+    if [ "$frontend" = lighttpd ]; then cat "$dir/lighttpd.pid"
+    else echo "$(cat "$dir/nginx.pid") $(pgrep -P "$(cat "$dir/nginx.pid")" | tr '\n' ' ')"; fi
+}
+worker_pids() { pgrep -f "^$bin" | tr '\n' ' '; }
+redis_pid() { cat "$dir/redis/redis.pid"; }
+broker_pid() { cat "$dir/rabbitmq/rabbitmq.pid"; }
+
+# wrk_run CONNECTIONS SCRIPT PATH EVENTS_PER_REQUEST LABEL
+wrk_run() {
+    local c=$1 script=$2 path=$3 per=$4 label=$5 out w f r b
     purge
-    wrk -t$(( $1 < 2 ? $1 : 2 )) -c"$1" -d"${seconds}s" --latency -s "$repo/bench/post.lua" \
-        "$url/events/llm/prompt" | awk -v c="$1" '
+    w=$(worker_pids); f=$(front_pids); r=$(redis_pid); b=$(broker_pid)
+    local t0w t0f t0r t0b
+    t0w=$(ticks $w); t0f=$(ticks $f); t0r=$(ticks $r); t0b=$(ticks $b)
+    out=$(wrk -t$(( c < 2 ? c : 2 )) -c"$c" -d"${seconds}s" --latency \
+        -s "$repo/bench/$script" "$url$path")
+    local dw df dr db
+    dw=$(( $(ticks $w) - t0w )); df=$(( $(ticks $f) - t0f ))
+    dr=$(( $(ticks $r) - t0r )); db=$(( $(ticks $b) - t0b ))
+    awk -v c="$c" -v per="$per" -v label="$label" -v hz="$hz" -v dw="$dw" \
+        -v df="$df" -v dr="$dr" -v db="$db" -v fe="$frontend" '
+        /requests in/ { n = $1 }
         /Requests\/sec/ { rate = $2 }
         /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
         /^non2xx=/ { errs = $0 }
-        END { printf "bloodbank connections=%s rate=%.0f p50=%s p99=%s %s\n",
-              c, rate, p50, p99, errs }'
+        END { ev = n * per; us = 1e6 / hz / (ev ? ev : 1)
+              printf "%s connections=%s rate=%.0f p50=%s p99=%s %s " \
+                  "cpu_us_per_event: workers=%.1f %s=%.1f redis=%.1f broker=%.1f\n",
+                  label, c, rate * per, p50, p99, errs, dw * us, fe, df * us,
+                  dr * us, db * us }' <<<"$out"
 }
+rate() { sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$1"; }
+field() { sed -n "s/.* $1=\\([0-9.]*\\).*/\\1/p" <<<"$2"; }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
-echo "workers=$BB_WORKERS seconds=$seconds envelope_bytes=$bytes"
-b16=$(wrk_run 16); echo "$b16"
-b64=$(wrk_run 64); echo "$b64"
-purge
-c=$("$repo/bench/ceiling" "$amqp" bench llm.prompt "$BB_WORKERS" "$seconds" "$bytes")
-echo "ceiling $c"
-purge
-rate() { sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$1"; }
-awk -v a="$(rate "$b16")" -v b="$(rate "$b64")" -v c="$(rate "$c")" \
-    'BEGIN { printf "ratio bloodbank/ceiling: c16=%.2f c64=%.2f\n", a / c, b / c }'
+echo "workers=$BB_WORKERS concurrency=${WORKER_CONCURRENCY:-16} seconds=$seconds envelope_bytes=$bytes"
 
-# What tracking costs: the same load with tracking on and off, alternated
-# over three rounds so that a change in the host's load hits both; medians.
+b16=$(wrk_run 16 post.lua /events/llm/prompt 1 "lighttpd single"); echo "$b16"
+b64=$(wrk_run 64 post.lua /events/llm/prompt 1 "lighttpd single"); echo "$b64"
+bb4=$(wrk_run 4 batch.lua /events/batch 100 "lighttpd batch100"); echo "$bb4"
+purge
+c1=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes")
+echo "ceiling confirm-each $c1"
+purge
+c100=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes" 100)
+echo "ceiling batch100 $c100"
+awk -v a="$(rate "$b16")" -v b="$(rate "$b64")" -v c="$(rate "$c1")" \
+    -v d="$(rate "$bb4")" -v e="$(rate "$c100")" \
+    -v wcpu="$(field workers "$b16")" -v ccpu="$(field cpu_us_per_msg "$c1")" \
+    'BEGIN { printf "ratios: c16/ceiling=%.2f c64/ceiling=%.2f " \
+        "batch100/ceiling_batch100=%.2f batch100/c64=%.1f " \
+        "worker_cpu/ceiling_cpu=%.2f\n", a / c, b / c, d / e, d / b, wcpu / ccpu }'
+
+# System calls per single publish, over all workers: the accepts count the
+# requests (the guide's sample body: no key, no parents, tracking on).
+purge
+strace -c -f $(worker_pids | sed 's/\([0-9]\+\)/-p \1/g') -o "$dir/strace.txt" &
+tracer=$!
+sleep 1
+wrk -t2 -c16 -d3s -s "$repo/bench/post.lua" "$url/events/llm/prompt" >/dev/null
+sleep 0.5
+kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+awk '$NF == "accept" { n = $4 } { line[NR] = $0 }
+     END { printf "system calls per publish (strace -c -f, %d publishes):", n
+           for (i = 1; i <= NR; i++) { split(line[i], f)
+               if (f[4] ~ /^[0-9]+$/ && f[length(f)] != "total") {
+                   printf " %s=%.2f", f[length(f)], f[4] / n; t += f[4] } }
+           printf " total=%.2f\n", t / n }' "$dir/strace.txt"
+
+# Tracking on against off, alternated over three rounds so that a change in
+# the host's load hits both; medians.
 tracking() {  # on|off
     sed -i '/CORRELATION_TRACKING/d' "$dir/bloodbank.env"
     [ "$1" = off ] && echo 'export CORRELATION_TRACKING=false' >>"$dir/bloodbank.env"
@@ -76,14 +149,13 @@ tracking() {  # on|off
 p50() { sed -n 's/.* p50=\([0-9.]*\)\(m\?s\|us\).*/\1 \2/p' <<<"$1" |
     awk '{ print ($2 == "us") ? $1 / 1000 : ($2 == "s") ? $1 * 1000 : $1 }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-# One connection shows the cost per request; sixteen, the cost when the two
-# cores are saturated and Redis competes with the broker for CPU.
 for c in 1 16; do
     : >"$dir/on.txt"; : >"$dir/off.txt"
     for round in 1 2 3; do
         for mode in on off; do
             tracking "$mode"
-            r=$(seconds=$(( (seconds + 1) / 2 )) wrk_run "$c")
+            r=$(seconds=$(( (seconds + 1) / 2 )) wrk_run "$c" post.lua \
+                /events/llm/prompt 1 tracking)
             echo "$(rate "$r") $(p50 "$r")" >>"$dir/$mode.txt"
         done
     done
@@ -99,3 +171,42 @@ for c in 1 16; do
 done
 tracking on
 /usr/bin/python3 "$repo/bench/memory.py" "$url" "$BB_REDIS_PORT" 10000
+
+# nginx and the pre-fork master, in place of lighttpd, on the same broker.
+kill "$(cat "$dir/lighttpd.pid")"
+while pgrep -f "^$bin" >/dev/null; do sleep 0.1; done
+(
+    set -a
+    # shellcheck disable=SC1091
+    . "$dir/bloodbank.env"
+    exec "$bin" --workers "$BB_WORKERS" --listen "unix:$dir/master.sock"
+) >"$dir/master.log" 2>&1 &
+master=$!
+mkdir -p "$dir/nginx-body" "$dir/nginx-fastcgi"
+cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir/nginx-body;
+    fastcgi_temp_path $dir/nginx-fastcgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            fastcgi_pass unix:$dir/master.sock;
+            include /etc/nginx/fastcgi_params;
+            client_max_body_size 2m;
+        }
+    }
+}
+NGINX
+until [ -S "$dir/master.sock" ]; do sleep 0.1; done
+nginx -c "$dir/nginx.conf"
+frontend=nginx
+url=http://127.0.0.1:$NGINX_PORT
+until curl -sf "$url/healthz" >/dev/null; do sleep 0.2; done
+wrk_run 16 post.lua /events/llm/prompt 1 "nginx+master single"
+wrk_run 64 post.lua /events/llm/prompt 1 "nginx+master single"
+wrk_run 4 batch.lua /events/batch 100 "nginx+master batch100"

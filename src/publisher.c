@@ -21,9 +21,7 @@
 
 #define CHANNEL 1
 #define FRAME_MAX 131072
-#define FRAME_HEADER 7		/* type, channel, size */
-#define FRAME_OVERHEAD (FRAME_HEADER + 1)	/* and the end octet */
-#define METHOD_ROOM 1024	/* basic.publish: two short strings and bits */
+#define HEARTBEAT_FRAME_LEN 8
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
 /* A connection that has said nothing for this long is asked a question
@@ -31,13 +29,6 @@
  * FIN would otherwise turn "nothing was published" into "unknown". */
 #define IDLE_CHECK_MS 1000
 #define CLOSE_TIMEOUT_MS 500
-
-/* A message written and not yet confirmed. Slots are kept in delivery-tag
- * order; a slot whose caller gave up (or that was settled) has p == NULL. */
-struct slot {
-	uint64_t tag;
-	struct bb_publish *p;
-};
 
 enum return_state { RETURN_NONE, RETURN_HEADER, RETURN_BODY };
 
@@ -53,9 +44,7 @@ struct bb_publisher {
 	amqp_connection_state_t conn;	/* NULL while disconnected */
 	int fd;
 	bool blocked;		/* connection.blocked, not yet unblocked */
-	uint64_t next_tag;	/* delivery tag of the next publish */
-	struct slot *slots;	/* waiting messages: [head, len) */
-	size_t head, len, cap;
+	struct bb_confirms confirms;	/* written, awaiting their confirms */
 	enum return_state ret;	/* reading a basic.return */
 	uint64_t ret_left;	/* body bytes of it still to come */
 	bool declare_ok;	/* the liveness question was answered */
@@ -89,18 +78,6 @@ bb_publisher_new(const struct bb_publisher_options *opt)
 	return pub;
 }
 
-/* Every message still waiting gets `result`; none is waiting afterwards,
- * so a confirm that comes later finds no slot and is ignored. */
-static void
-settle_all(struct bb_publisher *pub, enum bb_publish_result result)
-{
-	for (size_t k = pub->head; k < pub->len; k++) {
-		if (pub->slots[k].p)
-			pub->slots[k].p->result = result;
-	}
-	pub->head = pub->len = 0;
-}
-
 /* Drops the connection. What was written and not confirmed may or may not
  * have been routed: its outcome is unknown. */
 static void
@@ -108,7 +85,7 @@ disconnect(struct bb_publisher *pub)
 {
 	if (pub->conn == NULL)
 		return;
-	settle_all(pub, BB_PUBLISH_TIMEOUT);
+	bb_confirms_settle_all(&pub->confirms, BB_PUBLISH_TIMEOUT);
 	amqp_destroy_connection(pub->conn);
 	pub->conn = NULL;
 	pub->fd = -1;
@@ -127,7 +104,7 @@ bb_publisher_free(struct bb_publisher *pub)
 		amqp_connection_close(pub->conn, AMQP_REPLY_SUCCESS);
 	}
 	disconnect(pub);
-	free(pub->slots);
+	bb_confirms_free(&pub->confirms);
 	bb_buf_free(&pub->out);
 	free(pub->urls);
 	free(pub->exchange);
@@ -345,8 +322,7 @@ take_over(struct bb_publisher *pub)
 	int flags = fcntl(pub->fd, F_GETFL);
 	if (flags >= 0 && !(flags & O_NONBLOCK))
 		fcntl(pub->fd, F_SETFL, flags | O_NONBLOCK);
-	pub->next_tag = 1;	/* confirm.select starts counting at 1 */
-	pub->head = pub->len = 0;
+	bb_confirms_init(&pub->confirms);
 	pub->blocked = false;
 	pub->ret = RETURN_NONE;
 	pub->heartbeat_ms = amqp_get_heartbeat(pub->conn) * 1000;
@@ -391,91 +367,16 @@ connect_any(struct bb_publisher *pub, long long deadline)
 
 /* ---------------------------------------------------------- confirms */
 
-/* The waiting slot of `tag`, by binary search (slots are in tag order). */
-static struct slot *
-find_slot(struct bb_publisher *pub, uint64_t tag)
-{
-	size_t lo = pub->head, hi = pub->len;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (pub->slots[mid].tag == tag)
-			return &pub->slots[mid];
-		if (pub->slots[mid].tag < tag)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-static void
-drop_settled(struct bb_publisher *pub)
-{
-	while (pub->head < pub->len && pub->slots[pub->head].p == NULL)
-		pub->head++;
-	if (pub->head == pub->len)
-		pub->head = pub->len = 0;
-}
-
-static void
-settle(struct slot *s, bool ack)
-{
-	struct bb_publish *p = s->p;
-
-	if (p == NULL)
-		return;	/* answered already (504); a late confirm changes nothing */
-	if (!ack)
-		p->result = BB_PUBLISH_NACKED;
-	else
-		p->result = p->returned ? BB_PUBLISH_UNROUTABLE : BB_PUBLISH_OK;
-	s->p = NULL;
-}
-
-/* basic.ack / basic.nack (RabbitMQ publisher confirms): `multiple` covers
- * every tag up to and including this one. A tag never sent means the two
- * sides disagree about what was published: nothing on this connection can
- * be trusted any more. */
+/* A tag never sent means the two sides disagree about what was published:
+ * nothing on this connection can be trusted any more. */
 static void
 confirm(struct bb_publisher *pub, uint64_t tag, bool multiple, bool ack)
 {
-	if (tag >= pub->next_tag) {
-		bb_log_error("broker confirmed delivery tag %llu, which was never "
-		    "sent; closing the connection", (unsigned long long)tag);
-		disconnect(pub);
+	if (bb_confirms_settle(&pub->confirms, tag, multiple, ack) == 0)
 		return;
-	}
-	if (multiple) {
-		if (tag == 0)	/* AMQP 0-9-1: all outstanding */
-			tag = pub->next_tag - 1;
-		for (size_t k = pub->head; k < pub->len &&
-		    pub->slots[k].tag <= tag; k++)
-			settle(&pub->slots[k], ack);
-	} else {
-		struct slot *s = find_slot(pub, tag);
-		if (s)
-			settle(s, ack);
-	}
-	drop_settled(pub);
-}
-
-/* A basic.return carries no delivery tag; its message is known by the
- * message_id in the content header that follows it. The return comes
- * before the message's ack, which then means "unroutable". */
-static void
-note_return(struct bb_publisher *pub, const amqp_basic_properties_t *props)
-{
-	if (!(props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG))
-		return;
-	for (size_t k = pub->head; k < pub->len; k++) {
-		struct bb_publish *p = pub->slots[k].p;
-		if (p && strlen(p->message_id) == props->message_id.len &&
-		    memcmp(p->message_id, props->message_id.bytes,
-		    props->message_id.len) == 0) {
-			p->returned = true;
-			return;
-		}
-	}
+	bb_log_error("broker confirmed delivery tag %llu, which was never sent; "
+	    "closing the connection", (unsigned long long)tag);
+	disconnect(pub);
 }
 
 static void
@@ -512,7 +413,7 @@ handle_method(struct bb_publisher *pub, amqp_method_t *m)
 		pub->blocked = true;
 		/* The broker holds what it has read and may route it when the
 		 * alarm clears: unknown, and answered now (CONTRACT §6). */
-		settle_all(pub, BB_PUBLISH_TIMEOUT);
+		bb_confirms_settle_all(&pub->confirms, BB_PUBLISH_TIMEOUT);
 		break;
 	}
 	case AMQP_CONNECTION_UNBLOCKED_METHOD:
@@ -534,6 +435,16 @@ handle_method(struct bb_publisher *pub, amqp_method_t *m)
 	default:
 		break;
 	}
+}
+
+/* A basic.return names no delivery tag; its message is known by the
+ * message_id of the content header that follows it, before its ack. */
+static void
+note_return(struct bb_publisher *pub, const amqp_basic_properties_t *props)
+{
+	if (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+		bb_confirms_returned(&pub->confirms, props->message_id.bytes,
+		    props->message_id.len);
 }
 
 static void
@@ -615,8 +526,8 @@ receive(struct bb_publisher *pub)
 static void
 heartbeats(struct bb_publisher *pub, long long now)
 {
-	static const char frame[FRAME_OVERHEAD] = { AMQP_FRAME_HEARTBEAT, 0, 0,
-		0, 0, 0, 0, (char)AMQP_FRAME_END };
+	static const char frame[HEARTBEAT_FRAME_LEN] = { AMQP_FRAME_HEARTBEAT,
+		0, 0, 0, 0, 0, 0, (char)AMQP_FRAME_END };
 
 	if (pub->conn == NULL || pub->heartbeat_ms == 0)
 		return;
@@ -692,135 +603,6 @@ write_all(struct bb_publisher *pub, const char *data, size_t len,
 	return done;
 }
 
-/* ---------------------------------------------------------- encoding */
-
-static void
-put_be(struct bb_buf *out, uint64_t v, int bytes)
-{
-	char b[8];
-
-	for (int k = 0; k < bytes; k++)
-		b[k] = (char)(v >> (8 * (bytes - 1 - k)));
-	bb_buf_append(out, b, (size_t)bytes);
-}
-
-static size_t
-begin_frame(struct bb_buf *out, uint8_t type)
-{
-	size_t start = out->len;
-
-	put_be(out, type, 1);
-	put_be(out, CHANNEL, 2);
-	put_be(out, 0, 4);	/* the size, once known */
-	return start;
-}
-
-static void
-end_frame(struct bb_buf *out, size_t start)
-{
-	uint32_t size = (uint32_t)(out->len - start - FRAME_HEADER);
-
-	for (int k = 0; k < 4; k++)
-		out->data[start + 3 + k] = (char)(size >> (8 * (3 - k)));
-	bb_buf_putc(out, (char)AMQP_FRAME_END);
-}
-
-static size_t
-slen(const char *s)
-{
-	return s ? strlen(s) : 0;
-}
-
-static void
-fill_properties(amqp_basic_properties_t *props, amqp_table_entry_t *trace,
-    const struct bb_message *msg)
-{
-	int ntrace = 0;
-
-	memset(props, 0, sizeof(*props));
-	props->_flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
-	    AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
-	    AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
-	    AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_APP_ID_FLAG;
-	props->content_type = amqp_cstring_bytes("application/json");
-	props->content_encoding = amqp_cstring_bytes("utf-8");
-	props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
-	props->message_id = amqp_cstring_bytes(msg->message_id);
-	props->timestamp = (uint64_t)msg->timestamp;
-	props->type = amqp_cstring_bytes(msg->type);
-	props->app_id = amqp_cstring_bytes("bloodbank");
-	if (msg->correlation_id) {
-		props->_flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
-		props->correlation_id = amqp_cstring_bytes(msg->correlation_id);
-	}
-	const char *names[2] = { "traceparent", "tracestate" };
-	const char *values[2] = { msg->traceparent, msg->tracestate };
-	for (int k = 0; k < 2; k++) {
-		if (values[k] == NULL)
-			continue;
-		trace[ntrace].key = amqp_cstring_bytes(names[k]);
-		trace[ntrace].value.kind = AMQP_FIELD_KIND_UTF8;
-		trace[ntrace].value.value.bytes = amqp_cstring_bytes(values[k]);
-		ntrace++;
-	}
-	if (ntrace) {
-		props->_flags |= AMQP_BASIC_HEADERS_FLAG;
-		props->headers.num_entries = ntrace;
-		props->headers.entries = trace;
-	}
-}
-
-/* basic.publish (mandatory), its content header and its body frames, as
- * one run of bytes for one write (AMQP 0-9-1 §4.2.6). */
-static int
-encode_publish(struct bb_publisher *pub, const struct bb_message *msg)
-{
-	amqp_basic_publish_t m;
-	amqp_basic_properties_t props;
-	amqp_table_entry_t trace[2];
-	struct bb_buf *out = &pub->out;
-	size_t chunk = (size_t)amqp_get_frame_max(pub->conn) - FRAME_OVERHEAD;
-	size_t room = METHOD_ROOM + slen(msg->message_id) + slen(msg->type) +
-	    slen(msg->correlation_id) + slen(msg->traceparent) +
-	    slen(msg->tracestate);
-	int n;
-
-	memset(&m, 0, sizeof(m));
-	m.exchange = amqp_cstring_bytes(pub->exchange);
-	m.routing_key = amqp_cstring_bytes(msg->routing_key);
-	m.mandatory = 1;
-	fill_properties(&props, trace, msg);
-
-	bb_buf_reset(out);
-	size_t start = begin_frame(out, AMQP_FRAME_METHOD);
-	put_be(out, AMQP_BASIC_PUBLISH_METHOD, 4);
-	n = amqp_encode_method(AMQP_BASIC_PUBLISH_METHOD, &m, (amqp_bytes_t){
-	    METHOD_ROOM, bb_buf_space(out, METHOD_ROOM) });
-	if (n < 0)
-		return n;
-	out->len += (size_t)n;
-	end_frame(out, start);
-
-	start = begin_frame(out, AMQP_FRAME_HEADER);
-	put_be(out, AMQP_BASIC_CLASS, 2);
-	put_be(out, 0, 2);	/* weight */
-	put_be(out, msg->body_len, 8);
-	n = amqp_encode_properties(AMQP_BASIC_CLASS, &props, (amqp_bytes_t){
-	    room, bb_buf_space(out, room) });
-	if (n < 0)
-		return n;
-	out->len += (size_t)n;
-	end_frame(out, start);
-
-	for (size_t off = 0; off < msg->body_len; off += chunk) {
-		size_t k = msg->body_len - off < chunk ? msg->body_len - off : chunk;
-		start = begin_frame(out, AMQP_FRAME_BODY);
-		bb_buf_append(out, msg->body + off, k);
-		end_frame(out, start);
-	}
-	return 0;
-}
-
 /* ---------------------------------------------------------- publishing */
 
 /* A passive exchange.declare: the cheapest question with an answer. */
@@ -834,16 +616,9 @@ still_alive(struct bb_publisher *pub, long long deadline)
 	d.type = amqp_cstring_bytes(pub->exchange_type);
 	d.passive = 1;
 	d.arguments = amqp_empty_table;
-	bb_buf_reset(&pub->out);
-	size_t start = begin_frame(&pub->out, AMQP_FRAME_METHOD);
-	put_be(&pub->out, AMQP_EXCHANGE_DECLARE_METHOD, 4);
-	int n = amqp_encode_method(AMQP_EXCHANGE_DECLARE_METHOD, &d,
-	    (amqp_bytes_t){ METHOD_ROOM, bb_buf_space(&pub->out, METHOD_ROOM) });
-	if (n < 0)
+	if (bb_frames_method(&pub->out, CHANNEL, AMQP_EXCHANGE_DECLARE_METHOD,
+	    &d) != 0)
 		return false;
-	pub->out.len += (size_t)n;
-	end_frame(&pub->out, start);
-
 	pub->declare_ok = false;
 	if (write_all(pub, pub->out.data, pub->out.len, deadline) != pub->out.len) {
 		disconnect(pub);
@@ -865,7 +640,7 @@ ready(struct bb_publisher *pub, long long deadline)
 {
 	/* Idle: nothing heard for a while and nothing awaited (a message in
 	 * flight has its own deadline). */
-	if (pub->conn && !pub->blocked && pub->head == pub->len &&
+	if (pub->conn && !pub->blocked && !bb_confirms_waiting(&pub->confirms) &&
 	    bb_monotonic_ms() - pub->last_recv_ms > IDLE_CHECK_MS)
 		still_alive(pub, deadline);
 	if (pub->conn)
@@ -873,27 +648,6 @@ ready(struct bb_publisher *pub, long long deadline)
 	if (bb_monotonic_ms() < pub->retry_at)
 		return false;
 	return connect_any(pub, deadline);
-}
-
-static void
-add_waiting(struct bb_publisher *pub, struct bb_publish *p)
-{
-	if (pub->len == pub->cap) {
-		if (pub->head > 0) {
-			memmove(pub->slots, pub->slots + pub->head,
-			    (pub->len - pub->head) * sizeof(*pub->slots));
-			pub->len -= pub->head;
-			pub->head = 0;
-		} else {
-			pub->cap = pub->cap ? pub->cap * 2 : 16;
-			pub->slots = bb_xreallocarray(pub->slots, pub->cap,
-			    sizeof(*pub->slots));
-		}
-	}
-	p->tag = pub->next_tag++;
-	pub->slots[pub->len].tag = p->tag;
-	pub->slots[pub->len].p = p;
-	pub->len++;
 }
 
 enum bb_publish_result
@@ -912,7 +666,8 @@ bb_publisher_send(struct bb_publisher *pub, const struct bb_message *msg,
 			return p->result = BB_PUBLISH_UNAVAILABLE;
 		if (pub->blocked)
 			return p->result = BB_PUBLISH_BLOCKED;
-		if (encode_publish(pub, msg) != 0) {
+		if (bb_frames_publish(&pub->out, CHANNEL, (uint32_t)
+		    amqp_get_frame_max(pub->conn), pub->exchange, msg) != 0) {
 			bb_log_error("event %s cannot be encoded as an AMQP "
 			    "message", msg->message_id);
 			return p->result = BB_PUBLISH_UNAVAILABLE;
@@ -921,8 +676,8 @@ bb_publisher_send(struct bb_publisher *pub, const struct bb_message *msg,
 		    bb_monotonic_ms() + pub->confirm_timeout_ms;
 		size_t n = write_all(pub, pub->out.data, pub->out.len, p->deadline);
 		if (n == pub->out.len) {
-			add_waiting(pub, p);
-			return p->result = BB_PUBLISH_PENDING;
+			bb_confirms_add(&pub->confirms, p);
+			return p->result;
 		}
 		if (n == 0 && pub->blocked)
 			return p->result = BB_PUBLISH_BLOCKED;
@@ -940,17 +695,6 @@ bb_publisher_send(struct bb_publisher *pub, const struct bb_message *msg,
 	return p->result = BB_PUBLISH_UNAVAILABLE;
 }
 
-/* Forgets p: a confirm that comes for it later is ignored. */
-static void
-abandon(struct bb_publisher *pub, struct bb_publish *p)
-{
-	struct slot *s = find_slot(pub, p->tag);
-
-	if (s && s->p == p)
-		s->p = NULL;
-	drop_settled(pub);
-}
-
 enum bb_publish_result
 bb_publisher_result(struct bb_publisher *pub, struct bb_publish *p)
 {
@@ -964,7 +708,7 @@ bb_publisher_result(struct bb_publisher *pub, struct bb_publish *p)
 	 * alarm clears, and until then the next publish is refused without
 	 * writing. Otherwise a broker this slow is given up on. */
 	if (pub->blocked)
-		abandon(pub, p);
+		bb_confirms_forget(&pub->confirms, p);
 	else
 		disconnect(pub);
 	return p->result = BB_PUBLISH_TIMEOUT;

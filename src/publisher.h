@@ -15,6 +15,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "confirms.h"
+#include "frames.h"
+
 struct bb_publisher;
 
 struct bb_publisher_options {
@@ -24,42 +27,6 @@ struct bb_publisher_options {
 	int confirm_timeout_ms;	/* from the first byte written to the confirm */
 	int connect_timeout_ms;	/* one whole connect over the URL list */
 	int heartbeat_s;	/* 0: no heartbeats */
-};
-
-struct bb_message {
-	const char *routing_key;
-	const char *body;
-	size_t body_len;
-	const char *message_id;
-	const char *correlation_id;	/* NULL for none */
-	const char *type;
-	time_t timestamp;
-	const char *traceparent;	/* NULL for none */
-	const char *tracestate;
-};
-
-/* What happened to a message (CONTRACT §6). UNAVAILABLE and BLOCKED
- * promise that nothing was published; TIMEOUT does not know. */
-enum bb_publish_result {
-	BB_PUBLISH_PENDING,	/* written; its confirm has not come yet */
-	BB_PUBLISH_OK,		/* confirmed */
-	BB_PUBLISH_UNAVAILABLE,	/* nothing written: no connection, or a
-				 * partly written message abandoned */
-	BB_PUBLISH_BLOCKED,	/* nothing written: the broker blocks us */
-	BB_PUBLISH_NACKED,	/* the broker refused it */
-	BB_PUBLISH_TIMEOUT,	/* written; no confirm in time, or the
-				 * connection closed or was blocked first */
-	BB_PUBLISH_UNROUTABLE,	/* returned: no queue and no alternate */
-};
-
-/* One message in flight, owned by the caller from bb_publisher_send to the
- * end of bb_publisher_wait. */
-struct bb_publish {
-	enum bb_publish_result result;
-	uint64_t tag;		/* delivery tag on the current connection */
-	long long deadline;	/* monotonic ms: first byte + confirm timeout */
-	bool returned;		/* a basic.return came for it */
-	const char *message_id;
 };
 
 enum bb_broker_state {

@@ -37,8 +37,10 @@ main(void)
 		return 2;
 	add_claim_tests();
 	add_config_tests();
+	add_confirms_tests();
 	add_correlation_tests();
 	add_envelope_tests();
+	add_frames_tests();
 	add_http_tests();
 	add_json_tests();
 	add_uuid_tests();
