@@ -14,11 +14,12 @@ BB_STATE_DIR, MAX_BODY_BYTES), plus the settings the workers were started
 with: RABBIT_CONFIRM_TIMEOUT_MS, RABBIT_CONNECT_TIMEOUT_MS (the answer-time
 bound is their sum plus one second) and BB_WORKERS.
 
-Knobs: BB_FAULT_CLIENTS (BB_WORKERS) concurrent clients; BB_FAULT_WARM (2) seconds of
-load before the fault, BB_FAULT_AFTER (4) after it is removed; BB_FAULT_PACE_MS
-(10) pause of a client between requests; BB_FAULT_LARGE_BYTES (MAX_BODY_BYTES
-- 8192) size of the large body; BB_FAULT_SLACK_MS (0) added to the bound (to
-try the checker: a negative value makes healthy answers "slow").
+Knobs: BB_FAULT_CLIENTS (BB_WORKERS) concurrent clients; BB_FAULT_WARM (2)
+seconds of load before the fault, BB_FAULT_AFTER (4) after it is removed;
+BB_FAULT_PACE_MS (5) pause of a client after a 200, BB_FAULT_ERROR_PACE_MS (20)
+after anything else; BB_FAULT_LARGE_BYTES (MAX_BODY_BYTES - 8192) size of the
+large body; BB_FAULT_SLACK_MS (0) added to the bound (to try the checker: a
+negative value makes healthy answers "slow").
 
 Every fault gets a fresh durable queue bound with '#' and fresh workers
 (restart-lighttpd); whatever the fault did is undone even when it fails, and a
@@ -56,7 +57,10 @@ WORKERS = int(os.environ.get("BB_WORKERS") or 4)
 CLIENTS = int(os.environ.get("BB_FAULT_CLIENTS") or WORKERS)
 WARM_S = float(os.environ.get("BB_FAULT_WARM") or 2)
 AFTER_S = float(os.environ.get("BB_FAULT_AFTER") or 4)
-PACE_S = float(os.environ.get("BB_FAULT_PACE_MS") or 10) / 1000.0
+# Busy enough that a publish is usually in flight when the fault strikes; an
+# error answer (fast while the broker is down) backs off a little more.
+PACE_S = float(os.environ.get("BB_FAULT_PACE_MS") or 5) / 1000.0
+ERROR_PACE_S = float(os.environ.get("BB_FAULT_ERROR_PACE_MS") or 20) / 1000.0
 LARGE_BYTES = int(os.environ.get("BB_FAULT_LARGE_BYTES")
                   or bbtest.MAX_BODY_BYTES - 8192)
 # long enough to measure a hung request, short enough to end the run
@@ -146,8 +150,9 @@ class Load:
             r = post(c, key, large_body() if big else small_body(self.fault, c, n), large=big)
             with self.lock:
                 self.requests.append(r)
-            if self.pace:
-                self.stopping.wait(self.pace)
+            pace = self.pace if r.kind() == 200 else ERROR_PACE_S
+            if pace:
+                self.stopping.wait(pace)
 
     def start(self):
         for t in self.threads:
@@ -514,4 +519,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # the fault at hand was undone on the way out
+        print("faults: interrupted", flush=True)
+        sys.exit(130)
