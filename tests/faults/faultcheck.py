@@ -88,7 +88,7 @@ class Verdict:
         self.other = []
         self.slow = []
         self.slowest_ms = 0.0
-        self.recovered_s = None     # fault removed -> first 200 of a request sent after
+        self.recovered_s = None     # fault removed -> end of the last answer that is not a 200
         self.final_ok = False
         self.in_queue_504 = 0
         self.foreign = 0            # messages in the queue that no request of ours explains
@@ -130,16 +130,16 @@ def evaluate(requests, queue_ids, bound_ms, removed_at, kills=0):
             v.in_queue_504 += 1
         if k == "other":
             strange.append(r)
-        if k == 200 and r.t0 >= removed_at:
-            wait = r.t1 - removed_at
-            if v.recovered_s is None or wait < v.recovered_s:
-                v.recovered_s = wait
     # a SIGKILLed worker leaves its request without a true answer
     allowed = min(kills, len(strange))
     v.unknown, v.other = strange[:allowed], strange[allowed:]
     v.counts["other"] = len(v.other)
     finals = [r for r in requests if r.final]
     v.final_ok = bool(finals) and finals[-1].kind() == 200
+    if v.final_ok:
+        # from the fault's removal on, how long until the answers are all 200
+        last_bad = max((r.t1 for r in requests if r.kind() != 200), default=removed_at)
+        v.recovered_s = max(0.0, last_bad - removed_at)
 
     if v.lost:
         v.failures.append("%d answered 200 but not in the queue" % len(v.lost))

@@ -506,7 +506,8 @@ def main(argv):
         if not v.ok:
             failed.append(f.name)
     print("\nfaults: summary (answer-time bound %d ms; lost = 200 not in the queue, false = "
-          "503 broker_unavailable in the queue, unknown = allowed outcome of a killed worker)"
+          "503 broker_unavailable in the queue, unknown = allowed outcome of a killed worker, "
+          "recovered = from the fault's removal to the end of the last answer that is not a 200)"
           % BOUND_MS)
     print(HEADER)
     for r in rows:

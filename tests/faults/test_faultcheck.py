@@ -68,7 +68,7 @@ class CheckerTest(unittest.TestCase):
         self.assertTrue(v.ok, v.failures)
         self.assertEqual(v.counts, {200: 5, 503: 1, 504: 2, "other": 0})
         self.assertEqual(v.in_queue_504, 1)
-        self.assertAlmostEqual(v.recovered_s, 1.02, places=3)
+        self.assertEqual(v.recovered_s, 0.0)
         self.assertAlmostEqual(v.slowest_ms, 2000, places=3)
 
     def test_a_200_missing_from_the_queue_is_lost(self):
@@ -134,6 +134,13 @@ class CheckerTest(unittest.TestCase):
         v = evaluate(run.requests, queue, BOUND, removed_at=10.0)
         self.assertEqual(len(v.slow), 1)
         self.assertEqual(v.counts["other"], 1)
+
+    def test_recovered_is_when_the_last_error_answer_ended(self):
+        run, queue = self.good_run()
+        run.req(12.0, 500, 503)
+        run.req(12.1, 5, 200)
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0)
+        self.assertAlmostEqual(v.recovered_s, 2.5, places=3)
 
     def test_no_recovery_fails(self):
         run = Run()
