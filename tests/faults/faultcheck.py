@@ -103,7 +103,8 @@ class Verdict:
 def evaluate(requests, queue_ids, bound_ms, removed_at, kills=0):
     """requests: every Request of the fault (load and final polls);
     queue_ids: the message ids read from the queue (one per message);
-    removed_at: when the fault was gone (monotonic, same clock as Request.t0);
+    removed_at: when the fault was certainly gone, i.e. its removal command
+      returned (monotonic, same clock as Request.t0);
     kills: how many workers were SIGKILLed (unknown outcomes allowed)."""
     v = Verdict()
     in_queue = {}

@@ -507,7 +507,8 @@ def main(argv):
             failed.append(f.name)
     print("\nfaults: summary (answer-time bound %d ms; lost = 200 not in the queue, false = "
           "503 broker_unavailable in the queue, unknown = allowed outcome of a killed worker, "
-          "recovered = from the fault's removal to the end of the last answer that is not a 200)"
+          "recovered = from the end of the fault's removal (start-rabbit returned: the node is up; "
+          "SIGCONT sent; alarm cleared) to the end of the last answer that is not a 200)"
           % BOUND_MS)
     print(HEADER)
     for r in rows:
