@@ -12,11 +12,19 @@
 #   stop-redis       stop only Redis
 #   start-redis      start only Redis
 #   restart-lighttpd restart lighttpd and its workers (re-reads DIR/bloodbank.env)
-#   memory-alarm-on  make RabbitMQ raise its memory alarm (it blocks publishers)
-#   memory-alarm-off clear it again (the default watermark, 0.4)
 #   connections      Bloodbank's AMQP connections: client port, heartbeat (s)
 #   deps-up          start only Redis and RabbitMQ (for a Bloodbank run elsewhere)
 #   deps-down        stop them
+# fault injection (tests/faults); `stop` resumes a paused process before stopping it:
+#   kill-rabbit      SIGKILL the RabbitMQ node (start-rabbit brings it back)
+#   pause-rabbit     SIGSTOP the node's beam.smp; resume-rabbit: SIGCONT
+#   kill-redis       SIGKILL Redis (start-redis brings it back)
+#   pause-redis      SIGSTOP Redis; resume-redis: SIGCONT
+#   memory-alarm-on  set the node's memory high watermark to 0 (memory alarm);
+#   memory-alarm-off   back to 0.4; both wait until the alarm is in that state
+#   disk-alarm-on    set the node's disk free limit above the free space (disk alarm);
+#   disk-alarm-off     back to 50MB
+#   kill-worker      SIGKILL one bloodbank worker of lighttpd (prints its pid)
 #
 # Settings (environment, read by `start`; saved in DIR/stack.env and reused by the
 # other commands, so `stop DIR` needs no environment):
@@ -38,7 +46,7 @@ set -eu
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {
-    sed -n '7,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -183,12 +191,26 @@ stop_redis() {
     pf=$(redis_pidfile)
     if pid_alive "$pf" redis-server; then
         pid=$(cat "$pf")
+        kill -CONT "$pid" 2>/dev/null || true   # a paused one (pause-redis) cannot stop
         redis-cli -h 127.0.0.1 -p "$BB_REDIS_PORT" shutdown nosave >/dev/null 2>&1 \
             || kill "$pid" 2>/dev/null || true
         wait_gone "$pid" 10
         log "redis stopped"
     fi
     rm -f "$pf"
+}
+
+# signal_pid PIDFILE NAME SIGNAL WHAT: send SIGNAL to the process of PIDFILE
+signal_pid() {
+    local pf=$1 name=$2 sig=$3 what=$4 pid
+    pid_alive "$pf" "$name" || die "$what is not running (no live pid in $pf)"
+    pid=$(cat "$pf")
+    kill "-$sig" "$pid"
+    log "$what (pid $pid): SIG$sig"
+    if [ "$sig" = KILL ]; then
+        wait_gone "$pid" 10
+        rm -f "$pf"
+    fi
 }
 
 # ---------------------------------------------------------------- rabbitmq
@@ -259,6 +281,10 @@ EOF
 stop_rabbit() {
     local pf=$dir/rabbitmq/rabbitmq.pid pid=""
     [ -s "$pf" ] && pid=$(cat "$pf" 2>/dev/null || true)
+    # a paused node (pause-rabbit) answers nothing: resume it first
+    if [ -n "$pid" ] && pid_alive "$pf" beam; then
+        kill -CONT "$pid" 2>/dev/null || true
+    fi
     if rabbit_running; then
         rabbitmqctl_q shutdown >/dev/null 2>&1 || log "rabbitmqctl shutdown failed"
     fi
@@ -270,6 +296,32 @@ stop_rabbit() {
     fi
     rm -f "$pf"
     log "rabbitmq node $BB_NODE stopped"
+}
+
+# rabbit_alarm memory|disk on|off: raise or clear a resource alarm of the node
+# and wait (up to 20 s) until the node reports it so
+rabbit_alarm() {
+    local kind=$1 state=$2 free t=20 alarms
+    case $kind-$state in
+        memory-on) rabbitmqctl_q set_vm_memory_high_watermark 0 >/dev/null ;;
+        memory-off) rabbitmqctl_q set_vm_memory_high_watermark 0.4 >/dev/null ;;
+        disk-on)
+            free=$(df -B1 --output=avail "$dir/rabbitmq/mnesia" | tail -n 1 | tr -d ' ')
+            rabbitmqctl_q set_disk_free_limit $((free + 10 * 1024 * 1024 * 1024)) >/dev/null ;;
+        disk-off) rabbitmqctl_q set_disk_free_limit 50MB >/dev/null ;;
+    esac
+    while :; do
+        alarms=$(rabbitmqctl_q eval 'rabbit_alarm:get_alarms().' 2>/dev/null || true)
+        if echo "$alarms" | grep -q "resource_limit,$kind"; then
+            [ "$state" = on ] && break
+        else
+            [ "$state" = off ] && break
+        fi
+        t=$((t - 1))
+        [ $t -le 0 ] && die "the $kind alarm of $BB_NODE is not $state after 20 s: $alarms"
+        sleep 1
+    done
+    log "rabbitmq node $BB_NODE: $kind alarm $state"
 }
 
 # ---------------------------------------------------------------- lighttpd
@@ -325,13 +377,33 @@ stop_lighttpd() {
     # workers left behind by a lighttpd that died hard: they run BB_BIN and were
     # started on this DIR's socket
     local w
-    for w in $(pgrep -f -x -- "$BB_BIN" 2>/dev/null || true); do
-        if tr '\0' '\n' < "/proc/$w/environ" 2>/dev/null | grep -qx "BB_STATE_DIR=$dir"; then
-            log "killing stale worker $w"
-            kill "$w" 2>/dev/null || true
-        fi
+    # (a worker stuck in a request has SIGTERM blocked: SIGKILL it after 5 s)
+    for w in $(our_workers); do
+        log "killing stale worker $w"
+        kill "$w" 2>/dev/null || true
+        wait_gone "$w" 5
     done
     rm -f "$dir"/bloodbank.sock*
+}
+
+# pids of the workers running BB_BIN that were started on this DIR
+our_workers() {
+    local w
+    for w in $(pgrep -f -x -- "$BB_BIN" 2>/dev/null || true); do
+        if tr '\0' '\n' < "/proc/$w/environ" 2>/dev/null | grep -qx "BB_STATE_DIR=$dir"; then
+            echo "$w"
+        fi
+    done
+}
+
+kill_worker() {
+    local pf=$dir/lighttpd.pid w
+    pid_alive "$pf" lighttpd || die "lighttpd is not running"
+    w=$(pgrep -P "$(cat "$pf")" -f -x -- "$BB_BIN" | head -n 1)
+    [ -n "$w" ] || die "lighttpd has no worker running $BB_BIN"
+    kill -KILL "$w"
+    log "worker $w: SIGKILL"
+    echo "$w"
 }
 
 # ---------------------------------------------------------------- commands
@@ -376,11 +448,20 @@ case $cmd in
         stop_lighttpd
         start_lighttpd
         ;;
-    memory-alarm-on) rabbitmqctl_q set_vm_memory_high_watermark 0 ;;
-    memory-alarm-off) rabbitmqctl_q set_vm_memory_high_watermark 0.4 ;;
     connections)
         rabbitmqctl_q list_connections --no-table-headers peer_port timeout \
             client_properties | awk -F'\t' '/"connection_name","bloodbank"/ { print $1, $2 }'
         ;;
+    kill-rabbit) signal_pid "$dir/rabbitmq/rabbitmq.pid" beam KILL "rabbitmq node $BB_NODE" ;;
+    pause-rabbit) signal_pid "$dir/rabbitmq/rabbitmq.pid" beam STOP "rabbitmq node $BB_NODE" ;;
+    resume-rabbit) signal_pid "$dir/rabbitmq/rabbitmq.pid" beam CONT "rabbitmq node $BB_NODE" ;;
+    kill-redis) signal_pid "$(redis_pidfile)" redis-server KILL redis ;;
+    pause-redis) signal_pid "$(redis_pidfile)" redis-server STOP redis ;;
+    resume-redis) signal_pid "$(redis_pidfile)" redis-server CONT redis ;;
+    memory-alarm-on) rabbit_alarm memory on ;;
+    memory-alarm-off) rabbit_alarm memory off ;;
+    disk-alarm-on) rabbit_alarm disk on ;;
+    disk-alarm-off) rabbit_alarm disk off ;;
+    kill-worker) kill_worker ;;
     *) usage ;;
 esac

@@ -1,10 +1,11 @@
 #!/bin/bash
 # Build Bloodbank and run all its tests: CUnit unit tests (make check), the
-# integration suite against a private stack, and the integration suite again
+# integration suite against a private stack, the fault suite (broker, Redis and
+# worker failures under load) against another, and the integration suite again
 # against a build with AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
-# steps: deps build unit fuzz integration asan_build asan_integration packaging
+# steps: deps build unit fuzz integration faults asan_build asan_integration packaging
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -14,7 +15,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit fuzz integration asan_build asan_integration packaging"
+STEPS="deps build unit fuzz integration faults asan_build asan_integration packaging"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -78,9 +79,10 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-# run the integration suite against a fresh stack in DIR running BIN
-integration() {  # DIR BIN
-    local dir=$1 bin=$2 rc=0
+# run the integration suite (or the python driver DRIVER) against a fresh
+# stack in DIR running BIN
+integration() {  # DIR BIN [DRIVER]
+    local dir=$1 bin=$2 driver=${3:-$repo/tests/integration/run.py} rc=0
     # processes of an interrupted earlier run (any pass) hold the same ports
     local d
     for d in "$TEST_DIR"/*/; do
@@ -91,7 +93,7 @@ integration() {  # DIR BIN
     rm -rf "$dir"
     mkdir -p "$dir"
     stack_up "$dir" "$bin" || { show_logs "$dir"; stack_down; return 1; }
-    BB_STATE_DIR=$dir BB_SUMMARY_FILE=$SUMMARY "$PY" "$repo/tests/integration/run.py" || rc=$?
+    BB_STATE_DIR=$dir BB_SUMMARY_FILE=$SUMMARY "$PY" "$driver" || rc=$?
     stack_down
     if [ $rc -ne 0 ]; then
         show_logs "$dir"
@@ -139,6 +141,18 @@ step_fuzz() {
 
 step_integration() {
     integration "$TEST_DIR/plain" "$repo/src/bloodbank"
+}
+
+# Broker, Redis and worker failures under concurrent load (tests/faults/run.py):
+# short broker timeouts so that each fault is over in seconds, and bodies up to
+# 4 MiB (lighttpd's server.max-request-size) for the large body sent while the
+# broker blocks publishers: 1 MiB still fits in loopback socket buffers
+# (tcp_wmem autotunes up to 4 MiB). The checker's own tests run first.
+step_faults() {
+    "$PY" "$repo/tests/faults/test_faultcheck.py"
+    export RABBIT_CONFIRM_TIMEOUT_MS=2000 RABBIT_CONNECT_TIMEOUT_MS=1000 \
+        RABBIT_HEARTBEAT_SECONDS=5 MAX_BODY_BYTES=4194304
+    integration "$TEST_DIR/faults" "$repo/src/bloodbank" "$repo/tests/faults/run.py"
 }
 
 # The sanitizer build is a VPATH build, but automake refuses a VPATH build of a

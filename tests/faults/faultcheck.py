@@ -1,0 +1,157 @@
+"""The invariants of the fault suite, as pure functions over what the clients
+saw and what the queue held (no network here, so that they can be tested on
+made-up data: test_faultcheck.py).
+
+A request is a Request; the queue is the list of message ids read from it.
+CONTRACT.md §6 is what they check:
+  - every 200's event is in the queue                              (lost)
+  - no event answered 503 broker_unavailable is in the queue        (false "not published")
+  - every answer is a 200, or a 503/504 the service wrote (JSON with an
+    "error"); anything else -- 500, 502, a web server's own 503, no answer --
+    is "other", except on a fault that SIGKILLs workers, where up to one per
+    kill is an unknown outcome (the request that was in flight on it)
+  - no answer took longer than the bound (connect + confirm timeout + 1 s)
+  - publishing works again after the fault (a final request answers 200)
+"""
+
+import json
+import uuid
+
+# CONTRACT §5: an idempotent event's id is UUIDv5 over bloodbank:<type>:<key>
+ID_NAMESPACE = uuid.UUID("6ba7b812-9dad-11d1-80b4-00c04fd430c8")
+
+
+def event_id(event_type, key):
+    return str(uuid.uuid5(ID_NAMESPACE, "bloodbank:%s:%s" % (event_type, key)))
+
+
+class Request:
+    """One POST and what came back. status None: no answer (error says why)."""
+
+    __slots__ = ("client", "key", "eid", "t0", "t1", "status", "error", "body_id",
+                 "large", "final")
+
+    def __init__(self, client, key, eid, t0, large=False, final=False):
+        self.client, self.key, self.eid, self.t0 = client, key, eid, t0
+        self.t1 = None
+        self.status = None
+        self.error = None      # the "error" member of a JSON answer, or why there was none
+        self.body_id = None    # the "event_id" member of a 200
+        self.large = large
+        self.final = final
+
+    def answered(self, t1, status, body):
+        self.t1, self.status = t1, status
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+        if not isinstance(doc, dict):
+            self.error = "not JSON: %r" % body[:80]
+        elif status == 200:
+            self.body_id = doc.get("event_id")
+        else:
+            self.error = doc.get("error")
+            if not isinstance(self.error, str):
+                self.error = "no error member: %r" % body[:80]
+
+    def failed(self, t1, why):
+        self.t1, self.status, self.error = t1, None, why
+
+    @property
+    def ms(self):
+        return (self.t1 - self.t0) * 1000.0
+
+    def kind(self):
+        """200, 503, 504 (the service's own answers), or 'other'."""
+        if self.status == 200 and self.body_id == self.eid:
+            return 200
+        if self.status in (503, 504) and self.error and not self.error.startswith(
+                ("not JSON", "no error member")):
+            return self.status
+        return "other"
+
+    def describe(self, origin=0.0):
+        what = self.status if self.status is not None else "no answer"
+        return "client %d at %+.1f s: %s %s after %.0f ms%s (key %s)" % (
+            self.client, self.t0 - origin, what, self.error or "", self.ms,
+            " [large body]" if self.large else "", self.key)
+
+
+class Verdict:
+    def __init__(self):
+        self.counts = {200: 0, 503: 0, 504: 0, "other": 0}
+        self.requests = 0
+        self.lost = []
+        self.false_np = []
+        self.unknown = []
+        self.other = []
+        self.slow = []
+        self.slowest_ms = 0.0
+        self.recovered_s = None     # fault removed -> end of the last answer that is not a 200
+        self.final_ok = False
+        self.in_queue_504 = 0
+        self.foreign = 0            # messages in the queue that no request of ours explains
+        self.duplicates = 0
+        self.failures = []          # one line per broken invariant
+
+    @property
+    def ok(self):
+        return not self.failures
+
+
+def evaluate(requests, queue_ids, bound_ms, removed_at, kills=0):
+    """requests: every Request of the fault (load and final polls);
+    queue_ids: the message ids read from the queue (one per message);
+    removed_at: when the fault was certainly gone, i.e. its removal command
+      returned (monotonic, same clock as Request.t0);
+    kills: how many workers were SIGKILLed (unknown outcomes allowed)."""
+    v = Verdict()
+    in_queue = {}
+    for mid in queue_ids:
+        in_queue[mid] = in_queue.get(mid, 0) + 1
+    v.duplicates = sum(n - 1 for n in in_queue.values())
+    ours = {r.eid for r in requests}
+    v.foreign = sum(1 for mid in in_queue if mid not in ours)
+
+    v.requests = len(requests)
+    strange = []
+    for r in requests:
+        k = r.kind()
+        v.counts[k] += 1
+        if r.t1 is not None:
+            v.slowest_ms = max(v.slowest_ms, r.ms)
+            if r.ms > bound_ms:
+                v.slow.append(r)
+        if k == 200 and r.eid not in in_queue:
+            v.lost.append(r)
+        if k == 503 and r.error == "broker_unavailable" and r.eid in in_queue:
+            v.false_np.append(r)
+        if k == 504 and r.eid in in_queue:
+            v.in_queue_504 += 1
+        if k == "other":
+            strange.append(r)
+    # a SIGKILLed worker leaves its request without a true answer
+    allowed = min(kills, len(strange))
+    v.unknown, v.other = strange[:allowed], strange[allowed:]
+    v.counts["other"] = len(v.other)
+    finals = [r for r in requests if r.final]
+    v.final_ok = bool(finals) and finals[-1].kind() == 200
+    if v.final_ok:
+        # from the fault's removal on, how long until the answers are all 200
+        last_bad = max((r.t1 for r in requests if r.kind() != 200), default=removed_at)
+        v.recovered_s = max(0.0, last_bad - removed_at)
+
+    if v.lost:
+        v.failures.append("%d answered 200 but not in the queue" % len(v.lost))
+    if v.false_np:
+        v.failures.append("%d answered 503 broker_unavailable but in the queue"
+                          % len(v.false_np))
+    if v.other:
+        v.failures.append("%d answers not 200/503/504 from the service" % len(v.other))
+    if v.slow:
+        v.failures.append("%d answers slower than %d ms (slowest %.0f ms)"
+                          % (len(v.slow), bound_ms, v.slowest_ms))
+    if not v.final_ok:
+        v.failures.append("publishing did not work again after the fault")
+    return v
