@@ -179,7 +179,8 @@ while pgrep -f "^$bin" >/dev/null; do sleep 0.1; done
     set -a
     # shellcheck disable=SC1091
     . "$dir/bloodbank.env"
-    exec "$bin" --workers "$BB_WORKERS" --listen "unix:$dir/master.sock"
+    exec "$bin" --workers "$BB_WORKERS" --listen "unix:$dir/master.sock" \
+        --socket-mode 0666
 ) >"$dir/master.log" 2>&1 &
 master=$!
 mkdir -p "$dir/nginx-body" "$dir/nginx-fastcgi"
