@@ -43,6 +43,7 @@ bool bb_query_param(const char *query, const char *name, char *out,
 
 struct bb_response {
 	int status;
+	const char *content_type;	/* NULL: JSON */
 	struct bb_buf headers;	/* extra header lines, each ending in CRLF */
 	struct bb_buf body;
 };

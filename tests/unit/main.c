@@ -39,6 +39,7 @@ main(void)
 	add_config_tests();
 	add_confirms_tests();
 	add_correlation_tests();
+	add_dot_tests();
 	add_envelope_tests();
 	add_frames_tests();
 	add_http_tests();
