@@ -243,6 +243,7 @@ bb_route(const char *method, const char *path, struct bb_match *m)
 		{ "/webhooks/fireflies", "POST", BB_ROUTE_FIREFLIES },
 		{ "/events", "POST", BB_ROUTE_EVENTS },
 		{ "/events/batch", "POST", BB_ROUTE_BATCH },
+		{ "/metrics", "GET", BB_ROUTE_METRICS },
 	};
 	const char *rest;
 

@@ -77,6 +77,7 @@ enum bb_route {
 	BB_ROUTE_EVENT_TYPE,	/* POST /events/{event_type} */
 	BB_ROUTE_CORRELATION,	/* GET /debug/correlation/{event_id} */
 	BB_ROUTE_CHAIN,		/* GET /debug/correlation/{event_id}/chain */
+	BB_ROUTE_METRICS,	/* GET /metrics */
 };
 
 struct bb_match {

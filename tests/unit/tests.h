@@ -13,6 +13,7 @@ void add_envelope_tests(void);
 void add_frames_tests(void);
 void add_http_tests(void);
 void add_json_tests(void);
+void add_metrics_tests(void);
 void add_uuid_tests(void);
 void add_validate_tests(void);
 
