@@ -4,7 +4,7 @@
 # against a build with AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
-# steps: deps build unit fuzz integration asan_build asan_integration packaging
+# steps: deps build unit alerts fuzz integration asan_build asan_integration packaging
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -14,7 +14,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit fuzz integration asan_build asan_integration packaging"
+STEPS="deps build unit alerts fuzz integration asan_build asan_integration packaging"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -130,6 +130,13 @@ step_unit() {
         cat test-suite.log
     fi
     return $rc
+}
+
+# the shipped Prometheus alerting rules: valid, and each one firing and not
+# firing on made-up series
+step_alerts() {
+    promtool check rules "$repo/etc/prometheus/bloodbank-alerts.yml"
+    promtool test rules "$repo/tests/prometheus/bloodbank-alerts.test.yml"
 }
 
 # libFuzzer over request parsing, validation and envelope building
