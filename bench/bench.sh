@@ -14,19 +14,24 @@
 #     the broker (/proc/PID/stat deltas over each wrk run);
 #   - system calls per single publish over all workers (strace -c -f);
 #   - the same wrk runs through nginx and the master;
-#   - tracking on against off, and Redis memory per event (bench/memory.py).
+#   - tracking on against off, and Redis memory per event (bench/memory.py);
+#   - counting for /metrics on against off (METRICS_PATH empty).
 # Prints figures, not a pass/fail test.
 #
-# usage: bench/bench.sh   (BENCH_SECONDS, BB_WORKERS override the defaults)
+# usage: bench/bench.sh [metrics]   (metrics: only the /metrics comparison)
+# BENCH_SECONDS, BB_WORKERS, BENCH_ROUNDS (metrics rounds) and BENCH_PORT_BASE
+# (ports BASE..BASE+4: HTTP, AMQP, AMQP dist, nginx, Redis)
+# override the defaults.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${BENCH_SECONDS:-10}
 export BB_WORKERS=${BB_WORKERS:-4}
-export BB_HTTP_PORT=18782 BB_AMQP_PORT=15780 BB_AMQP_DIST_PORT=15781
-export BB_REDIS_PORT=16480 BB_NODE=bbbench@localhost BB_EXCHANGE=bench
+base=${BENCH_PORT_BASE:-18782}
+export BB_HTTP_PORT=$base BB_AMQP_PORT=$((base + 1)) BB_AMQP_DIST_PORT=$((base + 2))
+export BB_REDIS_PORT=$((base + 4)) BB_NODE=bbbench$base@localhost BB_EXCHANGE=bench
 export LOG_LEVEL=warning
-NGINX_PORT=18783
+NGINX_PORT=$((base + 3))
 dir=/tmp/bloodbank-bench-$$
 url=http://127.0.0.1:$BB_HTTP_PORT
 amqp=amqp://guest:guest@127.0.0.1:$BB_AMQP_PORT/
@@ -107,6 +112,44 @@ field() { sed -n "s/.* $1=\\([0-9.]*\\).*/\\1/p" <<<"$2"; }
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
 echo "workers=$BB_WORKERS concurrency=${WORKER_CONCURRENCY:-16} seconds=$seconds envelope_bytes=$bytes"
 
+# Counting for /metrics on (METRICS_PATH set, as shipped) against off (empty),
+# alternated over BENCH_ROUNDS rounds so that a change in the host's load
+# hits both; medians of the publish throughput at 16 connections.
+metrics_mode() {  # on|off
+    sed -i '/METRICS_PATH/d' "$dir/bloodbank.env"
+    if [ "$1" = on ]; then
+        echo "export METRICS_PATH=$dir/metrics" >>"$dir/bloodbank.env"
+    else
+        echo "export METRICS_PATH=" >>"$dir/bloodbank.env"
+    fi
+    "$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+}
+metrics_cost() {
+    local mode round r
+    : >"$dir/m-on.txt"; : >"$dir/m-off.txt"
+    for round in $(seq 1 "${BENCH_ROUNDS:-5}"); do
+        for mode in on off; do
+            metrics_mode "$mode"
+            r=$(wrk_run 16 post.lua /events/llm/prompt 1 "metrics $mode")
+            echo "$r"
+            rate "$r" >>"$dir/m-$mode.txt"
+        done
+    done
+    metrics_mode on
+    local on off
+    on=$(median <"$dir/m-on.txt"); off=$(median <"$dir/m-off.txt")
+    echo "metrics on  c16 (median of ${BENCH_ROUNDS:-5}): rate=$on"
+    echo "metrics off c16 (median of ${BENCH_ROUNDS:-5}): rate=$off"
+    awk -v on="$on" -v off="$off" 'BEGIN { printf "metrics cost at c16: " \
+        "throughput %.1f%%\n", (off - on) / off * 100 }'
+    curl -sf "$url/metrics" | grep '^bloodbank_events_total{outcome="published"}'
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+if [ "${1:-}" = metrics ]; then
+    metrics_cost
+    exit 0
+fi
+
 b16=$(wrk_run 16 post.lua /events/llm/prompt 1 "lighttpd single"); echo "$b16"
 b64=$(wrk_run 64 post.lua /events/llm/prompt 1 "lighttpd single"); echo "$b64"
 bb4=$(wrk_run 4 batch.lua /events/batch 100 "lighttpd batch100"); echo "$bb4"
@@ -148,7 +191,6 @@ tracking() {  # on|off
 }
 p50() { sed -n 's/.* p50=\([0-9.]*\)\(m\?s\|us\).*/\1 \2/p' <<<"$1" |
     awk '{ print ($2 == "us") ? $1 / 1000 : ($2 == "s") ? $1 * 1000 : $1 }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for c in 1 16; do
     : >"$dir/on.txt"; : >"$dir/off.txt"
     for round in 1 2 3; do
@@ -171,6 +213,7 @@ for c in 1 16; do
 done
 tracking on
 /usr/bin/python3 "$repo/bench/memory.py" "$url" "$BB_REDIS_PORT" 10000
+metrics_cost
 
 # nginx and the pre-fork master, in place of lighttpd, on the same broker.
 kill "$(cat "$dir/lighttpd.pid")"

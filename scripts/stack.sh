@@ -36,8 +36,10 @@
 # Passed on to the workers when set: API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS
 #   RABBIT_CONNECT_TIMEOUT_MS RABBIT_HEARTBEAT_SECONDS CORRELATION_MAX_CHILDREN
 #   MAX_BODY_BYTES CORRELATION_TRACKING DEBUG_ENDPOINTS REDIS_TIMEOUT_MS
-#   REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE LOG_LEVEL
+#   REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE LOG_LEVEL LOG_TARGET
 #   ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+# METRICS_PATH is DIR/metrics, the file the workers count in (GET /metrics),
+#   unless METRICS_PATH is set (empty: counting off).
 #
 # Keep private ports below 32768: the kernel's ephemeral range starts there and
 # a listener may then fail with eaddrinuse.
@@ -63,7 +65,7 @@ die() { log "ERROR: $*"; exit 1; }
 PASSTHROUGH="API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS RABBIT_CONNECT_TIMEOUT_MS
 RABBIT_HEARTBEAT_SECONDS CORRELATION_MAX_CHILDREN MAX_BODY_BYTES CORRELATION_TRACKING
 DEBUG_ENDPOINTS REDIS_TIMEOUT_MS REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE
-ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS"
+LOG_TARGET ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS"
 
 # ---------------------------------------------------------------- settings
 
@@ -118,6 +120,7 @@ write_bloodbank_env() {
             REDIS_PORT "$BB_REDIS_PORT" \
             BLOODBANK_CONFIG "$dir/bloodbank.ini" \
             BLOODBANK_ENV_FILE "$dir/empty.env" \
+            METRICS_PATH "${METRICS_PATH-$dir/metrics}" \
             LOG_LEVEL "${LOG_LEVEL:-info}"
         for v in $PASSTHROUGH; do
             if [ -n "${!v+set}" ]; then

@@ -5,7 +5,7 @@
 # against a build with AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
-# steps: deps build unit fuzz integration faults asan_build asan_integration packaging
+# steps: deps build unit alerts fuzz integration faults asan_build asan_integration packaging
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -15,7 +15,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit fuzz integration faults asan_build asan_integration packaging"
+STEPS="deps build unit alerts fuzz integration faults asan_build asan_integration packaging"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -39,7 +39,7 @@ export MAX_BODY_BYTES=65536
 unset API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS RABBIT_CONNECT_TIMEOUT_MS \
       RABBIT_HEARTBEAT_SECONDS CORRELATION_MAX_CHILDREN CORRELATION_TRACKING DEBUG_ENDPOINTS \
       REDIS_TIMEOUT_MS REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE LOG_LEVEL \
-      ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+      METRICS_PATH LOG_TARGET ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 export BB_URL="http://127.0.0.1:$BB_HTTP_PORT"
 export BB_AMQP_URL="amqp://guest:guest@127.0.0.1:$BB_AMQP_PORT/"
@@ -132,6 +132,13 @@ step_unit() {
         cat test-suite.log
     fi
     return $rc
+}
+
+# the shipped Prometheus alerting rules: valid, and each one firing and not
+# firing on made-up series
+step_alerts() {
+    promtool check rules "$repo/etc/prometheus/bloodbank-alerts.yml"
+    promtool test rules "$repo/tests/prometheus/bloodbank-alerts.test.yml"
 }
 
 # libFuzzer over request parsing, validation and envelope building

@@ -13,6 +13,7 @@
 #include "debug.h"
 #include "event.h"
 #include "log.h"
+#include "metrics.h"
 #include "publisher.h"
 #include "tracker.h"
 #include "xalloc.h"
@@ -45,6 +46,7 @@ struct bb_call {
 	struct bb_event event;
 	struct bb_buf original;		/* a replayed event's envelope */
 	enum bb_route route;
+	long long started_us;		/* monotonic, for the publish latency */
 	bool waiting;			/* written; its confirm not yet handled */
 	struct bb_publish publish;
 	struct bb_claim_token claim;	/* the idempotency claim, if ours */
@@ -93,11 +95,18 @@ bb_call_response(const struct bb_call *call)
 	return &call->resp;
 }
 
+enum bb_route
+bb_call_route(const struct bb_call *call)
+{
+	return call->route;
+}
+
 void
 bb_call_error(struct bb_call *call, int status, const char *code,
     const char *detail)
 {
 	bb_response_reset(&call->resp);
+	call->route = BB_ROUTE_NONE;
 	call->waiting = false;
 	bb_response_error(&call->resp, status, code, detail);
 }
@@ -347,6 +356,7 @@ claim_key(struct bb_app *app, struct bb_call *call)
 	case BB_CLAIM_UNAVAILABLE:
 		return true;	/* publish; the id alone lets consumers dedupe */
 	case BB_CLAIM_REPLAY:
+		bb_metrics_add(BB_EVENTS_REPLAYED, 1);
 		answer_ok(call->route, env->event_id, call->original.data,
 		    call->original.len, resp);
 		bb_response_header(resp, "Idempotent-Replayed", "true");
@@ -382,6 +392,17 @@ message_of(const struct bb_event *ev)
 	return msg;
 }
 
+/* n events of the call whose publish ended with r, for /metrics. */
+static void
+count_result(const struct bb_call *call, enum bb_publish_result r,
+    uint64_t n)
+{
+	if (r == BB_PUBLISH_OK)
+		bb_metrics_published(n, bb_monotonic_us() - call->started_us);
+	else
+		bb_metrics_add(bb_metrics_outcome(r), n);
+}
+
 /* Answers a publish whose outcome is known, recording it if confirmed. */
 static void
 conclude(struct bb_app *app, struct bb_call *call, enum bb_publish_result r)
@@ -389,6 +410,7 @@ conclude(struct bb_app *app, struct bb_call *call, enum bb_publish_result r)
 	const struct bb_event *ev = &call->event;
 	const struct bb_envelope *env = &ev->env;
 
+	count_result(call, r, 1);
 	if (r == BB_PUBLISH_OK) {
 		bb_log_debug("published event %s (%s)", env->event_id,
 		    env->event_type);
@@ -642,6 +664,7 @@ send_items(struct bb_app *app, struct bb_call *call,
 			continue;
 		}
 		failed = r;
+		it->publish.result = r;
 		bb_tracker_release(app->tracker, it->event.env.event_id,
 		    &it->claim);
 		bb_response_reset(&call->scratch);
@@ -682,6 +705,27 @@ answer_batch(struct bb_call *call)
 	bb_buf_puts(b, "]}");
 }
 
+/* Every item of an answered batch, for /metrics: one count per event. */
+static void
+count_items(const struct bb_call *call)
+{
+	uint64_t published = 0;
+
+	for (int k = 0; k < call->nitems; k++) {
+		const struct bb_item *it = &call->items[k];
+		if (it->status == 200 && !it->replayed)
+			published++;
+		else if (it->status == 200)
+			bb_metrics_add(BB_EVENTS_REPLAYED, 1);
+		else if (it->status < 500)
+			bb_metrics_add(BB_EVENTS_REJECTED, 1);
+		else
+			count_result(call, it->publish.result, 1);
+	}
+	if (published)
+		count_result(call, BB_PUBLISH_OK, published);
+}
+
 /* Every confirm in: the confirmed items recorded in one pipeline, the
  * others' claims given up, the answer written. */
 static void
@@ -710,6 +754,7 @@ conclude_batch(struct bb_app *app, struct bb_call *call)
 	}
 	bb_tracker_flush(app->tracker);
 	call->waiting = false;
+	count_items(call);
 	answer_batch(call);
 }
 
@@ -740,6 +785,7 @@ begin_batch(struct bb_app *app, struct bb_call *call,
 	    failure == BB_PUBLISH_BLOCKED)) {
 		/* The broker refused before anything was sent: one answer
 		 * for the whole request, nothing published. */
+		count_items(call);
 		answer_publish(&call->event, BB_ROUTE_BATCH, failure, &call->resp);
 		return false;
 	}
@@ -805,11 +851,13 @@ bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
 
 	bb_response_reset(resp);
 	call->waiting = false;
+	call->started_us = bb_monotonic_us();
 	enum bb_route_result found = bb_route(req->method, req->path, &m);
 	/* DEBUG_ENDPOINTS=false removes the paths, whatever the method. */
 	if ((m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN) &&
 	    !app->cfg->debug_endpoints)
 		found = BB_ROUTE_NOT_FOUND;
+	call->route = found == BB_ROUTE_NOT_FOUND ? BB_ROUTE_NONE : m.route;
 	switch (found) {
 	case BB_ROUTE_NOT_FOUND:
 		bb_response_error(resp, 404, "not_found", "no such endpoint");
@@ -836,7 +884,15 @@ bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
 		bb_debug_handle(app->tracker, &m, req->query, resp);
 		return false;
 	}
-	if (m.route == BB_ROUTE_BATCH)
-		return begin_batch(app, call, req, read_body, ctx);
-	return begin_publish(app, call, req, &m, read_body, ctx);
+	if (m.route == BB_ROUTE_METRICS) {
+		bb_metrics_answer(resp);
+		return false;
+	}
+	bool waiting = m.route == BB_ROUTE_BATCH ?
+	    begin_batch(app, call, req, read_body, ctx) :
+	    begin_publish(app, call, req, &m, read_body, ctx);
+	/* A request refused as a whole is one rejected event. */
+	if (!waiting && resp->status >= 400 && resp->status < 500)
+		bb_metrics_add(BB_EVENTS_REJECTED, 1);
+	return waiting;
 }

@@ -32,6 +32,8 @@ const struct bb_response *bb_call_response(const struct bb_call *call);
 /* Makes the call's answer an error (a request that cannot be parsed). */
 void bb_call_error(struct bb_call *call, int status, const char *code,
     const char *detail);
+/* The route the call's request took (BB_ROUTE_NONE for none). */
+enum bb_route bb_call_route(const struct bb_call *call);
 /* When a call that waits for its confirm is answered at the latest
  * (monotonic ms). */
 long long bb_call_deadline(const struct bb_call *call);

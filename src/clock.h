@@ -1,4 +1,5 @@
-/* clock: milliseconds on the monotonic clock, for deadlines and backoff. */
+/* clock: the monotonic clock, in milliseconds for deadlines and backoff,
+ * in microseconds for the publish latency of /metrics. */
 #ifndef BB_CLOCK_H
 #define BB_CLOCK_H
 
@@ -11,6 +12,15 @@ bb_monotonic_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline long long
+bb_monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 #endif

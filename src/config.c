@@ -18,7 +18,7 @@
 #define DEFAULT_ENV_FILE ".env"
 
 enum kind { K_STRING, K_AMQP_URLS, K_INT, K_LONG, K_BOOL, K_EXCHANGE_TYPE,
-	K_LOG_LEVEL };
+	K_LOG_LEVEL, K_LOG_TARGET };
 
 struct setting {
 	const char *env;
@@ -81,6 +81,10 @@ static const struct setting settings[] = {
 	    K_INT, OFF(batch_max_events), 1, 5000, false },
 	{ "LOG_LEVEL", NULL, "log:level", "info",
 	    K_LOG_LEVEL, OFF(log_level), 0, 0, false },
+	{ "LOG_TARGET", NULL, "log:target", "stderr",
+	    K_LOG_TARGET, OFF(log_target), 0, 0, false },
+	{ "METRICS_PATH", NULL, "http:metrics_path", "/run/bloodbank/metrics",
+	    K_STRING, OFF(metrics_path), 0, 1024, false },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -248,6 +252,12 @@ apply(struct bb_config *cfg, const struct setting *s, const char *value,
 		    (enum bb_log_level *)(base + s->offset)) == 0)
 			return 0;
 		expected = "error, warning, info or debug";
+		break;
+	case K_LOG_TARGET:
+		if (bb_log_parse_target(value,
+		    (enum bb_log_target *)(base + s->offset)) == 0)
+			return 0;
+		expected = "stderr or syslog";
 		break;
 	}
 	if (s->kind == K_INT || s->kind == K_LONG)
@@ -417,6 +427,10 @@ bb_config_print(const struct bb_config *cfg, FILE *out)
 		case K_LOG_LEVEL:
 			fputs(bb_log_level_name(*(const enum bb_log_level *)field),
 			    out);
+			break;
+		case K_LOG_TARGET:
+			fputs(bb_log_target_name(*(const enum bb_log_target *)
+			    field), out);
 			break;
 		}
 		fputc('\n', out);

@@ -32,6 +32,8 @@ struct bb_config {
 	int worker_concurrency;		/* requests one worker answers at once */
 	int batch_max_events;		/* items in one POST /events/batch */
 	enum bb_log_level log_level;
+	enum bb_log_target log_target;
+	char *metrics_path;		/* "": no counting, no /metrics */
 };
 
 /* Fills cfg. On a bad value, an unreadable file or an unknown INI key,

@@ -4,9 +4,11 @@
 #include <string.h>
 
 #include "correlation.h"
+#include "dot.h"
 #include "json.h"
 #include "record.h"
 #include "uuid.h"
+#include "xalloc.h"
 
 /* The raw record of one id, as bb_tracker_fetch hands it over. */
 struct lookup {
@@ -28,13 +30,22 @@ keep_value(void *ctx, int i, const char *val, size_t len)
 
 static int
 parse_query(const char *query, bool chain, enum bb_direction *dir,
-    int *depth, struct bb_response *resp)
+    int *depth, bool *dot, struct bb_response *resp)
 {
 	char v[16];
 	char *end;
 
 	*dir = BB_DESCENDANTS;
 	*depth = BB_WALK_DEFAULT_DEPTH;
+	*dot = false;
+	if (chain && bb_query_param(query, "format", v, sizeof(v))) {
+		*dot = strcmp(v, "dot") == 0;
+		if (!*dot && strcmp(v, "json") != 0) {
+			bb_response_error(resp, 400, "invalid_request",
+			    "format must be json or dot");
+			return -1;
+		}
+	}
 	if (chain && bb_query_param(query, "direction", v, sizeof(v))) {
 		if (strcmp(v, "ancestors") == 0) {
 			*dir = BB_ANCESTORS;
@@ -81,6 +92,46 @@ unavailable(struct bb_response *resp)
 	    "correlation tracking is unavailable (Redis is unreachable)");
 }
 
+/* The walk's events as a Graphviz digraph: the records of the start and of
+ * every id of its chain, in one pipelined lookup. */
+struct dot_lookup {
+	struct bb_dot dot;
+	const uint8_t *ids;
+};
+
+static void
+draw_node(void *ctx, int i, const char *val, size_t len)
+{
+	struct dot_lookup *l = ctx;
+	struct bb_record rec;
+	bool ok = val && bb_record_parse(val, len, &rec, NULL) == 0;
+
+	bb_dot_node(&l->dot, l->ids + (size_t)i * 16, ok ? &rec : NULL);
+}
+
+static void
+answer_dot(struct bb_tracker *t, const bb_id id,
+    const struct bb_walk_result *w, struct bb_response *resp)
+{
+	size_t n = w->ids.len / 16;
+	uint8_t *ids = bb_xcalloc(n + 1, 16);
+	struct dot_lookup l = { .ids = ids };
+
+	memcpy(ids, id, 16);
+	if (n)
+		memcpy(ids + 16, w->ids.data, n * 16);
+	bb_dot_begin(&l.dot, &resp->body, id, ids + 16, n);
+	int rc = bb_tracker_fetch(t, (const bb_id *)ids, (int)n + 1, draw_node,
+	    &l);
+	bb_dot_end(&l.dot);
+	free(ids);
+	if (rc != 0) {
+		unavailable(resp);
+		return;
+	}
+	resp->content_type = "text/vnd.graphviz; charset=utf-8";
+}
+
 static int
 walk(struct bb_tracker *t, const bb_id id, enum bb_direction dir, int depth,
     struct bb_walk_result *w, struct bb_response *resp)
@@ -104,6 +155,7 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 	struct bb_walk_result down = { { NULL, 0, 0 }, 0, false, false };
 	enum bb_direction dir;
 	int depth;
+	bool dot;
 	bb_id id;
 
 	if (!bb_uuid_valid(m->arg, m->arg_len)) {
@@ -113,7 +165,7 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 	}
 	bb_uuid_lower(m->arg, text);
 	bb_id_parse(text, id);
-	if (parse_query(query, chain, &dir, &depth, resp) != 0)
+	if (parse_query(query, chain, &dir, &depth, &dot, resp) != 0)
 		return;
 	if (!bb_tracker_enabled(t)) {
 		bb_response_error(resp, 503, "tracking_unavailable",
@@ -138,6 +190,10 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 	if (chain) {
 		if (walk(t, id, dir, depth, &down, resp) != 0)
 			goto end;
+		if (dot) {
+			answer_dot(t, id, &down, resp);
+			goto end;
+		}
 		size_t n = down.ids.len / 16;
 		bb_buf_printf(out, "{\"event_id\":\"%s\",\"direction\":\"%s\","
 		    "\"chain\":", text, dir == BB_ANCESTORS ? "ancestors" :

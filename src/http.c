@@ -111,6 +111,7 @@ void
 bb_response_init(struct bb_response *resp)
 {
 	resp->status = 200;
+	resp->content_type = NULL;
 	bb_buf_init(&resp->headers);
 	bb_buf_init(&resp->body);
 }
@@ -126,6 +127,7 @@ void
 bb_response_reset(struct bb_response *resp)
 {
 	resp->status = 200;
+	resp->content_type = NULL;
 	bb_buf_reset(&resp->headers);
 	bb_buf_reset(&resp->body);
 }
@@ -149,6 +151,7 @@ bb_response_error_fields(struct bb_response *resp, int status,
     const char *code, const char *detail, const char *fields, size_t len)
 {
 	resp->status = status;
+	resp->content_type = NULL;
 	bb_buf_reset(&resp->body);
 	bb_buf_puts(&resp->body, "{\"error\":");
 	bb_json_write_string(&resp->body, code, strlen(code));
@@ -188,9 +191,11 @@ bb_response_serialize(const struct bb_response *resp, bool with_body,
     struct bb_buf *out)
 {
 	bb_buf_printf(out, "Status: %d %s\r\n"
-	    "Content-Type: application/json; charset=utf-8\r\n"
+	    "Content-Type: %s\r\n"
 	    "Content-Length: %zu\r\n", resp->status,
-	    bb_http_reason(resp->status), resp->body.len);
+	    bb_http_reason(resp->status), resp->content_type ?
+	    resp->content_type : "application/json; charset=utf-8",
+	    resp->body.len);
 	bb_buf_append(out, resp->headers.data, resp->headers.len);
 	bb_buf_puts(out, "\r\n");
 	if (with_body)
@@ -238,6 +243,7 @@ bb_route(const char *method, const char *path, struct bb_match *m)
 		{ "/webhooks/fireflies", "POST", BB_ROUTE_FIREFLIES },
 		{ "/events", "POST", BB_ROUTE_EVENTS },
 		{ "/events/batch", "POST", BB_ROUTE_BATCH },
+		{ "/metrics", "GET", BB_ROUTE_METRICS },
 	};
 	const char *rest;
 

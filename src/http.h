@@ -43,6 +43,7 @@ bool bb_query_param(const char *query, const char *name, char *out,
 
 struct bb_response {
 	int status;
+	const char *content_type;	/* NULL: JSON */
 	struct bb_buf headers;	/* extra header lines, each ending in CRLF */
 	struct bb_buf body;
 };
@@ -76,6 +77,7 @@ enum bb_route {
 	BB_ROUTE_EVENT_TYPE,	/* POST /events/{event_type} */
 	BB_ROUTE_CORRELATION,	/* GET /debug/correlation/{event_id} */
 	BB_ROUTE_CHAIN,		/* GET /debug/correlation/{event_id}/chain */
+	BB_ROUTE_METRICS,	/* GET /metrics */
 };
 
 struct bb_match {

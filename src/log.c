@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <strings.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 static enum bb_log_level current_level = BB_LOG_INFO;
+static enum bb_log_target current_target = BB_LOG_STDERR;
 
 static const char *const level_names[] = {
 	[BB_LOG_ERROR] = "error",
@@ -40,6 +42,49 @@ bb_log_set_level(enum bb_log_level level)
 	current_level = level;
 }
 
+static const char *const target_names[] = {
+	[BB_LOG_STDERR] = "stderr",
+	[BB_LOG_SYSLOG] = "syslog",
+};
+
+static const int priorities[] = {
+	[BB_LOG_ERROR] = LOG_ERR,
+	[BB_LOG_WARNING] = LOG_WARNING,
+	[BB_LOG_INFO] = LOG_INFO,
+	[BB_LOG_DEBUG] = LOG_DEBUG,
+};
+
+int
+bb_log_parse_target(const char *name, enum bb_log_target *target)
+{
+	for (size_t i = 0; i < sizeof(target_names) / sizeof(target_names[0]);
+	    i++) {
+		if (strcasecmp(name, target_names[i]) == 0) {
+			*target = (enum bb_log_target)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+bb_log_target_name(enum bb_log_target target)
+{
+	return target_names[target];
+}
+
+/* The socket to the syslog daemon is opened on the first line, and opened
+ * again by the C library if the daemon restarts. */
+void
+bb_log_set_target(enum bb_log_target target)
+{
+	if (target == BB_LOG_SYSLOG && current_target != BB_LOG_SYSLOG)
+		openlog("bloodbank", LOG_PID, LOG_DAEMON);
+	else if (target != BB_LOG_SYSLOG && current_target == BB_LOG_SYSLOG)
+		closelog();
+	current_target = target;
+}
+
 void
 bb_log(enum bb_log_level level, const char *fmt, ...)
 {
@@ -53,6 +98,15 @@ bb_log(enum bb_log_level level, const char *fmt, ...)
 
 	if (level > current_level)
 		return;
+	if (current_target == BB_LOG_SYSLOG) {
+		/* syslog stamps the time, the ident and the pid itself */
+		n = snprintf(line, sizeof(line), "%s: ", level_names[level]);
+		va_start(ap, fmt);
+		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+		va_end(ap);
+		syslog(priorities[level], "%s", line);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);

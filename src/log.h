@@ -1,5 +1,7 @@
-/* log: levelled log lines on stderr, which lighttpd and spawn-fcgi send to
- * the web server's error log and systemd to the journal. */
+/* log: levelled log lines, to stderr (which lighttpd and spawn-fcgi send
+ * to the web server's error log, or nowhere, and systemd to the journal) or
+ * to syslog (facility daemon, ident bloodbank: the journal, or rsyslog's
+ * files), as LOG_TARGET says. */
 #ifndef BB_LOG_H
 #define BB_LOG_H
 
@@ -15,6 +17,16 @@ enum bb_log_level {
 int bb_log_parse_level(const char *name, enum bb_log_level *level);
 const char *bb_log_level_name(enum bb_log_level level);
 void bb_log_set_level(enum bb_log_level level);
+
+enum bb_log_target {
+	BB_LOG_STDERR,
+	BB_LOG_SYSLOG,
+};
+
+/* Returns 0 and sets *target for "stderr" or "syslog"; -1 otherwise. */
+int bb_log_parse_target(const char *name, enum bb_log_target *target);
+const char *bb_log_target_name(enum bb_log_target target);
+void bb_log_set_target(enum bb_log_target target);
 
 void bb_log(enum bb_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

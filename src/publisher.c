@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 #define CHANNEL 1
@@ -91,6 +92,8 @@ disconnect(struct bb_publisher *pub)
 	pub->fd = -1;
 	pub->blocked = false;
 	pub->ret = RETURN_NONE;
+	bb_metrics_set(BB_GAUGE_BROKER_CONNECTED, false);
+	bb_metrics_set(BB_GAUGE_BROKER_BLOCKED, false);
 }
 
 void
@@ -355,12 +358,15 @@ connect_any(struct bb_publisher *pub, long long deadline)
 	}
 	free(list);
 	if (pub->conn == NULL) {
+		bb_metrics_add(BB_BROKER_CONNECT_FAILED, 1);
 		pub->retry_at = bb_monotonic_ms() + pub->backoff_ms;
 		pub->backoff_ms = pub->backoff_ms * 2 < BACKOFF_MAX_MS ?
 		    pub->backoff_ms * 2 : BACKOFF_MAX_MS;
 		return false;
 	}
 	pub->backoff_ms = BACKOFF_MIN_MS;
+	bb_metrics_add(BB_BROKER_CONNECT_OK, 1);
+	bb_metrics_set(BB_GAUGE_BROKER_CONNECTED, true);
 	take_over(pub);
 	return pub->conn != NULL;
 }
@@ -411,6 +417,7 @@ handle_method(struct bb_publisher *pub, amqp_method_t *m)
 		bb_log_warning("broker blocks publishing: %.*s",
 		    (int)b->reason.len, (const char *)b->reason.bytes);
 		pub->blocked = true;
+		bb_metrics_set(BB_GAUGE_BROKER_BLOCKED, true);
 		/* The broker holds what it has read and may route it when the
 		 * alarm clears: unknown, and answered now (CONTRACT §6). */
 		bb_confirms_settle_all(&pub->confirms, BB_PUBLISH_TIMEOUT);
@@ -419,6 +426,7 @@ handle_method(struct bb_publisher *pub, amqp_method_t *m)
 	case AMQP_CONNECTION_UNBLOCKED_METHOD:
 		bb_log_info("broker unblocked publishing");
 		pub->blocked = false;
+		bb_metrics_set(BB_GAUGE_BROKER_BLOCKED, false);
 		break;
 	case AMQP_CHANNEL_CLOSE_METHOD: {
 		amqp_channel_close_t *c = m->decoded;

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "uuid.h"
 #include "random.h"
 #include "xalloc.h"
@@ -177,6 +178,7 @@ fail(struct bb_tracker *t)
 	if (t->c) {
 		redisFree(t->c);
 		t->c = NULL;
+		bb_metrics_set(BB_GAUGE_REDIS_CONNECTED, false);
 	}
 	/* Records not answered yet went with the connection. */
 	t->queued = t->pending = 0;
@@ -286,10 +288,13 @@ ensure(struct bb_tracker *t)
 	    redisSetTimeout(t->c, t->timeout) != REDIS_OK || !login(t)) {
 		bb_log_warning("Redis at %s:%d unavailable: %s", t->host, t->port,
 		    t->c && t->c->errstr[0] ? t->c->errstr : "login failed");
+		bb_metrics_add(BB_REDIS_CONNECT_FAILED, 1);
 		fail(t);
 		return false;
 	}
 	t->backoff_ms = BACKOFF_MIN_MS;
+	bb_metrics_add(BB_REDIS_CONNECT_OK, 1);
+	bb_metrics_set(BB_GAUGE_REDIS_CONNECTED, true);
 	bb_log_info("Redis connected at %s:%d", t->host, t->port);
 	return true;
 }
@@ -324,7 +329,10 @@ idem_key(const char *event_id, char *out)
 static void
 report(struct bb_tracker *t, const char *event_id)
 {
-	if (timed_out(t->c))
+	bool timeout = timed_out(t->c);
+
+	bb_metrics_add(timeout ? BB_TRACKING_TIMEOUT : BB_TRACKING_ERROR, 1);
+	if (timeout)
 		bb_log_warning("Correlation tracking timed out for event %s",
 		    event_id);
 	else
@@ -340,6 +348,8 @@ report_pending(struct bb_tracker *t)
 {
 	bool timeout = timed_out(t->c);
 
+	bb_metrics_add(timeout ? BB_TRACKING_TIMEOUT : BB_TRACKING_ERROR,
+	    (uint64_t)(t->pending + t->queued));
 	for (int k = 0; k < t->pending + t->queued; k++) {
 		const char *id = t->pending_events.data + k * BB_UUID_STRLEN;
 		if (timeout)
@@ -360,6 +370,7 @@ skipped(struct bb_tracker *t, const char *event_id)
 {
 	long long now = bb_monotonic_ms();
 
+	bb_metrics_add(BB_TRACKING_SKIPPED, 1);
 	t->skipped++;
 	if (now - t->skip_logged_at < 1000)
 		return;
@@ -476,10 +487,14 @@ bb_tracker_settle(struct bb_tracker *t)
 		    r->element[0]->type != REDIS_REPLY_INTEGER ||
 		    r->element[1]->type != REDIS_REPLY_INTEGER) {
 			freeReplyObject(r);
+			bb_metrics_add(BB_TRACKING_ERROR, 1);
 			bb_log_warning("Correlation tracking failed for event "
 			    "%.*s: unexpected reply", BB_UUID_STRLEN, id);
 			continue;
 		}
+		bb_metrics_add(BB_TRACKING_OK, 1);
+		bb_metrics_add(BB_CHILDREN_DROPPED,
+		    (uint64_t)r->element[0]->integer);
 		t->children_dropped += (long)r->element[0]->integer;
 		if (r->element[1]->integer == 0)
 			bb_log_warning("idempotency claim of event %.*s was taken "

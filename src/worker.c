@@ -17,6 +17,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 #define DRAIN_SECONDS 10
@@ -72,9 +73,12 @@ finish(FCGX_Request *fcgi)
 static void
 reply(struct worker *w, struct slot *s)
 {
+	const struct bb_response *resp = bb_call_response(s->call);
+
+	bb_metrics_request(bb_call_route(s->call), resp->status);
 	bb_buf_reset(&w->out);
-	bb_response_serialize(bb_call_response(s->call),
-	    strcmp(s->req.method, "HEAD") != 0, &w->out);
+	bb_response_serialize(resp, strcmp(s->req.method, "HEAD") != 0,
+	    &w->out);
 	FCGX_PutStr(w->out.data, (int)w->out.len, s->fcgi.out);
 	finish(&s->fcgi);
 	s->busy = false;
@@ -233,6 +237,9 @@ bb_worker_run(int listen_fd, int ready_fd)
 		return 1;
 	}
 	bb_log_set_level(cfg.log_level);
+	bb_log_set_target(cfg.log_target);
+	if (bb_metrics_open(cfg.metrics_path, err, sizeof(err)) != 0)
+		bb_log_error("metrics are off: METRICS_PATH %s", err);
 	/* A client that goes away mid-answer must not kill the worker. */
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);	/* the master reloads by replacing us */
@@ -263,6 +270,7 @@ bb_worker_run(int listen_fd, int ready_fd)
 	rc = serve(listen_fd, app, cfg.worker_concurrency);
 	bb_log_info("worker stopping");
 	bb_app_free(app);
+	bb_metrics_close();
 	bb_config_free(&cfg);
 	return rc;
 }

@@ -39,10 +39,12 @@ main(void)
 	add_config_tests();
 	add_confirms_tests();
 	add_correlation_tests();
+	add_dot_tests();
 	add_envelope_tests();
 	add_frames_tests();
 	add_http_tests();
 	add_json_tests();
+	add_metrics_tests();
 	add_uuid_tests();
 	add_validate_tests();
 	CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -8,10 +8,12 @@ void add_claim_tests(void);
 void add_config_tests(void);
 void add_confirms_tests(void);
 void add_correlation_tests(void);
+void add_dot_tests(void);
 void add_envelope_tests(void);
 void add_frames_tests(void);
 void add_http_tests(void);
 void add_json_tests(void);
+void add_metrics_tests(void);
 void add_uuid_tests(void);
 void add_validate_tests(void);
 
