@@ -355,20 +355,8 @@ test_write_value_is_compact_and_canonical(void)
  * size, whatever its shape. Each shape below is a whole MiB (the default
  * MAX_BODY_BYTES); linear code takes a few milliseconds of CPU on it, code
  * that looks back over the tokens on every ']' or ',' takes seconds, so
- * 100 ms tells them apart with a wide margin. */
+ * LINEAR_MS (tests.h) tells them apart with a wide margin. */
 #define MIB 1048576
-/* Sanitizers slow every access several times over; the bound stays far
- * below what the quadratic shapes cost (seconds) even then. */
-#if defined(__SANITIZE_ADDRESS__)
-#define LINEAR_MS 500.0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LINEAR_MS 500.0
-#endif
-#endif
-#ifndef LINEAR_MS
-#define LINEAR_MS 100.0
-#endif
 
 /* Appends spaces to b until appending tail more bytes makes a MiB. */
 static void

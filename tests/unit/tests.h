@@ -24,4 +24,18 @@ void add_suite(const char *name, const CU_TestInfo *tests);
  * how a test tells linear work from quadratic on a shared machine. */
 double cpu_ms(void);
 
+/* That bound for a MiB of input: linear code takes a few milliseconds,
+ * quadratic code seconds. Sanitizers slow every access several times
+ * over, so the bound is wider under them -- still far below seconds. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LINEAR_MS 500.0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LINEAR_MS 500.0
+#endif
+#endif
+#ifndef LINEAR_MS
+#define LINEAR_MS 100.0
+#endif
+
 #endif
