@@ -294,16 +294,19 @@ build_fireflies(struct bb_event *ev, struct bb_response *resp)
 	set_type(ev, "artifact.created", strlen("artifact.created"));
 	ev->env.source_type = "hook";
 	ev->env.source_app = "fireflies";
-	if (id >= 0 && ev->key == NULL) {
-		/* A redelivered webhook is the same event: key fireflies:<id>. */
+	if (id >= 0) {
+		/* A redelivered webhook is the same event, whatever
+		 * Idempotency-Key came with it: its id is over the meeting id
+		 * alone (assign_event_id). */
 		struct bb_buf *key = &ev->webhook_key;
-		bb_buf_puts(key, "fireflies:");
 		if (bb_json_type(d, id) == BB_JSON_STRING)
 			bb_json_unescape(d, id, key);
 		else
 			bb_json_write_value(key, d, id);
-		ev->key = key->data;
-		ev->key_len = key->len;
+		if (key->len) {
+			ev->key = key->data;
+			ev->key_len = key->len;
+		}
 	}
 	return 0;
 }
@@ -505,7 +508,10 @@ build(struct bb_event *ev, enum bb_route route, const char *arg, size_t arg_len,
 	}
 }
 
-/* §5: an idempotent event's id is UUIDv5 over bloodbank:<type>:<key>. */
+/* §5: an idempotent event's id is UUIDv5 over bloodbank:<type>:<key>; a
+ * webhook's over bloodbank/webhook/fireflies:<meeting id> (§4.5), a name
+ * that no client key produces, so that no client can take a meeting's id
+ * before its webhook comes. */
 static void
 assign_event_id(struct bb_event *ev)
 {
@@ -514,10 +520,14 @@ assign_event_id(struct bb_event *ev)
 		return;
 	}
 	bb_buf_reset(&ev->name);
-	bb_buf_printf(&ev->name, "bloodbank:%s:", ev->env.event_type);
+	if (ev->webhook_key.len)
+		bb_buf_puts(&ev->name, BB_FIREFLIES_NAME_PREFIX);
+	else
+		bb_buf_printf(&ev->name, "bloodbank:%s:", ev->env.event_type);
 	bb_buf_append(&ev->name, ev->key, ev->key_len);
 	bb_uuid_oid_v5(ev->name.data, ev->name.len, ev->env.event_id);
 }
+
 int
 bb_event_build(struct bb_event *ev, enum bb_route route, const char *arg,
     size_t arg_len, const struct bb_request *req, const char *body,

@@ -43,6 +43,8 @@ main(void)
 	add_frames_tests();
 	add_http_tests();
 	add_json_tests();
+	add_proxy_tests();
+	add_signature_tests();
 	add_uuid_tests();
 	add_validate_tests();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
