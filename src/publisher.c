@@ -169,18 +169,18 @@ budget(amqp_connection_state_t conn, long long deadline)
 }
 
 /* After the broker refused a declaration by closing the channel: the
- * close is acknowledged and the channel opened again, so that the
- * connection goes on. False when the refusal closed the connection, or
- * the channel could not be reopened. */
+ * refusal is logged, the close acknowledged and the channel opened again,
+ * so that the connection goes on. True too when r is no refusal; false
+ * when the connection failed, or the channel could not be reopened. */
 static bool
 reopen_channel(amqp_connection_state_t conn, amqp_rpc_reply_t r,
     const char *what, long long deadline)
 {
 	amqp_channel_close_ok_t close_ok;
 
-	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+	if (rpc_ok(r, what) || r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
 	    r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-		return rpc_ok(r, what);
+		return r.reply_type == AMQP_RESPONSE_NORMAL;
 	if (amqp_send_method(conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD,
 	    &close_ok) != AMQP_STATUS_OK)
 		return false;
