@@ -349,8 +349,9 @@ webhook_signed(const struct bb_app *app, enum bb_route route)
 }
 
 /* CONTRACT §4.5: with FIREFLIES_WEBHOOK_SECRET set, the webhook's body must
- * come with its HMAC in X-Hub-Signature; checked before anything else about
- * the request is answered, so that an unsigned sender learns nothing. */
+ * come with its HMAC in X-Hub-Signature; checked before the content type or
+ * the body's contents are looked at, so that an unsigned sender learns
+ * nothing of them (only a body too large to read is refused first). */
 static int
 read_signed_body(struct bb_app *app, struct bb_call *call,
     const struct bb_request *req, bb_body_reader read_body, void *ctx)
