@@ -37,9 +37,12 @@
 #   RABBIT_CONNECT_TIMEOUT_MS RABBIT_HEARTBEAT_SECONDS CORRELATION_MAX_CHILDREN
 #   MAX_BODY_BYTES CORRELATION_TRACKING DEBUG_ENDPOINTS REDIS_TIMEOUT_MS
 #   REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE LOG_LEVEL LOG_TARGET
+#   FIREFLIES_WEBHOOK_SECRET UNROUTED_QUEUE_TYPE UNROUTED_MAX_BYTES
+#   IDEMPOTENCY_MAX_STORED_BYTES TRUSTED_PROXIES
 #   ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 # METRICS_PATH is DIR/metrics, the file the workers count in (GET /metrics),
 #   unless METRICS_PATH is set (empty: counting off).
+# DIR/bloodbank.env holds the secrets among them: it is written mode 0600.
 #
 # Keep private ports below 32768: the kernel's ephemeral range starts there and
 # a listener may then fail with eaddrinuse.
@@ -65,7 +68,9 @@ die() { log "ERROR: $*"; exit 1; }
 PASSTHROUGH="API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS RABBIT_CONNECT_TIMEOUT_MS
 RABBIT_HEARTBEAT_SECONDS CORRELATION_MAX_CHILDREN MAX_BODY_BYTES CORRELATION_TRACKING
 DEBUG_ENDPOINTS REDIS_TIMEOUT_MS REDIS_TTL_DAYS REDIS_DB RABBIT_EXCHANGE_TYPE
-LOG_TARGET ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS"
+LOG_TARGET FIREFLIES_WEBHOOK_SECRET UNROUTED_QUEUE_TYPE UNROUTED_MAX_BYTES
+IDEMPOTENCY_MAX_STORED_BYTES TRUSTED_PROXIES
+ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS"
 
 # ---------------------------------------------------------------- settings
 
@@ -101,12 +106,18 @@ save_settings() {
 }
 
 # The worker configuration. lighttpd gets exactly this environment (plus PATH,
-# HOME, LANG) and hands all of it to the workers it spawns.
+# HOME, LANG) and hands all of it to the workers it spawns. It may hold
+# API_TOKEN and FIREFLIES_WEBHOOK_SECRET, so only its owner may read it: made
+# anew under umask 077 (a redirection into an existing file keeps its mode).
 write_bloodbank_env() {
     printf '; bloodbank test/dev stack: all settings come from the environment\n' \
         > "$dir/bloodbank.ini"
     : > "$dir/empty.env"
-    {
+    # lighttpd takes MAX_BODY_BYTES plus 1 MiB, so that the service itself
+    # answers 413 (in JSON) to a body just over its limit
+    local max_request_kb=$(( (${MAX_BODY_BYTES:-1048576} + 1048576 + 1023) / 1024 ))
+    rm -f "$dir/bloodbank.env"
+    (umask 077; {
         echo "# written by scripts/stack.sh start: environment of lighttpd and the workers"
         printf 'export %s=%q\n' \
             BB_STATE_DIR "$dir" \
@@ -114,6 +125,7 @@ write_bloodbank_env() {
             BB_HTTP_HOST "$BB_HTTP_HOST" \
             BB_BIN "$BB_BIN" \
             BB_WORKERS "$BB_WORKERS" \
+            BB_MAX_REQUEST_KB "$max_request_kb" \
             RABBIT_URL "amqp://guest:guest@127.0.0.1:$BB_AMQP_PORT/" \
             RABBIT_EXCHANGE "$BB_EXCHANGE" \
             REDIS_HOST 127.0.0.1 \
@@ -127,7 +139,7 @@ write_bloodbank_env() {
                 printf 'export %s=%q\n' "$v" "${!v}"
             fi
         done
-    } > "$dir/bloodbank.env"
+    } > "$dir/bloodbank.env")
 }
 
 # ---------------------------------------------------------------- helpers

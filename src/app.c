@@ -14,7 +14,9 @@
 #include "event.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy.h"
 #include "publisher.h"
+#include "signature.h"
 #include "tracker.h"
 #include "xalloc.h"
 
@@ -25,6 +27,7 @@ struct bb_app {
 	const struct bb_config *cfg;
 	struct bb_publisher *pub;
 	struct bb_tracker *tracker;
+	struct bb_proxies proxies;	/* TRUSTED_PROXIES */
 };
 
 /* One item of a batch: its event, and its answer once known. */
@@ -55,6 +58,7 @@ struct bb_call {
 	struct bb_item *items;
 	int nitems, cap;
 	struct bb_response scratch;	/* an item's answer, while made */
+	char client[BB_ADDRESS_MAX];	/* from X-Forwarded-For, if trusted */
 };
 
 struct bb_call *
@@ -123,9 +127,14 @@ bb_app_new(const struct bb_config *cfg)
 		.confirm_timeout_ms = cfg->confirm_timeout_ms,
 		.connect_timeout_ms = cfg->connect_timeout_ms,
 		.heartbeat_s = cfg->heartbeat_s,
+		.unrouted_queue_type = cfg->unrouted_queue_type,
+		.unrouted_max_bytes = cfg->unrouted_max_bytes,
 	};
+	char err[128];
 
 	app->cfg = cfg;
+	/* bb_config_load has checked the list. */
+	bb_proxies_parse(&app->proxies, cfg->trusted_proxies, err, sizeof(err));
 	app->pub = bb_publisher_new(&opt);
 	/* A publish takes at most the connect budget, the confirm budget,
 	 * and the tracking of the event before it. */
@@ -227,7 +236,9 @@ read_request_body(struct bb_call *call, const struct bb_request *req,
 	return 0;
 }
 
-/* The 200 answer: the envelope, or the webhook's acknowledgement. */
+/* The 200 answer: the envelope, or the webhook's acknowledgement. A
+ * replay of an envelope too large to keep (IDEMPOTENCY_MAX_STORED_BYTES)
+ * has only its id. */
 static void
 answer_ok(enum bb_route route, const char *event_id, const char *envelope,
     size_t len, struct bb_response *resp)
@@ -235,6 +246,9 @@ answer_ok(enum bb_route route, const char *event_id, const char *envelope,
 	if (route == BB_ROUTE_FIREFLIES)
 		bb_buf_printf(&resp->body, "{\"status\":\"ok\",\"event_id\":"
 		    "\"%s\"}", event_id);
+	else if (len == 0)
+		bb_buf_printf(&resp->body, "{\"event_id\":\"%s\",\"replayed\":"
+		    "true}", event_id);
 	else
 		bb_buf_append(&resp->body, envelope, len);
 }
@@ -295,18 +309,13 @@ body_fingerprint(const struct bb_call *call, uint8_t *hash)
 	EVP_Digest(data, len, hash, NULL, EVP_sha256(), NULL);
 }
 
-/* A publish request's checks up to its body, read. */
+/* Content-Length checked, then the body read. */
 static int
-read_body_checked(struct bb_app *app, struct bb_call *call,
+read_body_limited(struct bb_app *app, struct bb_call *call,
     const struct bb_request *req, bb_body_reader read_body, void *ctx)
 {
 	struct bb_response *resp = &call->resp;
 
-	if (!bb_content_type_is_json(req->content_type)) {
-		bb_response_error(resp, 415, "unsupported_media_type",
-		    "send the event as Content-Type: application/json");
-		return -1;
-	}
 	if (req->content_length_malformed) {
 		bb_response_error(resp, 400, "invalid_request",
 		    "malformed Content-Length");
@@ -322,6 +331,59 @@ read_body_checked(struct bb_app *app, struct bb_call *call,
 	return read_request_body(call, req, read_body, ctx);
 }
 
+static int
+check_json_content_type(struct bb_call *call, const struct bb_request *req)
+{
+	if (bb_content_type_is_json(req->content_type))
+		return 0;
+	bb_response_error(&call->resp, 415, "unsupported_media_type",
+	    "send the event as Content-Type: application/json");
+	return -1;
+}
+
+/* A publish request's checks up to its body, read. */
+static int
+read_body_checked(struct bb_app *app, struct bb_call *call,
+    const struct bb_request *req, bb_body_reader read_body, void *ctx)
+{
+	if (check_json_content_type(call, req) != 0)
+		return -1;
+	return read_body_limited(app, call, req, read_body, ctx);
+}
+
+static bool
+webhook_signed(const struct bb_app *app, enum bb_route route)
+{
+	return route == BB_ROUTE_FIREFLIES && app->cfg->fireflies_secret[0];
+}
+
+/* CONTRACT §4.5: with FIREFLIES_WEBHOOK_SECRET set, the webhook's body must
+ * come with its HMAC in X-Hub-Signature; checked before the content type or
+ * the body's contents are looked at, so that an unsigned sender learns
+ * nothing of them (only a body too large to read is refused first). */
+static int
+read_signed_body(struct bb_app *app, struct bb_call *call,
+    const struct bb_request *req, bb_body_reader read_body, void *ctx)
+{
+	uint8_t digest[BB_SIGNATURE_LEN];
+	bool signature = bb_signature_parse(req->hub_signature, digest) == 0;
+
+	if (signature && read_body_limited(app, call, req, read_body, ctx) != 0)
+		return -1;
+	if (!signature || !bb_signature_verify(digest, app->cfg->fireflies_secret,
+	    call->body.data, call->body.len)) {
+		bb_log_info("webhook from %s refused: X-Hub-Signature %s",
+		    req->remote_addr, signature ? "does not match the body" :
+		    "missing or malformed");
+		bb_response_error(&call->resp, 401, "unauthorized", "a valid "
+		    "X-Hub-Signature (HMAC-SHA256 of the body) is required");
+		bb_response_header(&call->resp, "WWW-Authenticate",
+		    "X-Hub-Signature");
+		return -1;
+	}
+	return check_json_content_type(call, req);
+}
+
 /* The request's checks, up to a built event. */
 static int
 build_event(struct bb_app *app, struct bb_call *call,
@@ -330,8 +392,12 @@ build_event(struct bb_app *app, struct bb_call *call,
 {
 	struct timespec now;
 
-	if (read_body_checked(app, call, req, read_body, ctx) != 0)
+	if (webhook_signed(app, m->route)) {
+		if (read_signed_body(app, call, req, read_body, ctx) != 0)
+			return -1;
+	} else if (read_body_checked(app, call, req, read_body, ctx) != 0) {
 		return -1;
+	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	return bb_event_build(&call->event, m->route, m->arg, m->arg_len, req,
 	    call->body.data, call->body.len, &now, &call->resp);
@@ -853,6 +919,16 @@ bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
 	call->waiting = false;
 	call->started_us = bb_monotonic_us();
 	enum bb_route_result found = bb_route(req->method, req->path, &m);
+	/* CONTRACT §8: authenticated before routed, so that the API cannot be
+	 * mapped without the token. /healthz is open; a signed webhook is
+	 * authenticated by its signature instead. */
+	if (m.route != BB_ROUTE_HEALTHZ && !webhook_signed(app, m.route) &&
+	    !authorized(app, req)) {
+		bb_response_error(resp, 401, "unauthorized",
+		    "a valid bearer token is required");
+		bb_response_header(resp, "WWW-Authenticate", "Bearer");
+		return false;
+	}
 	/* DEBUG_ENDPOINTS=false removes the paths, whatever the method. */
 	if ((m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN) &&
 	    !app->cfg->debug_endpoints)
@@ -874,12 +950,9 @@ bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
 		handle_healthz(app, resp);
 		return false;
 	}
-	if (!authorized(app, req)) {
-		bb_response_error(resp, 401, "unauthorized",
-		    "a valid bearer token is required");
-		bb_response_header(resp, "WWW-Authenticate", "Bearer");
-		return false;
-	}
+	/* source.host is the client behind a trusted load balancer. */
+	req->remote_addr = bb_proxies_client(&app->proxies, req->remote_addr,
+	    req->forwarded_for, call->client);
 	if (m.route == BB_ROUTE_CORRELATION || m.route == BB_ROUTE_CHAIN) {
 		bb_debug_handle(app->tracker, &m, req->query, resp);
 		return false;

@@ -2,7 +2,9 @@
  * under "bloodbank:i:" + the 16 bytes of the event id. Pure encoding and
  * decoding; the tracker does the I/O.
  *   'P' hash(32) nonce(16)   -- pending: a request is publishing the event
- *   'D' hash(32) envelope    -- done: published; the envelope for replays
+ *   'D' hash(32) envelope    -- done: published; the envelope for replays,
+ *                               or nothing when it was larger than
+ *                               IDEMPOTENCY_MAX_STORED_BYTES
  * hash is the SHA-256 of what makes two requests the same (the body); the
  * nonce is random per request, so that only the request that set a pending
  * claim matches it when it releases the claim or marks it done. A pending
@@ -30,14 +32,15 @@ enum bb_claim {
 /* Writes the pending value out[BB_CLAIM_PENDING_LEN]. */
 void bb_claim_pending(uint8_t *out, const uint8_t *hash, const uint8_t *nonce);
 
-/* Appends to out the done value that follows the pending value `pending`. */
+/* Appends to out the done value that follows the pending value `pending`;
+ * an empty envelope keeps the hash alone. */
 void bb_claim_done(struct bb_buf *out, const uint8_t *pending,
     const char *envelope, size_t envelope_len);
 
 /* Reads a claim value that a request whose body has `hash` found in Redis:
  * BB_CLAIM_MISMATCH, BB_CLAIM_IN_FLIGHT, or BB_CLAIM_REPLAY with the
- * envelope from val + *envelope_at to the end. Returns -1 when val is no
- * claim value. */
+ * envelope from val + *envelope_at to the end (empty when it was not kept).
+ * Returns -1 when val is no claim value. */
 int bb_claim_read(const char *val, size_t len, const uint8_t *hash,
     enum bb_claim *out, size_t *envelope_at);
 

@@ -12,13 +12,19 @@
 
 #include <iniparser/iniparser.h>
 
+#include "proxy.h"
 #include "xalloc.h"
 
 #define DEFAULT_INI "/etc/bloodbank/bloodbank.ini"
 #define DEFAULT_ENV_FILE ".env"
 
 enum kind { K_STRING, K_AMQP_URLS, K_INT, K_LONG, K_BOOL, K_EXCHANGE_TYPE,
-	K_LOG_LEVEL, K_LOG_TARGET };
+	K_QUEUE_TYPE, K_LOG_LEVEL, K_LOG_TARGET, K_ADDRESSES };
+
+static const char *const exchange_types[] = {
+	"topic", "direct", "fanout", "headers", NULL
+};
+static const char *const queue_types[] = { "quorum", "classic", NULL };
 
 struct setting {
 	const char *env;
@@ -85,6 +91,18 @@ static const struct setting settings[] = {
 	    K_LOG_TARGET, OFF(log_target), 0, 0, false },
 	{ "METRICS_PATH", NULL, "http:metrics_path", "/run/bloodbank/metrics",
 	    K_STRING, OFF(metrics_path), 0, 1024, false },
+	{ "FIREFLIES_WEBHOOK_SECRET", NULL, "webhooks:fireflies_secret", "",
+	    K_STRING, OFF(fireflies_secret), 0, 4096, true },
+	{ "UNROUTED_QUEUE_TYPE", NULL, "rabbitmq:unrouted_queue_type", "quorum",
+	    K_QUEUE_TYPE, OFF(unrouted_queue_type), 0, 0, false },
+	/* RabbitMQ takes x-max-length-bytes as a signed 64-bit number. */
+	{ "UNROUTED_MAX_BYTES", NULL, "rabbitmq:unrouted_max_bytes", "1073741824",
+	    K_LONG, OFF(unrouted_max_bytes), 1, LONG_MAX, false },
+	{ "IDEMPOTENCY_MAX_STORED_BYTES", NULL,
+	    "redis:idempotency_max_stored_bytes", "65536",
+	    K_LONG, OFF(idempotency_max_stored_bytes), 0, 1073741824, false },
+	{ "TRUSTED_PROXIES", NULL, "http:trusted_proxies", "",
+	    K_ADDRESSES, OFF(trusted_proxies), 0, 0, false },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -199,12 +217,27 @@ amqp_urls_valid(const char *v)
 	}
 }
 
+/* "a, b or c", for the message about a value that is none of them. */
+static const char *
+choices_text(const char *const *choices, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	for (const char *const *c = choices; *c; c++) {
+		size_t used = strlen(out);
+		snprintf(out + used, outlen - used, "%s%s",
+		    c == choices ? "" : c[1] ? ", " : " or ", *c);
+	}
+	return out;
+}
+
 static int
 apply(struct bb_config *cfg, const struct setting *s, const char *value,
     const char *from, char *err, size_t errlen)
 {
 	char *base = (char *)cfg;
 	const char *expected = NULL;
+	const char *const *choices;
+	char text[128];
 	long n;
 
 	switch (s->kind) {
@@ -240,12 +273,22 @@ apply(struct bb_config *cfg, const struct setting *s, const char *value,
 		expected = "true or false";
 		break;
 	case K_EXCHANGE_TYPE:
-		if (strcmp(value, "topic") == 0 || strcmp(value, "direct") == 0 ||
-		    strcmp(value, "fanout") == 0 || strcmp(value, "headers") == 0) {
+	case K_QUEUE_TYPE:
+		choices = s->kind == K_QUEUE_TYPE ? queue_types : exchange_types;
+		for (const char *const *c = choices; *c; c++) {
+			if (strcmp(value, *c) == 0) {
+				*(char **)(base + s->offset) = bb_xstrdup(value);
+				return 0;
+			}
+		}
+		expected = choices_text(choices, text, sizeof(text));
+		break;
+	case K_ADDRESSES:
+		if (bb_proxies_parse(NULL, value, text, sizeof(text)) == 0) {
 			*(char **)(base + s->offset) = bb_xstrdup(value);
 			return 0;
 		}
-		expected = "topic, direct, fanout or headers";
+		expected = text;
 		break;
 	case K_LOG_LEVEL:
 		if (bb_log_parse_level(value,
@@ -343,7 +386,9 @@ bb_config_free(struct bb_config *cfg)
 	for (size_t s = 0; s < NSETTINGS; s++) {
 		if (settings[s].kind == K_STRING ||
 		    settings[s].kind == K_AMQP_URLS ||
-		    settings[s].kind == K_EXCHANGE_TYPE) {
+		    settings[s].kind == K_EXCHANGE_TYPE ||
+		    settings[s].kind == K_QUEUE_TYPE ||
+		    settings[s].kind == K_ADDRESSES) {
 			free(*(char **)(base + settings[s].offset));
 			*(char **)(base + settings[s].offset) = NULL;
 		}
@@ -405,6 +450,8 @@ bb_config_print(const struct bb_config *cfg, FILE *out)
 		case K_STRING:
 		case K_AMQP_URLS:
 		case K_EXCHANGE_TYPE:
+		case K_QUEUE_TYPE:
+		case K_ADDRESSES:
 			if (st->kind == K_AMQP_URLS) {
 				bb_config_redact_url(*(char *const *)field,
 				    redacted, sizeof(redacted));

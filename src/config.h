@@ -34,6 +34,11 @@ struct bb_config {
 	enum bb_log_level log_level;
 	enum bb_log_target log_target;
 	char *metrics_path;		/* "": no counting, no /metrics */
+	char *fireflies_secret;		/* empty: the webhook is not signed */
+	char *unrouted_queue_type;	/* quorum or classic */
+	long unrouted_max_bytes;	/* x-max-length-bytes of it */
+	long idempotency_max_stored_bytes;	/* larger envelopes: id only */
+	char *trusted_proxies;		/* TRUSTED_PROXIES, as written */
 };
 
 /* Fills cfg. On a bad value, an unreadable file or an unknown INI key,

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "uuid.h"
 #include "validate.h"
@@ -178,11 +179,13 @@ build_typed(struct bb_event *ev, const struct bb_schema *s,
 	return 0;
 }
 
-/* §4.3: prompt_id is the first parent, and so the AMQP correlation_id. */
+/* §4.3: the UUID in field `name` of object obj (prompt_id) is the first
+ * parent, and so the AMQP correlation_id. */
 static int
-add_prompt_parent(struct bb_event *ev, struct bb_response *resp)
+add_field_parent(struct bb_event *ev, int obj, const char *name,
+    struct bb_response *resp)
 {
-	int v = bb_json_get(&ev->doc, 0, "prompt_id");
+	int v = bb_json_get(&ev->doc, obj, name);
 	struct bb_envelope *env = &ev->env;
 	size_t len;
 
@@ -208,6 +211,39 @@ add_prompt_parent(struct bb_event *ev, struct bb_response *resp)
 	    (size_t)env->nparents * sizeof(env->parents[0]));
 	memcpy(env->parents[0], lower, sizeof(lower));
 	env->nparents++;
+	return 0;
+}
+
+/* §4.6: a payload published under an event type that has a typed endpoint
+ * gets that endpoint's validation whichever path it takes, so that the
+ * consumers of a typed routing key can trust its schema; any other payload
+ * is kept as sent. */
+static int
+build_payload(struct bb_event *ev, int obj, struct bb_response *resp)
+{
+	const char *type = ev->env.event_type;
+	const struct bb_typed *t = bb_typed_lookup(type, strlen(type));
+	char text[128];
+
+	if (t == NULL) {
+		bb_json_write_value(&ev->payload, &ev->doc, obj);
+		return 0;
+	}
+	if (bb_validate(&ev->doc, obj, t->schema, &ev->payload, &ev->errors) == 0 &&
+	    t->action && !bb_json_string_equals(&ev->doc,
+	    bb_json_get(&ev->doc, obj, "action"), t->action)) {
+		snprintf(text, sizeof(text), "must be \"%s\" for event type %s",
+		    t->action, t->event_type);
+		bb_validate_error(&ev->errors, "action", text);
+	}
+	if (ev->errors.len) {
+		snprintf(text, sizeof(text), "the payload does not match the "
+		    "schema of event type %s", t->event_type);
+		validation_failed(ev, resp, text);
+		return -1;
+	}
+	if (t->parent_field)
+		return add_field_parent(ev, obj, t->parent_field, resp);
 	return 0;
 }
 
@@ -258,16 +294,19 @@ build_fireflies(struct bb_event *ev, struct bb_response *resp)
 	set_type(ev, "artifact.created", strlen("artifact.created"));
 	ev->env.source_type = "hook";
 	ev->env.source_app = "fireflies";
-	if (id >= 0 && ev->key == NULL) {
-		/* A redelivered webhook is the same event: key fireflies:<id>. */
+	if (id >= 0) {
+		/* A redelivered webhook is the same event, whatever
+		 * Idempotency-Key came with it: its id is over the meeting id
+		 * alone (assign_event_id). */
 		struct bb_buf *key = &ev->webhook_key;
-		bb_buf_puts(key, "fireflies:");
 		if (bb_json_type(d, id) == BB_JSON_STRING)
 			bb_json_unescape(d, id, key);
 		else
 			bb_json_write_value(key, d, id);
-		ev->key = key->data;
-		ev->key_len = key->len;
+		if (key->len) {
+			ev->key = key->data;
+			ev->key_len = key->len;
+		}
 	}
 	return 0;
 }
@@ -283,8 +322,7 @@ build_event_type(struct bb_event *ev, const char *type,
 		return -1;
 	}
 	set_type(ev, type, len);
-	bb_json_write_value(&ev->payload, &ev->doc, 0);
-	return 0;
+	return build_payload(ev, 0, resp);
 }
 
 /* A source name in POST /events: 1-64 of [A-Za-z0-9_.:-], so that the raw
@@ -328,6 +366,11 @@ read_source(struct bb_event *ev, int source)
 	    sizeof(ev->source_type)))
 		bb_validate_error(&ev->errors, "source.type",
 		    "must be 1-64 characters of [A-Za-z0-9_.:-]");
+	/* Consumers tell a webhook from a client by this: only webhooks
+	 * may say it (§4.6). */
+	if (strcasecmp(ev->source_type, "hook") == 0)
+		bb_validate_error(&ev->errors, "source.type",
+		    "hook is reserved for webhooks");
 	meta = bb_json_get(d, source, "meta");
 	if (meta >= 0 && bb_json_type(d, meta) != BB_JSON_NULL) {
 		if (bb_json_type(d, meta) != BB_JSON_OBJECT)
@@ -436,8 +479,7 @@ build_events(struct bb_event *ev, bool item, struct bb_response *resp)
 	}
 	if (ev->agent_context.len)
 		ev->env.agent_context = ev->agent_context.data;
-	bb_json_write_value(&ev->payload, d, payload);
-	return 0;
+	return build_payload(ev, payload, resp);
 }
 
 static int
@@ -451,7 +493,7 @@ build(struct bb_event *ev, enum bb_route route, const char *arg, size_t arg_len,
 		if (build_typed(ev, &bb_schema_llm_response, "llm.response",
 		    resp) != 0)
 			return -1;
-		return add_prompt_parent(ev, resp);
+		return add_field_parent(ev, 0, "prompt_id", resp);
 	case BB_ROUTE_ARTIFACT:
 		return build_typed(ev, &bb_schema_artifact, NULL, resp);
 	case BB_ROUTE_FIREFLIES:
@@ -466,7 +508,10 @@ build(struct bb_event *ev, enum bb_route route, const char *arg, size_t arg_len,
 	}
 }
 
-/* §5: an idempotent event's id is UUIDv5 over bloodbank:<type>:<key>. */
+/* §5: an idempotent event's id is UUIDv5 over bloodbank:<type>:<key>; a
+ * webhook's over bloodbank/webhook/fireflies:<meeting id> (§4.5), a name
+ * that no client key produces, so that no client can take a meeting's id
+ * before its webhook comes. */
 static void
 assign_event_id(struct bb_event *ev)
 {
@@ -475,10 +520,14 @@ assign_event_id(struct bb_event *ev)
 		return;
 	}
 	bb_buf_reset(&ev->name);
-	bb_buf_printf(&ev->name, "bloodbank:%s:", ev->env.event_type);
+	if (ev->webhook_key.len)
+		bb_buf_puts(&ev->name, BB_FIREFLIES_NAME_PREFIX);
+	else
+		bb_buf_printf(&ev->name, "bloodbank:%s:", ev->env.event_type);
 	bb_buf_append(&ev->name, ev->key, ev->key_len);
 	bb_uuid_oid_v5(ev->name.data, ev->name.len, ev->env.event_id);
 }
+
 int
 bb_event_build(struct bb_event *ev, enum bb_route route, const char *arg,
     size_t arg_len, const struct bb_request *req, const char *body,

@@ -12,6 +12,10 @@
 #include "http.h"
 #include "json.h"
 
+/* The UUIDv5 name of a Fireflies webhook's event, before the meeting id
+ * (CONTRACT §4.5). */
+#define BB_FIREFLIES_NAME_PREFIX "bloodbank/webhook/fireflies:"
+
 struct bb_event {
 	struct bb_envelope env;
 	struct bb_buf json;		/* the envelope, as published */
@@ -21,7 +25,7 @@ struct bb_event {
 	struct bb_buf errors;		/* validation errors, a JSON array's inside */
 	struct bb_buf agent_context;
 	struct bb_buf source_meta;
-	struct bb_buf webhook_key;	/* idempotency key a webhook implies */
+	struct bb_buf webhook_key;	/* the webhook's meeting id, its key */
 	struct bb_buf name;		/* the UUIDv5 name of an idempotent event */
 	struct bb_buf item_key;		/* a batch item's idempotency_key */
 	const char *key;		/* idempotency key, from header or webhook */

@@ -65,6 +65,8 @@ bb_request_from_params(struct bb_request *req, char *const *params)
 	req->correlation_ids = param(params, "HTTP_X_CORRELATION_IDS");
 	req->traceparent = param(params, "HTTP_TRACEPARENT");
 	req->tracestate = param(params, "HTTP_TRACESTATE");
+	req->forwarded_for = param(params, "HTTP_X_FORWARDED_FOR");
+	req->hub_signature = param(params, "HTTP_X_HUB_SIGNATURE");
 	return 0;
 }
 

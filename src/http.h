@@ -23,6 +23,8 @@ struct bb_request {
 	const char *correlation_ids;
 	const char *traceparent;
 	const char *tracestate;
+	const char *forwarded_for;	/* X-Forwarded-For */
+	const char *hub_signature;	/* X-Hub-Signature, of webhooks */
 	const char *body;	/* not owned */
 	size_t body_len;
 };

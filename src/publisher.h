@@ -27,6 +27,8 @@ struct bb_publisher_options {
 	int confirm_timeout_ms;	/* from the first byte written to the confirm */
 	int connect_timeout_ms;	/* one whole connect over the URL list */
 	int heartbeat_s;	/* 0: no heartbeats */
+	const char *unrouted_queue_type;	/* quorum or classic */
+	long unrouted_max_bytes;	/* its x-max-length-bytes */
 };
 
 enum bb_broker_state {

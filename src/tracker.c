@@ -110,6 +110,7 @@ struct bb_tracker {
 	struct timeval timeout;
 	long long ttl_ms;
 	long long window_ms;		/* how long a replay is possible */
+	long max_stored;		/* larger envelopes are not kept */
 	long long inflight_ms;		/* how long a claim may stay pending */
 	int max_children;		/* child links recorded per parent */
 	long children_dropped;		/* child links not recorded, so far */
@@ -140,6 +141,7 @@ bb_tracker_new(const struct bb_config *cfg, long long claim_ms)
 	t->timeout.tv_usec = (cfg->redis_timeout_ms % 1000) * 1000;
 	t->ttl_ms = (long long)cfg->redis_ttl_days * 86400 * 1000;
 	t->window_ms = (long long)cfg->idempotency_window_s * 1000;
+	t->max_stored = cfg->idempotency_max_stored_bytes;
 	t->inflight_ms = claim_ms;
 	t->max_children = cfg->max_children;
 	t->backoff_ms = BACKOFF_MIN_MS;
@@ -431,8 +433,13 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 	arg_str(&c, ttl);
 	arg_str(&c, max);
 	if (claimed) {
+		/* A client must not be able to fill Redis for a whole window
+		 * with large idempotent events: past the cap only the hash is
+		 * kept, and a replay answers with the id alone. */
+		bool keep = (long)envelope_len <= t->max_stored;
 		bb_buf_reset(&t->claim);
-		bb_claim_done(&t->claim, claim->value, envelope, envelope_len);
+		bb_claim_done(&t->claim, claim->value, keep ? envelope : "",
+		    keep ? envelope_len : 0);
 		snprintf(window, sizeof(window), "%lld", t->window_ms);
 		arg(&c, claim->value, BB_CLAIM_PENDING_LEN);
 		arg(&c, t->claim.data, t->claim.len);

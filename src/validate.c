@@ -43,6 +43,25 @@ const struct bb_schema bb_schema_llm_prompt = SCHEMA(llm_prompt_fields);
 const struct bb_schema bb_schema_llm_response = SCHEMA(llm_response_fields);
 const struct bb_schema bb_schema_artifact = SCHEMA(artifact_fields);
 
+static const struct bb_typed typed[] = {
+	{ "llm.prompt", &bb_schema_llm_prompt, NULL, NULL },
+	{ "llm.response", &bb_schema_llm_response, NULL, "prompt_id" },
+	{ "artifact.created", &bb_schema_artifact, "created", NULL },
+	{ "artifact.updated", &bb_schema_artifact, "updated", NULL },
+	{ "artifact.deleted", &bb_schema_artifact, "deleted", NULL },
+};
+
+const struct bb_typed *
+bb_typed_lookup(const char *s, size_t len)
+{
+	for (size_t k = 0; k < sizeof(typed) / sizeof(typed[0]); k++) {
+		if (strlen(typed[k].event_type) == len &&
+		    memcmp(typed[k].event_type, s, len) == 0)
+			return &typed[k];
+	}
+	return NULL;
+}
+
 /* Room for the fields of the largest schema. */
 #define MAX_FIELDS 8
 _Static_assert(NFIELDS(llm_prompt_fields) <= MAX_FIELDS, "MAX_FIELDS");

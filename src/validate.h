@@ -35,6 +35,20 @@ extern const struct bb_schema bb_schema_llm_prompt;
 extern const struct bb_schema bb_schema_llm_response;
 extern const struct bb_schema bb_schema_artifact;
 
+/* An event type that has a typed endpoint (CONTRACT §4.6): its schema,
+ * the action an artifact type's payload must name, and the field whose UUID
+ * is the event's first parent. */
+struct bb_typed {
+	const char *event_type;
+	const struct bb_schema *schema;
+	const char *action;		/* artifact.<action>; else NULL */
+	const char *parent_field;	/* llm.response: prompt_id; else NULL */
+};
+
+/* The typed endpoint's rules for event type s[0..len), or NULL when no
+ * typed endpoint publishes that type. */
+const struct bb_typed *bb_typed_lookup(const char *s, size_t len);
+
 /* Checks object obj of doc against schema. Returns the number of offending
  * fields; each is appended to errors as a {"field","message"} object
  * (comma-separated, for a JSON array). When there are none, appends the

@@ -6,13 +6,19 @@
  * each present header takes the bytes up to the next newline; the rest is
  * the body. Beyond the sanitizers, it checks the contract's promises: a built
  * envelope is valid JSON with a valid event id, and a refusal is a 4xx with
- * a JSON body. */
+ * a JSON body. The same headers also go through the other parsers of
+ * request text: X-Hub-Signature (verified against the body), and
+ * TRUSTED_PROXIES with an X-Forwarded-For, whose client must be the peer or
+ * an address. */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "event.h"
+#include "proxy.h"
+#include "signature.h"
 #include "uuid.h"
 
 static const enum bb_route routes[] = {
@@ -68,6 +74,26 @@ check_envelope(const struct bb_event *ev)
 		abort();
 }
 
+static void
+check_other_parsers(char *const *headers, const uint8_t *body, size_t len)
+{
+	static struct bb_proxies proxies;
+	uint8_t digest[BB_SIGNATURE_LEN];
+	char err[128], out[BB_ADDRESS_MAX], addr[16];
+
+	if (bb_signature_parse(headers[0], digest) == 0)
+		bb_signature_verify(digest, "fuzz", body, len);
+	if (headers[1] && bb_proxies_parse(&proxies, headers[1], err,
+	    sizeof(err)) == 0) {
+		const char *client = bb_proxies_client(&proxies, "127.0.0.1",
+		    headers[2], out);
+		if (strcmp(client, "127.0.0.1") != 0 &&
+		    inet_pton(AF_INET, client, addr) != 1 &&
+		    inet_pton(AF_INET6, client, addr) != 1)
+			abort();
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -116,6 +142,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_json(resp.body.data, resp.body.len);
 	}
 	bb_response_free(&resp);
+	check_other_parsers(headers, data, size);
 	for (int k = 0; k < 4; k++)
 		free(headers[k]);
 	return 0;

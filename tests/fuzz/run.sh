@@ -15,8 +15,8 @@ clang -g -O1 -std=gnu11 -Wall -Wextra \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -I"$repo/src" \
     "$repo/tests/fuzz/fuzz_request.c" \
-    "$repo"/src/{buf,envelope,event,http,json,random,uuid,validate}.c \
-    $(pkg-config --cflags --libs uuid) -o "$work/fuzz_request"
+    "$repo"/src/{buf,envelope,event,http,json,proxy,random,signature,uuid,validate}.c \
+    $(pkg-config --cflags --libs uuid libcrypto) -o "$work/fuzz_request"
 cd "$work"
 ./fuzz_request -max_total_time="$seconds" -max_len=4096 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$work/" corpus 2>&1 | tail -n 15

@@ -51,6 +51,11 @@ def v5(event_type, key):
     return str(uuid.uuid5(uuid.NAMESPACE_OID, "bloodbank:%s:%s" % (event_type, key)))
 
 
+def webhook_id(meeting_id):
+    """CONTRACT §4.5: UUIDv5 (OID namespace) of bloodbank/webhook/fireflies:<data.id>."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, "bloodbank/webhook/fireflies:%s" % meeting_id))
+
+
 def ikey(label):
     """An Idempotency-Key unique to this run."""
     return "%s-%s-%s" % (label, RUN, uuid.uuid4().hex[:8])
@@ -323,13 +328,13 @@ class FirefliesWebhookTest(EndpointCase):
     def test_fireflies_event_id_is_uuid5_over_meeting_id(self):
         mid = "m-" + ikey("c")
         _, doc, _, _, _ = self.deliver({"id": mid, "url": "https://ff/t/6", "title": "T"})
-        self.assertEqual(doc["event_id"], v5("artifact.created", "fireflies:" + mid))
+        self.assertEqual(doc["event_id"], webhook_id(mid))
 
     def test_fireflies_numeric_meeting_id_is_kept_and_deterministic(self):
         mid = random.SystemRandom().randrange(10 ** 12, 10 ** 15)
         _, doc, _, _, env = self.deliver({"id": mid, "url": "https://ff/t/7", "title": "T"})
         self.assertEqual(env["payload"]["metadata"], {"source": "fireflies", "meeting_id": mid})
-        self.assertEqual(doc["event_id"], v5("artifact.created", "fireflies:%d" % mid))
+        self.assertEqual(doc["event_id"], webhook_id(mid))
 
     def test_fireflies_without_meeting_id_has_null_meeting_id_and_random_event_id(self):
         _, doc, _, _, env = self.deliver({"url": "https://ff/t/8", "title": "T"})
@@ -352,11 +357,13 @@ class FirefliesWebhookTest(EndpointCase):
         self.assertEqual(len(msgs), 1, "two deliveries gave %d messages" % len(msgs))
         self.assertEqual(json.loads(msgs[0][2])["event_id"], d1["event_id"])
 
-    def test_fireflies_idempotency_key_overrides_meeting_id(self):
-        key = ikey("ff")
-        _, doc, _, _, _ = self.deliver({"id": "m-" + ikey("e"), "url": "https://ff/t/10",
-                                        "title": "T"}, headers={"Idempotency-Key": key})
-        self.assertEqual(doc["event_id"], v5("artifact.created", key))
+    def test_fireflies_meeting_id_wins_over_idempotency_key(self):
+        # CONTRACT §4.5: the id is over the meeting id alone, so that a key a
+        # client chose cannot make a meeting's delivery another event
+        mid = "m-" + ikey("e")
+        _, doc, _, _, _ = self.deliver({"id": mid, "url": "https://ff/t/10", "title": "T"},
+                                       headers={"Idempotency-Key": ikey("ff")})
+        self.assertEqual(doc["event_id"], webhook_id(mid))
 
     def test_fireflies_missing_url_is_422(self):
         self.refused(FIREFLIES, b'{"data":{"id":"x","title":"T"}}', 422, "validation_error")
@@ -453,11 +460,11 @@ class PartialEnvelopeTest(EndpointCase):
     def test_partial_envelope_keeps_correlation_ids_agent_context_and_source(self):
         body = {"event_type": "ci.build", "payload": {"ok": True},
                 "correlation_ids": [P2, P1], "agent_context": {"agent": "bot", "turn": 3},
-                "source": {"app": "ci-runner", "type": "hook", "meta": {"job": 42}}}
+                "source": {"app": "ci-runner", "type": "ci", "meta": {"job": 42}}}
         env, _, props = self.publish_envelope(EVENTS, jdump(body), routing_key="ci.build")
         self.assertEqual(env["correlation_ids"], [P2, P1])
         self.assertEqual(env["agent_context"], {"agent": "bot", "turn": 3})
-        self.assertEqual(env["source"], {"host": "127.0.0.1", "type": "hook", "app": "ci-runner",
+        self.assertEqual(env["source"], {"host": "127.0.0.1", "type": "ci", "app": "ci-runner",
                                          "meta": {"job": 42}})
         self.assertEqual(props.correlation_id, P2)
 
@@ -1170,6 +1177,11 @@ class ZzAuthTest(StackConfigCase):
         self.assertEqual(doc.get("status"), "healthy", doc)
 
 
+# CONTRACT §2: what Bloodbank declares <exchange>.unrouted with, by default
+UNROUTED_ARGUMENTS = {"x-queue-type": "quorum", "x-max-length-bytes": 1073741824,
+                      "x-overflow": "reject-publish"}
+
+
 class ZzDefaultExchangeUnroutedTest(EndpointCase):
     """With no consumer bound, an event lands in the durable <exchange>.unrouted queue."""
 
@@ -1184,9 +1196,9 @@ class ZzDefaultExchangeUnroutedTest(EndpointCase):
 
     def test_unrouted_queue_exists_and_is_durable(self):
         self.ch.queue_declare(queue=self.queue, passive=True)
-        # re-declaring with durable=True (and no other flags) is refused when the
-        # existing queue differs, e.g. when it is not durable
-        self.ch.queue_declare(queue=self.queue, durable=True)
+        # re-declaring with durable=True and the arguments Bloodbank gives it is
+        # refused when the existing queue differs, e.g. when it is not durable
+        self.ch.queue_declare(queue=self.queue, durable=True, arguments=UNROUTED_ARGUMENTS)
 
     def test_unroutable_event_lands_in_unrouted_queue(self):
         self.ch.queue_purge(queue=self.queue)

@@ -45,6 +45,8 @@ main(void)
 	add_http_tests();
 	add_json_tests();
 	add_metrics_tests();
+	add_proxy_tests();
+	add_signature_tests();
 	add_uuid_tests();
 	add_validate_tests();
 	CU_basic_set_mode(CU_BRM_VERBOSE);

@@ -13,7 +13,9 @@ static const char *const variables[] = {
 	"RABBIT_CONFIRM_TIMEOUT_MS", "REDIS_HOST", "REDIS_PORT", "REDIS_DB",
 	"REDIS_PASSWORD", "REDIS_TTL_DAYS", "CORRELATION_TTL_DAYS",
 	"REDIS_TIMEOUT_MS", "CORRELATION_TRACKING", "HTTP_HOST", "HTTP_PORT",
-	"MAX_BODY_BYTES", "API_TOKEN", "DEBUG_ENDPOINTS", "LOG_LEVEL", NULL,
+	"MAX_BODY_BYTES", "API_TOKEN", "DEBUG_ENDPOINTS", "LOG_LEVEL",
+	"FIREFLIES_WEBHOOK_SECRET", "UNROUTED_QUEUE_TYPE", "UNROUTED_MAX_BYTES",
+	"IDEMPOTENCY_MAX_STORED_BYTES", "TRUSTED_PROXIES", NULL,
 };
 
 static void
@@ -173,6 +175,42 @@ test_bad_values_name_key_and_file(void)
 }
 
 static void
+test_security_settings(void)
+{
+	struct bb_config cfg;
+	char err[256];
+
+	setup("", "");
+	CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(cfg.fireflies_secret, "");
+	CU_ASSERT_STRING_EQUAL(cfg.unrouted_queue_type, "quorum");
+	CU_ASSERT_EQUAL(cfg.unrouted_max_bytes, 1073741824L);
+	CU_ASSERT_EQUAL(cfg.idempotency_max_stored_bytes, 65536L);
+	CU_ASSERT_STRING_EQUAL(cfg.trusted_proxies, "");
+	bb_config_free(&cfg);
+	teardown();
+
+	setup("[webhooks]\nfireflies_secret = ff\n[rabbitmq]\n"
+	    "unrouted_queue_type = classic\nunrouted_max_bytes = 4096\n"
+	    "[redis]\nidempotency_max_stored_bytes = 0\n"
+	    "[http]\ntrusted_proxies = 10.0.0.0/8, ::1\n", "");
+	CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(cfg.fireflies_secret, "ff");
+	CU_ASSERT_STRING_EQUAL(cfg.unrouted_queue_type, "classic");
+	CU_ASSERT_EQUAL(cfg.unrouted_max_bytes, 4096L);
+	CU_ASSERT_EQUAL(cfg.idempotency_max_stored_bytes, 0L);
+	CU_ASSERT_STRING_EQUAL(cfg.trusted_proxies, "10.0.0.0/8, ::1");
+	bb_config_free(&cfg);
+	teardown();
+
+	expect_error("", "", "UNROUTED_QUEUE_TYPE", "stream", "quorum or classic");
+	expect_error("", "", "UNROUTED_MAX_BYTES", "0", "UNROUTED_MAX_BYTES");
+	expect_error("", "", "IDEMPOTENCY_MAX_STORED_BYTES", "-1",
+	    "IDEMPOTENCY_MAX_STORED_BYTES");
+	expect_error("", "", "TRUSTED_PROXIES", "lb.internal", "lb.internal");
+}
+
+static void
 test_missing_named_file_is_an_error(void)
 {
 	struct bb_config cfg;
@@ -194,7 +232,8 @@ test_print_redacts_secrets(void)
 	FILE *f;
 	size_t n;
 
-	setup("[redis]\npassword = hunter2\n", "API_TOKEN=s3cret-token\n");
+	setup("[redis]\npassword = hunter2\n[webhooks]\n"
+	    "fireflies_secret = ff-s3cret\n", "API_TOKEN=s3cret-token\n");
 	setenv("RABBIT_URL", "amqp://user:pa55word@broker:5672/vh", 1);
 	CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err)), 0);
 	f = fmemopen(out, sizeof(out) - 1, "w");
@@ -204,6 +243,8 @@ test_print_redacts_secrets(void)
 	CU_ASSERT(n > 0);
 	CU_ASSERT(strstr(out, "hunter2") == NULL);
 	CU_ASSERT(strstr(out, "s3cret-token") == NULL);
+	CU_ASSERT(strstr(out, "ff-s3cret") == NULL);
+	CU_ASSERT(strstr(out, "FIREFLIES_WEBHOOK_SECRET=***\n") != NULL);
 	CU_ASSERT(strstr(out, "pa55word") == NULL);
 	CU_ASSERT(strstr(out, "RABBIT_URL=amqp://user:***@broker:5672/vh\n") != NULL);
 	CU_ASSERT(strstr(out, "REDIS_PASSWORD=***\n") != NULL);
@@ -235,6 +276,7 @@ add_config_tests(void)
 		    test_environment_beats_env_file_beats_ini },
 		{ "aliases", test_aliases },
 		{ "bad values name key and file", test_bad_values_name_key_and_file },
+		{ "security settings", test_security_settings },
 		{ "a missing named file is an error",
 		    test_missing_named_file_is_an_error },
 		{ "print redacts secrets", test_print_redacts_secrets },

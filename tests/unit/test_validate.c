@@ -144,6 +144,35 @@ test_many_unknown_members_take_linear_time(void)
 	bb_buf_free(&errors);
 }
 
+static void
+test_typed_event_types_have_their_endpoint_schema(void)
+{
+	const struct bb_typed *t;
+
+	t = bb_typed_lookup("llm.prompt", 10);
+	CU_ASSERT_PTR_EQUAL_FATAL(t ? t->schema : NULL, &bb_schema_llm_prompt);
+	t = bb_typed_lookup("llm.response", 12);
+	CU_ASSERT_PTR_EQUAL_FATAL(t ? t->schema : NULL, &bb_schema_llm_response);
+	CU_ASSERT_STRING_EQUAL(t->parent_field, "prompt_id");
+	t = bb_typed_lookup("artifact.deleted", 16);
+	CU_ASSERT_PTR_EQUAL_FATAL(t ? t->schema : NULL, &bb_schema_artifact);
+	CU_ASSERT_STRING_EQUAL(t->action, "deleted");
+	CU_ASSERT_PTR_NULL(t->parent_field);
+}
+
+static void
+test_other_event_types_are_untyped(void)
+{
+	static const char *const untyped[] = { "llm", "llm.prompts",
+		"llm.prompt.x", "artifact", "artifact.moved", "artifact.created.",
+		"LLM.PROMPT", "build.finished", "", NULL };
+
+	for (const char *const *u = untyped; *u; u++)
+		CU_ASSERT_PTR_NULL(bb_typed_lookup(*u, strlen(*u)));
+	/* the length decides, not a NUL */
+	CU_ASSERT_PTR_NULL(bb_typed_lookup("llm.prompt", 9));
+}
+
 void
 add_validate_tests(void)
 {
@@ -159,6 +188,10 @@ add_validate_tests(void)
 		{ "event type rule", test_event_type_rule },
 		{ "many unknown members take linear time",
 		    test_many_unknown_members_take_linear_time },
+		{ "typed event types have their endpoint's schema",
+		    test_typed_event_types_have_their_endpoint_schema },
+		{ "other event types are untyped",
+		    test_other_event_types_are_untyped },
 		CU_TEST_INFO_NULL,
 	};
 	add_suite("validate", tests);

@@ -14,6 +14,8 @@ void add_frames_tests(void);
 void add_http_tests(void);
 void add_json_tests(void);
 void add_metrics_tests(void);
+void add_proxy_tests(void);
+void add_signature_tests(void);
 void add_uuid_tests(void);
 void add_validate_tests(void);
 
