@@ -528,24 +528,39 @@ assign_event_id(struct bb_event *ev)
 	bb_uuid_oid_v5(ev->name.data, ev->name.len, ev->env.event_id);
 }
 
-int
-bb_event_build(struct bb_event *ev, enum bb_route route, const char *arg,
-    size_t arg_len, const struct bb_request *req, const char *body,
-    size_t body_len, const struct timespec *now, struct bb_response *resp)
+/* Forgets the previous request and takes what every event gets from this
+ * one before its body is read. */
+static void
+begin(struct bb_event *ev, const struct bb_request *req)
 {
 	reset(ev);
 	ev->env.source_host = req->remote_addr;
 	ev->env.source_type = "manual";
 	ev->env.source_app = "http";
-	if (read_headers(req, ev, resp) != 0 ||
-	    parse_body(ev, body, body_len, resp) != 0 ||
-	    build(ev, route, arg, arg_len, resp) != 0)
-		return -1;
+}
+
+/* A built event's id and timestamp, and its envelope written out. */
+static void
+seal(struct bb_event *ev, const struct timespec *now)
+{
 	assign_event_id(ev);
 	bb_envelope_stamp(&ev->env, now);
 	ev->env.payload = ev->payload.data;
 	ev->env.payload_len = ev->payload.len;
 	bb_envelope_write(&ev->env, &ev->json);
+}
+
+int
+bb_event_build(struct bb_event *ev, enum bb_route route, const char *arg,
+    size_t arg_len, const struct bb_request *req, const char *body,
+    size_t body_len, const struct timespec *now, struct bb_response *resp)
+{
+	begin(ev, req);
+	if (read_headers(req, ev, resp) != 0 ||
+	    parse_body(ev, body, body_len, resp) != 0 ||
+	    build(ev, route, arg, arg_len, resp) != 0)
+		return -1;
+	seal(ev, now);
 	return 0;
 }
 
@@ -581,19 +596,12 @@ bb_event_build_item(struct bb_event *ev, const struct bb_request *req,
     const char *item, size_t len, const struct timespec *now,
     struct bb_response *resp)
 {
-	reset(ev);
-	ev->env.source_host = req->remote_addr;
-	ev->env.source_type = "manual";
-	ev->env.source_app = "http";
+	begin(ev, req);
 	if (read_headers(req, ev, resp) != 0 ||
 	    parse_body(ev, item, len, resp) != 0 ||
 	    read_item_key(ev, resp) != 0 ||
 	    build_events(ev, true, resp) != 0)
 		return -1;
-	assign_event_id(ev);
-	bb_envelope_stamp(&ev->env, now);
-	ev->env.payload = ev->payload.data;
-	ev->env.payload_len = ev->payload.len;
-	bb_envelope_write(&ev->env, &ev->json);
+	seal(ev, now);
 	return 0;
 }
