@@ -18,7 +18,8 @@
 #   - counting for /metrics on against off (METRICS_PATH empty).
 # Prints figures, not a pass/fail test.
 #
-# usage: bench/bench.sh [metrics]   (metrics: only the /metrics comparison)
+# usage: bench/bench.sh [metrics|pool]   (metrics: only the /metrics
+#        comparison; pool: only workers x WORKER_CONCURRENCY)
 # BENCH_SECONDS, BB_WORKERS, BENCH_ROUNDS (metrics rounds) and BENCH_PORT_BASE
 # (ports BASE..BASE+4: HTTP, AMQP, AMQP dist, nginx, Redis)
 # override the defaults.
@@ -147,6 +148,27 @@ metrics_cost() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 if [ "${1:-}" = metrics ]; then
     metrics_cost
+    exit 0
+fi
+
+# The pool's shape: workers (BB_WORKERS) by requests each answers at once
+# (WORKER_CONCURRENCY), single events at 16 and 64 connections; what the
+# shipped defaults are chosen from.
+pool_shapes() {
+    local w c
+    for w in 2 4 8; do
+        for c in 1 4 16; do
+            sed -i '/BB_WORKERS\|WORKER_CONCURRENCY/d' "$dir/bloodbank.env"
+            printf 'export BB_WORKERS=%s\nexport WORKER_CONCURRENCY=%s\n' "$w" "$c" \
+                >>"$dir/bloodbank.env"
+            "$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+            wrk_run 16 post.lua /events/llm/prompt 1 "workers=$w concurrency=$c"
+            wrk_run 64 post.lua /events/llm/prompt 1 "workers=$w concurrency=$c"
+        done
+    done
+}
+if [ "${1:-}" = pool ]; then
+    pool_shapes
     exit 0
 fi
 
