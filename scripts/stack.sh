@@ -122,6 +122,7 @@ write_bloodbank_env() {
             BB_BIN "$BB_BIN" \
             BB_WORKERS "$BB_WORKERS" \
             BB_RUN_USER "$BB_RUN_USER" \
+            BB_ERRORS_DIR "$repo/lighttpd/errors" \
             RABBIT_URL "amqp://guest:guest@127.0.0.1:$BB_AMQP_PORT/" \
             RABBIT_EXCHANGE "$BB_EXCHANGE" \
             REDIS_HOST 127.0.0.1 \

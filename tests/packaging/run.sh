@@ -86,6 +86,17 @@ answers() {  # URL: anything answers there
     curl -s -o /dev/null --max-time 5 "$1"
 }
 
+web_error() {  # STATUS CODE CURL_ARGS...: the web server's own error, in JSON
+    local want=$1 code=$2 out
+    shift 2
+    out=$(curl -s -w '\n%{http_code} %{content_type}' "$@")
+    [ "$(tail -n 1 <<<"$out")" = "$want application/json" ] ||
+        fail "expected a JSON $want from the web server, got: $out"
+    [ "$(head -n 1 <<<"$out" | json_field error)" = "$code" ] ||
+        fail "expected error $code, got: $out"
+    echo "$want $code: $(head -n 1 <<<"$out")"
+}
+
 wait_http() {  # URL
     for _ in $(seq 1 50); do
         curl -s -o /dev/null "$1" && return 0
@@ -152,6 +163,8 @@ corr=$(curl -sf "http://127.0.0.1:8682/debug/correlation/$id") ||
     fail "debug correlation of $id"
 [ "$(json_field event_id <<<"$corr")" = "$id" ] || fail "correlation: $corr"
 echo "published $id; its correlation record answers"
+web_error 413 payload_too_large -X POST http://127.0.0.1:8682/events/llm/prompt \
+    -H 'Content-Type: application/json' -H 'Content-Length: 104857600'
 ss -Hltn 'sport = :8682' | awk '{print $4}' | grep -qvx '127.0.0.1:8682' &&
     fail "lighttpd listens on 8682 beyond the loopback interface"
 service lighttpd stop >/dev/null
@@ -194,6 +207,8 @@ base=http://127.0.0.1:$NGINX_PORT
 event=$(publish "$base") || { cat "$work/master.log"; fail "publish through nginx"; }
 echo "published $(json_field event_id <<<"$event") through nginx and the master"
 ps -o user= -p "$master_pid" | grep -qx bloodbank || fail "the master does not run as bloodbank"
+web_error 413 payload_too_large -X POST "$base/events/llm/prompt" \
+    -H 'Content-Type: application/json' -H 'Content-Length: 5000000'
 
 say "(d) kill -9 one worker: it is replaced"
 workers() { pgrep -P "$master_pid" | sort; }
