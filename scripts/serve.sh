@@ -1,8 +1,11 @@
 #!/bin/bash
 # Install dependencies, build, and run Bloodbank locally:
-#   HTTP  http://localhost:8682  (lighttpd + 4 bloodbank FastCGI workers)
+#   HTTP  http://127.0.0.1:8682  (lighttpd + 4 bloodbank FastCGI workers; loopback
+#                                 only: HTTP_HOST=0.0.0.0 for all interfaces, and
+#                                 then set API_TOKEN too)
 #   AMQP  127.0.0.1:5672         (private RabbitMQ node bloodbank-dev@localhost, guest/guest)
 #   Redis 127.0.0.1:6379
+# Started as root, lighttpd and the workers run as www-data (BB_RUN_USER).
 # State, logs and sockets: /var/tmp/bloodbank-dev (override with BB_DEV_DIR).
 # Ports and the other settings can be changed with the variables documented in
 # scripts/stack.sh (BB_HTTP_PORT, BB_AMQP_PORT, BB_REDIS_PORT, BB_WORKERS, ...).
@@ -20,7 +23,7 @@ make -j2
 
 bash scripts/stack.sh start "$dir"
 
-port=${BB_HTTP_PORT:-8682}
+port=${BB_HTTP_PORT:-${HTTP_PORT:-8682}}
 cat <<MSG
 
 Bloodbank is running on http://localhost:$port/

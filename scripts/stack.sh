@@ -6,7 +6,8 @@
 #
 # usage: stack.sh COMMAND DIR
 #   start            start redis, rabbitmq and lighttpd (stops stale ones of this DIR first)
-#   stop             stop all three; never fails when something is already down
+#   stop             stop all three, and epmd when this stack's node started it and no
+#                    other node uses it; never fails when something is already down
 #   stop-rabbit      stop only the RabbitMQ node     (failure testing)
 #   start-rabbit     start only the RabbitMQ node
 #   stop-redis       stop only Redis
@@ -28,7 +29,9 @@
 #
 # Settings (environment, read by `start`; saved in DIR/stack.env and reused by the
 # other commands, so `stop DIR` needs no environment):
-#   BB_HTTP_PORT (HTTP_PORT, else 8682)  BB_HTTP_HOST (HTTP_HOST, else 0.0.0.0)
+#   BB_HTTP_PORT (HTTP_PORT, else 8682)  BB_HTTP_HOST (HTTP_HOST, else 127.0.0.1)
+#   BB_RUN_USER (www-data): started as root, lighttpd and the workers become
+#     this user (and its group) once the port is bound; DIR is given to its group
 #   BB_AMQP_PORT (5672)
 #   BB_AMQP_DIST_PORT (25672)  BB_REDIS_PORT (6379)  BB_WORKERS (4)
 #   BB_BIN (<repo>/src/bloodbank)  BB_NODE (bloodbank-dev@localhost)
@@ -51,7 +54,7 @@ set -eu
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {
-    sed -n '7,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -80,7 +83,13 @@ load_settings() {
         . "$dir/stack.env"
     fi
     BB_HTTP_PORT=${BB_HTTP_PORT:-${HTTP_PORT:-8682}}
-    BB_HTTP_HOST=${BB_HTTP_HOST:-${HTTP_HOST:-0.0.0.0}}
+    BB_HTTP_HOST=${BB_HTTP_HOST:-${HTTP_HOST:-127.0.0.1}}
+    # workers never run as root: lighttpd drops to this user (only root can)
+    if [ "$(id -u)" = 0 ]; then
+        BB_RUN_USER=${BB_RUN_USER:-www-data}
+    else
+        BB_RUN_USER=""
+    fi
     BB_AMQP_PORT=${BB_AMQP_PORT:-5672}
     BB_AMQP_DIST_PORT=${BB_AMQP_DIST_PORT:-25672}
     BB_REDIS_PORT=${BB_REDIS_PORT:-6379}
@@ -99,7 +108,7 @@ save_settings() {
     {
         echo "# written by scripts/stack.sh start; read by its other commands"
         for v in BB_HTTP_PORT BB_HTTP_HOST BB_AMQP_PORT BB_AMQP_DIST_PORT BB_REDIS_PORT \
-                 BB_WORKERS BB_BIN BB_NODE BB_EXCHANGE; do
+                 BB_WORKERS BB_BIN BB_NODE BB_EXCHANGE BB_RUN_USER; do
             printf '%s=%q\n' "$v" "${!v}"
         done
     } > "$dir/stack.env"
@@ -126,6 +135,8 @@ write_bloodbank_env() {
             BB_BIN "$BB_BIN" \
             BB_WORKERS "$BB_WORKERS" \
             BB_MAX_REQUEST_KB "$max_request_kb" \
+            BB_RUN_USER "$BB_RUN_USER" \
+            BB_ERRORS_DIR "$repo/lighttpd/errors" \
             RABBIT_URL "amqp://guest:guest@127.0.0.1:$BB_AMQP_PORT/" \
             RABBIT_EXCHANGE "$BB_EXCHANGE" \
             REDIS_HOST 127.0.0.1 \
@@ -248,6 +259,7 @@ rabbit_env() {
         RABBITMQ_CONFIG_FILE="$rd/rabbitmq.conf" \
         RABBITMQ_ADVANCED_CONFIG_FILE="$rd/advanced.config" \
         RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+        ERL_EPMD_ADDRESS=127.0.0.1 \
         "$@"
 }
 
@@ -262,6 +274,11 @@ rabbit_running() {
 start_rabbit() {
     local rd=$dir/rabbitmq
     mkdir -p "$rd/mnesia" "$rd/log"
+    # the CLI or the node starts epmd (on 127.0.0.1) when none runs: stop_epmd
+    # stops it again
+    if ! pgrep -x epmd >/dev/null; then
+        touch "$rd/started-epmd"
+    fi
     [ -f "$rd/enabled_plugins" ] || echo '[].' > "$rd/enabled_plugins"
     # listener address and port come from RABBITMQ_NODE_IP_ADDRESS/_PORT (rabbit_env)
     cat > "$rd/rabbitmq.conf" <<EOF
@@ -311,6 +328,19 @@ stop_rabbit() {
     fi
     rm -f "$pf"
     log "rabbitmq node $BB_NODE stopped"
+}
+
+# epmd, when this stack's node started it and no node is registered any more
+# (epmd -kill refuses while any is)
+stop_epmd() {
+    local marker=$dir/rabbitmq/started-epmd
+    [ -e "$marker" ] || return 0
+    if epmd -names 2>/dev/null | grep -q '^name '; then
+        log "epmd left running: other Erlang nodes use it"
+    elif pgrep -x epmd >/dev/null; then
+        epmd -kill >/dev/null 2>&1 && log "epmd stopped"
+    fi
+    rm -f "$marker"
 }
 
 # rabbit_alarm memory|disk on|off: raise or clear a resource alarm of the node
@@ -428,6 +458,12 @@ case $cmd in
     start)
         mkdir -p "$dir"
         chmod 755 "$dir"
+        # lighttpd, once it is BB_RUN_USER, creates and removes the workers'
+        # socket here, and the workers write sanitizer logs here
+        if [ -n "$BB_RUN_USER" ]; then
+            chgrp "$(id -gn "$BB_RUN_USER")" "$dir"
+            chmod 775 "$dir"
+        fi
         # stale processes of an earlier run on this DIR, with that run's settings
         if [ -f "$dir/stack.env" ]; then
             bash "${BASH_SOURCE[0]}" stop "$dir" || true
@@ -442,6 +478,7 @@ case $cmd in
     stop)
         stop_lighttpd
         stop_rabbit
+        stop_epmd
         stop_redis
         ;;
     deps-up)
@@ -453,6 +490,7 @@ case $cmd in
         ;;
     deps-down)
         stop_rabbit
+        stop_epmd
         stop_redis
         ;;
     start-rabbit) start_rabbit ;;

@@ -71,7 +71,7 @@ static const struct setting settings[] = {
 	    K_BOOL, OFF(correlation_tracking), 0, 0, false },
 	{ "CORRELATION_MAX_CHILDREN", NULL, "correlation:max_children", "10000",
 	    K_INT, OFF(max_children), 1, 1000000, false },
-	{ "HTTP_HOST", NULL, "http:host", "0.0.0.0",
+	{ "HTTP_HOST", NULL, "http:host", "127.0.0.1",
 	    K_STRING, OFF(http_host), 1, 255, false },
 	{ "HTTP_PORT", NULL, "http:port", "8682",
 	    K_INT, OFF(http_port), 1, 65535, false },

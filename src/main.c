@@ -57,6 +57,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bb_master_options opt = { .socket_mode = 0660 };
+	const char *master_only = NULL;
 	bool master = false;
 	char *end;
 	int c;
@@ -73,7 +74,7 @@ main(int argc, char **argv)
 			return 0;
 		case 'l':
 			opt.listen = optarg;
-			master = true;
+			master_only = "--listen";
 			break;
 		case 'w':
 			opt.workers = (int)strtol(optarg, &end, 10);
@@ -83,11 +84,14 @@ main(int argc, char **argv)
 			break;
 		case 'u':
 			opt.user = optarg;
+			master_only = "--user";
 			break;
 		case 'g':
 			opt.socket_group = optarg;
+			master_only = "--socket-group";
 			break;
 		case 'm':
+			master_only = "--socket-mode";
 			opt.socket_mode = (mode_t)strtol(optarg, &end, 8);
 			if (*end || end == optarg || opt.socket_mode > 0777) {
 				fprintf(stderr, "bloodbank: --socket-mode wants an "
@@ -102,6 +106,13 @@ main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		usage(stderr);
+		return 2;
+	}
+	/* A worker does none of what these ask for: it would serve as
+	 * root, or on a socket with another owner or mode, without a word. */
+	if (!master && master_only != NULL) {
+		fprintf(stderr, "bloodbank: %s is an option of the master: "
+		    "it needs --workers N\n", master_only);
 		return 2;
 	}
 	if (!master)

@@ -223,6 +223,55 @@ class ErrorTest(BBTestCase):
                 self.check("POST", PROMPT, body, 422, "validation_error")
 
 
+class WebServerErrorTest(BBTestCase):
+    """Requests the web server refuses before Bloodbank sees them: its own
+    answers are JSON in the contract's shape too (lighttpd's
+    server.errorfile-prefix), and nothing is published."""
+
+    def raw(self, request):
+        """Send REQUEST (bytes) as is; the status and the parsed JSON body."""
+        import socket
+        from urllib.parse import urlsplit
+        u = urlsplit(bbtest.BB_URL)
+        with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+            s.sendall(request)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        self.assertTrue(headers.get("Content-Type", "").startswith("application/json"),
+                        (status, headers, body))
+        doc = json.loads(body.decode("utf-8"))
+        self.assertIsInstance(doc.get("detail"), str, doc)
+        return status, doc
+
+    def request(self, *header_lines):
+        return (b"\r\n".join((b"POST " + PROMPT.encode() + b" HTTP/1.1",
+                              b"Host: bloodbank", b"Content-Type: application/json",
+                              b"Connection: close") + header_lines) + b"\r\n\r\n")
+
+    def test_post_without_body_or_content_length_is_json_411(self):
+        with Consumer() as c:
+            status, doc = self.raw(self.request())
+            self.assertEqual((status, doc.get("error")), (411, "length_required"), doc)
+            self.assertNothingPublished(c)
+
+    def test_body_over_the_web_server_limit_is_json_413(self):
+        # lighttpd's server.max-request-size (4 MiB): refused on the header alone
+        status, doc = self.raw(self.request(b"Content-Length: 104857600"))
+        self.assertEqual((status, doc.get("error")), (413, "payload_too_large"), doc)
+
+    def test_control_character_in_a_header_is_json_400(self):
+        status, doc = self.raw(self.request(b"X-Bad: a\x01b", b"Content-Length: 2") + b"{}")
+        self.assertEqual((status, doc.get("error")), (400, "invalid_request"), doc)
+
+
 class ResponseFramingTest(BBTestCase):
 
     def test_every_response_has_correct_content_length(self):

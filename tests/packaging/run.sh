@@ -12,7 +12,14 @@
 #       the workers with no request failing, and a SIGHUP with a bad
 #       configuration is refused, the workers kept;
 #   (c) SIGTERM to the master under a small load: every request answered;
-#   (e) purge: /etc/bloodbank and the user are gone.
+#   (e) remove, reinstall and purge with the lighttpd module enabled and
+#       lighttpd running: remove disables the module and reloads lighttpd
+#       (which stops serving Bloodbank and still passes `lighttpd -tt`), a
+#       reinstall enables it again, purge leaves no dangling link, and
+#       /etc/bloodbank and the user are gone.
+# The machine's lighttpd is started with its init script and reloaded by the
+# package through invoke-rc.d: a policy-rc.d of the test's own allows that
+# for lighttpd only while the test runs (a container's denies everything).
 # Redis and RabbitMQ are private (scripts/stack.sh deps-up); the installed
 # /etc/bloodbank/bloodbank.ini is edited to point at them, as an operator
 # would edit it.
@@ -25,6 +32,9 @@ export BB_NODE=bbpkg@localhost
 NGINX_PORT=18783
 deps="$work/deps"
 master_pid=""
+lighttpd_started=0
+policy=/usr/sbin/policy-rc.d
+enabled_link=/etc/lighttpd/conf-enabled/15-bloodbank.conf
 
 say() { printf -- '--- %s\n' "$*"; }
 fail() { echo "packaging test FAILED: $*" >&2; exit 1; }
@@ -33,9 +43,29 @@ cleanup() {
     set +e
     [ -n "$master_pid" ] && kill "$master_pid" 2>/dev/null
     [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
-    [ -f "$work/lighttpd.pid" ] && kill "$(cat "$work/lighttpd.pid")" 2>/dev/null
+    [ "$lighttpd_started" = 1 ] && service lighttpd stop >/dev/null 2>&1
     bash "$repo/scripts/stack.sh" deps-down "$deps" >/dev/null 2>&1
     dpkg -s bloodbank >/dev/null 2>&1 && apt-get purge -y -q bloodbank >/dev/null 2>&1
+    [ -L "$enabled_link" ] && rm -f "$enabled_link"
+    restore_policy
+}
+
+# The machine's own policy-rc.d, if any, is kept aside while the test's
+# allows lighttpd's actions (and denies every other service's).
+allow_lighttpd() {
+    if [ -e "$policy" ] && [ ! -e "$work/policy-rc.d.orig" ]; then
+        cp -p "$policy" "$work/policy-rc.d.orig"
+    fi
+    printf '#!/bin/sh\n# bloodbank packaging test (%s)\nfor a; do [ "$a" = lighttpd ] && exit 0; done\nexit 101\n' \
+        "$work" >"$policy"
+    chmod 755 "$policy"
+}
+restore_policy() {
+    if [ -e "$work/policy-rc.d.orig" ]; then
+        mv -f "$work/policy-rc.d.orig" "$policy"
+    elif grep -qs "bloodbank packaging test ($work)" "$policy"; then
+        rm -f "$policy"
+    fi
 }
 trap cleanup EXIT
 
@@ -46,6 +76,25 @@ json_field() {  # FIELD: from the JSON on stdin
 publish() {  # BASE_URL
     curl -sf -X POST "$1/events/llm/prompt" -H 'Content-Type: application/json' \
         -d '{"prompt":"Test prompt","model":"gpt-4","temperature":0.7}'
+}
+
+lighttpd_running() {
+    service lighttpd status >/dev/null 2>&1
+}
+
+answers() {  # URL: anything answers there
+    curl -s -o /dev/null --max-time 5 "$1"
+}
+
+web_error() {  # STATUS CODE CURL_ARGS...: the web server's own error, in JSON
+    local want=$1 code=$2 out
+    shift 2
+    out=$(curl -s -w '\n%{http_code} %{content_type}' "$@")
+    [ "$(tail -n 1 <<<"$out")" = "$want application/json" ] ||
+        fail "expected a JSON $want from the web server, got: $out"
+    [ "$(head -n 1 <<<"$out" | json_field error)" = "$code" ] ||
+        fail "expected error $code, got: $out"
+    echo "$want $code: $(head -n 1 <<<"$out")"
 }
 
 wait_http() {  # URL
@@ -75,6 +124,11 @@ say "install with apt"
 apt-get install -y -q "$deb" >"$work/install.log" 2>&1 ||
     { cat "$work/install.log"; fail "apt-get install"; }
 getent passwd bloodbank >/dev/null || fail "no bloodbank user"
+for unit in bloodbank.service bloodbank.socket; do
+    if ls /etc/systemd/system/*.wants/"$unit" >/dev/null 2>&1; then
+        fail "$unit is enabled on install (it is for nginx users to enable)"
+    fi
+done
 [ "$(stat -c '%U:%G %a' /etc/bloodbank/bloodbank.ini)" = "root:bloodbank 640" ] ||
     fail "bloodbank.ini is not root:bloodbank 0640"
 /usr/sbin/bloodbank --version
@@ -93,11 +147,12 @@ INI
 runuser -u bloodbank -- /usr/sbin/bloodbank --check-config >/dev/null ||
     fail "the service user cannot read a valid configuration"
 
-say "(a) lighttpd with lighty-enable-mod bloodbank, on :8682"
+say "(a) lighttpd with lighty-enable-mod bloodbank, on 127.0.0.1:8682"
+lighttpd_running && fail "the machine's lighttpd is running already"
 lighty-enable-mod bloodbank >/dev/null
 lighttpd -tt -f /etc/lighttpd/lighttpd.conf
-lighttpd -D -f /etc/lighttpd/lighttpd.conf &
-echo $! >"$work/lighttpd.pid"
+lighttpd_started=1
+service lighttpd start >/dev/null
 wait_http http://127.0.0.1:8682/healthz
 health=$(curl -s http://127.0.0.1:8682/healthz)
 echo "$health"
@@ -108,10 +163,12 @@ corr=$(curl -sf "http://127.0.0.1:8682/debug/correlation/$id") ||
     fail "debug correlation of $id"
 [ "$(json_field event_id <<<"$corr")" = "$id" ] || fail "correlation: $corr"
 echo "published $id; its correlation record answers"
-kill "$(cat "$work/lighttpd.pid")"
-wait "$(cat "$work/lighttpd.pid")" 2>/dev/null || true
-rm -f "$work/lighttpd.pid"
-lighty-disable-mod bloodbank >/dev/null
+web_error 413 payload_too_large -X POST http://127.0.0.1:8682/events/llm/prompt \
+    -H 'Content-Type: application/json' -H 'Content-Length: 104857600'
+ss -Hltn 'sport = :8682' | awk '{print $4}' | grep -qvx '127.0.0.1:8682' &&
+    fail "lighttpd listens on 8682 beyond the loopback interface"
+service lighttpd stop >/dev/null
+lighttpd_started=0
 
 say "(b) the master as the systemd units start it, nginx with the shipped site"
 exec_start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/bloodbank.service)
@@ -127,7 +184,7 @@ BLOODBANK_CONFIG=/etc/bloodbank/bloodbank.ini spawn-fcgi -n -s "$sock" \
     -U "$sock_user" -G "$sock_group" -M "$sock_mode" \
     -u "$unit_user" -g "$unit_user" -- $exec_start >"$work/master.log" 2>&1 &
 master_pid=$!
-sed "s/listen 8682;/listen 127.0.0.1:$NGINX_PORT;/; /listen \[::\]/d; s|/var/log/nginx/bloodbank.access.log|$work/nginx-access.log|" \
+sed "s/listen 127.0.0.1:8682;/listen 127.0.0.1:$NGINX_PORT;/; s|/var/log/nginx/bloodbank.access.log|$work/nginx-access.log|" \
     /etc/nginx/sites-available/bloodbank >"$work/site.conf"
 # The shipped files include snippets/ and fastcgi_params relative to the
 # configuration's directory, /etc/nginx on a real system.
@@ -150,6 +207,8 @@ base=http://127.0.0.1:$NGINX_PORT
 event=$(publish "$base") || { cat "$work/master.log"; fail "publish through nginx"; }
 echo "published $(json_field event_id <<<"$event") through nginx and the master"
 ps -o user= -p "$master_pid" | grep -qx bloodbank || fail "the master does not run as bloodbank"
+web_error 413 payload_too_large -X POST "$base/events/llm/prompt" \
+    -H 'Content-Type: application/json' -H 'Content-Length: 5000000'
 
 say "(d) kill -9 one worker: it is replaced"
 workers() { pgrep -P "$master_pid" | sort; }
@@ -221,6 +280,9 @@ sleep 1
 kill -TERM "$master_pid"
 wait "$master_pid" && status=0 || status=$?
 master_pid=""
+lighttpd_started=0
+policy=/usr/sbin/policy-rc.d
+enabled_link=/etc/lighttpd/conf-enabled/15-bloodbank.conf
 # shellcheck disable=SC2086
 wait $jobs
 cat "$work"/codes.* | sort | uniq -c
@@ -232,8 +294,37 @@ grep -qE '^50[23]$' "$work"/codes.* || fail "the load did not outlast the stop"
 grep -q 'stopped' "$work/master.log" || fail "the master did not log its stop"
 nginx -c "$work/nginx.conf" -s stop
 
-say "(e) purge"
+say "(e) remove with the module enabled and lighttpd running"
+allow_lighttpd
+lighttpd_started=1
+service lighttpd start >/dev/null
+wait_http http://127.0.0.1:8682/healthz
+apt-get remove -y -q bloodbank >"$work/remove.log" 2>&1 || { cat "$work/remove.log"; fail remove; }
+[ ! -e "$enabled_link" ] || fail "the module is still enabled after remove"
+lighttpd -tt -f /etc/lighttpd/lighttpd.conf || fail "lighttpd -tt after remove"
+lighttpd_running || fail "lighttpd is not running after remove"
+answers http://127.0.0.1:8682/healthz && fail "lighttpd still serves Bloodbank after remove"
+echo "module disabled, lighttpd reloaded: 8682 closed, lighttpd -tt passes"
+
+say "reinstall: the module is enabled again"
+apt-get install -y -q "$deb" >"$work/reinstall.log" 2>&1 ||
+    { cat "$work/reinstall.log"; fail "reinstall"; }
+[ -L "$enabled_link" ] || fail "the module was not enabled again"
+wait_http http://127.0.0.1:8682/healthz
+health=$(curl -s http://127.0.0.1:8682/healthz)
+[ "$(json_field status <<<"$health")" = healthy ] || fail "healthz after reinstall: $health"
+echo "module enabled again, lighttpd reloaded: $health"
+
+say "purge with the module enabled and lighttpd running"
 apt-get purge -y -q bloodbank >"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail purge; }
+[ ! -e "$enabled_link" ] && [ ! -L "$enabled_link" ] || fail "$enabled_link left behind"
+lighttpd -tt -f /etc/lighttpd/lighttpd.conf || fail "lighttpd -tt after purge"
+lighttpd_running || fail "lighttpd is not running after purge"
+answers http://127.0.0.1:8682/healthz && fail "lighttpd still serves Bloodbank after purge"
+service lighttpd stop >/dev/null
+lighttpd_started=0
+restore_policy
 [ ! -e /etc/bloodbank ] || fail "/etc/bloodbank is still there"
+[ ! -e /var/lib/bloodbank ] || fail "/var/lib/bloodbank is still there"
 ! getent passwd bloodbank >/dev/null || fail "the bloodbank user is still there"
 echo "packaging test passed"
