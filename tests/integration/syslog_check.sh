@@ -59,6 +59,7 @@ until redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG; do sleep 0.1; 
     . "$stack_dir/bloodbank.env"
     BB_STATE_DIR=$dir BB_HTTP_PORT=$http_port BB_HTTP_HOST=127.0.0.1 BB_WORKERS=1
     REDIS_PORT=$redis_port LOG_TARGET=syslog METRICS_PATH=$dir/metrics
+    BB_RUN_USER=    # this check's own directory is root's
     exec lighttpd -D -f "$repo/lighttpd/bloodbank.conf"
 ) >"$dir/lighttpd.out" 2>&1 &
 pids="$pids $!"
