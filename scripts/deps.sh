@@ -9,7 +9,8 @@ PACKAGES="build-essential autoconf automake pkg-config libfcgi-dev librabbitmq-d
 libhiredis-dev libiniparser-dev libcunit1-dev libjsmn-dev uuid-dev libssl-dev
 lighttpd rabbitmq-server redis-server wrk python3 python3-pika python3-requests
 curl clang libclang-rt-14-dev spawn-fcgi nginx procps iproute2 git
-debhelper dpkg-dev lintian prometheus graphviz rsyslog"
+debhelper dpkg-dev lintian prometheus graphviz rsyslog
+podman podman-compose runc debootstrap"
 
 missing=""
 for p in $PACKAGES; do

@@ -6,6 +6,7 @@
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
 # steps: deps build unit alerts fuzz integration faults asan_build asan_integration packaging
+#        containers
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -15,7 +16,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit alerts fuzz integration faults asan_build asan_integration packaging"
+STEPS="deps build unit alerts fuzz integration faults asan_build asan_integration packaging containers"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -205,6 +206,11 @@ step_asan_integration() {
 # build, lintian, install, serve through lighttpd and nginx, purge
 step_packaging() {
     bash "$repo/tests/packaging/run.sh"
+}
+
+# the Dockerfile, compose.yaml and k8s/ with podman (tests/containers/run.sh)
+step_containers() {
+    bash "$repo/tests/containers/run.sh"
 }
 
 # ---------------------------------------------------------------- runner

@@ -1,0 +1,46 @@
+# Bloodbank in a container: lighttpd and its Bloodbank workers.
+#   docker build -t bloodbank .      (or podman build --format docker: the OCI
+#                                     format has no HEALTHCHECK)
+#   docker run -p 127.0.0.1:8682:8682 -e RABBIT_URL=amqp://... -e REDIS_HOST=... bloodbank
+# Settings are environment variables (README, Configuration); compose.yaml
+# and k8s/ show a whole deployment.
+
+# The .deb, built from this source tree as `dpkg-buildpackage` builds it
+# (with the unit tests).
+FROM debian:bookworm AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential debhelper dpkg-dev autoconf automake pkg-config \
+      libcunit1-dev libfcgi-dev libhiredis-dev libiniparser-dev libjsmn-dev \
+      librabbitmq-dev libssl-dev uuid-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /build/bloodbank
+COPY . .
+RUN dpkg-buildpackage -us -uc -b && mkdir /debs && mv ../bloodbank_*.deb /debs/
+
+# The package on a slim system, with lighttpd in front of it.
+FROM debian:bookworm-slim
+# A fixed uid (in the system range, so that the package's postinst keeps the
+# user): Kubernetes' runAsNonRoot checks a numeric USER.
+RUN groupadd --system --gid 999 bloodbank \
+ && useradd --system --uid 999 --gid bloodbank --home-dir /var/lib/bloodbank \
+      --no-create-home --shell /usr/sbin/nologin bloodbank
+COPY --from=build /debs/ /tmp/debs/
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      lighttpd curl /tmp/debs/bloodbank_*.deb \
+ && rm -rf /var/lib/apt/lists/* /tmp/debs
+COPY container/lighttpd.conf /etc/lighttpd/bloodbank-container.conf
+# /tmp is writable in the image and an emptyDir in k8s/ (the root file
+# system may be read-only): the pool's metrics file lives there.
+ENV BB_HTTP_PORT=8682 \
+    BB_WORKERS=4 \
+    BLOODBANK_CONFIG=/etc/bloodbank/bloodbank.ini \
+    METRICS_PATH=/tmp/bloodbank-metrics \
+    LOG_LEVEL=info
+USER 999:999
+WORKDIR /var/lib/bloodbank
+EXPOSE 8682
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD curl -fsS -o /dev/null "http://127.0.0.1:${BB_HTTP_PORT}/healthz" || exit 1
+CMD ["lighttpd", "-D", "-f", "/etc/lighttpd/bloodbank-container.conf"]
