@@ -9,18 +9,6 @@
 
 #define PREFIX "sha256="
 
-static int
-hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 bb_signature_parse(const char *header, uint8_t out[BB_SIGNATURE_LEN])
 {
@@ -33,7 +21,8 @@ bb_signature_parse(const char *header, uint8_t out[BB_SIGNATURE_LEN])
 	if (strlen(header) != 2 * BB_SIGNATURE_LEN)
 		return -1;
 	for (size_t k = 0; k < BB_SIGNATURE_LEN; k++) {
-		int hi = hex_digit(header[2 * k]), lo = hex_digit(header[2 * k + 1]);
+		int hi = OPENSSL_hexchar2int((unsigned char)header[2 * k]);
+		int lo = OPENSSL_hexchar2int((unsigned char)header[2 * k + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		out[k] = (uint8_t)(hi << 4 | lo);
