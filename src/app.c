@@ -627,43 +627,51 @@ build_items(struct bb_call *call, const struct bb_request *req)
 	}
 }
 
-static const struct bb_item *sort_items;
+/* An item that carries an idempotency_key, for sorting by key. */
+struct keyed {
+	const char *key;
+	size_t len;
+	int index;
+};
 
 static int
-compare_keys(const void *a, const void *b)
+compare_key_text(const struct keyed *x, const struct keyed *y)
 {
-	const struct bb_event *x = &sort_items[*(const int *)a].event;
-	const struct bb_event *y = &sort_items[*(const int *)b].event;
-	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-	int c = memcmp(x->key, y->key, n);
+	int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
 
-	if (c)
+	if (c || x->len == y->len)
 		return c;
-	if (x->key_len != y->key_len)
-		return x->key_len < y->key_len ? -1 : 1;
-	return *(const int *)a - *(const int *)b;	/* earlier first */
+	return x->len < y->len ? -1 : 1;
+}
+
+static int
+compare_keyed(const void *a, const void *b)
+{
+	const struct keyed *x = a, *y = b;
+	int c = compare_key_text(x, y);
+
+	return c ? c : x->index - y->index;	/* earlier first */
 }
 
 /* The same idempotency_key twice in one batch: the later item is 422. */
 static void
 refuse_repeated_keys(struct bb_call *call)
 {
-	int *order = bb_xcalloc((size_t)call->nitems + 1, sizeof(*order));
+	struct keyed *order = bb_xcalloc((size_t)call->nitems + 1,
+	    sizeof(*order));
 	int n = 0;
 
 	for (int k = 0; k < call->nitems; k++) {
-		if (call->items[k].status == 0 && call->items[k].event.key)
-			order[n++] = k;
+		const struct bb_event *ev = &call->items[k].event;
+		if (call->items[k].status == 0 && ev->key)
+			order[n++] = (struct keyed){ ev->key, ev->key_len, k };
 	}
-	sort_items = call->items;
-	qsort(order, (size_t)n, sizeof(*order), compare_keys);
+	qsort(order, (size_t)n, sizeof(*order), compare_keyed);
 	for (int j = 1; j < n; j++) {
-		const struct bb_event *a = &call->items[order[j - 1]].event;
-		struct bb_item *b = &call->items[order[j]];
-		if (a->key_len == b->event.key_len &&
-		    memcmp(a->key, b->event.key, a->key_len) == 0)
-			item_fail(call, b, 422, "validation_error", "this "
-			    "idempotency_key is used by an earlier item of the batch");
+		if (compare_key_text(&order[j - 1], &order[j]) == 0)
+			item_fail(call, &call->items[order[j].index], 422,
+			    "validation_error", "this idempotency_key is used by "
+			    "an earlier item of the batch");
 	}
 	free(order);
 }

@@ -180,6 +180,16 @@ def ensure_exchange(timeout=10.0):
 
 # ------------------------------------------------------------------ stack control
 
+def read_to_eof(sock):
+    """Everything a socket delivers until the peer closes it."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def stack(command):
     """Runs a stack.sh command on the stack under test; returns its output."""
     if not (BB_STACK and BB_STATE_DIR):

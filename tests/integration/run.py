@@ -235,12 +235,7 @@ class WebServerErrorTest(BBTestCase):
         u = urlsplit(bbtest.BB_URL)
         with socket.create_connection((u.hostname, u.port), timeout=10) as s:
             s.sendall(request)
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = bbtest.read_to_eof(s)
         head, _, body = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])

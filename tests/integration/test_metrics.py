@@ -143,12 +143,7 @@ def fcgi_request(port, method, path, body=b"", timeout=10):
     msg += record(5, b"")
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(msg)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = bbtest.read_to_eof(s)
     out = b""
     while len(data) >= 8:
         _, rtype, _, clen, plen = struct.unpack(">BBHHB", data[:7])
