@@ -19,7 +19,7 @@
 #define DEFAULT_ENV_FILE ".env"
 
 enum kind { K_STRING, K_AMQP_URLS, K_INT, K_LONG, K_BOOL, K_EXCHANGE_TYPE,
-	K_QUEUE_TYPE, K_LOG_LEVEL, K_LOG_TARGET, K_ADDRESSES };
+	K_QUEUE_TYPE, K_LOG_LEVEL, K_LOG_TARGET, K_ADDRESSES, K_HOST_PORTS };
 
 static const char *const exchange_types[] = {
 	"topic", "direct", "fanout", "headers", NULL
@@ -103,6 +103,20 @@ static const struct setting settings[] = {
 	    K_LONG, OFF(idempotency_max_stored_bytes), 0, 1073741824, false },
 	{ "TRUSTED_PROXIES", NULL, "http:trusted_proxies", "",
 	    K_ADDRESSES, OFF(trusted_proxies), 0, 0, false },
+	{ "RABBIT_TLS_CA", NULL, "rabbitmq:tls_ca", "",
+	    K_STRING, OFF(rabbit_tls_ca), 0, 4096, false },
+	{ "RABBIT_TLS_CERT", NULL, "rabbitmq:tls_cert", "",
+	    K_STRING, OFF(rabbit_tls_cert), 0, 4096, false },
+	{ "RABBIT_TLS_KEY", NULL, "rabbitmq:tls_key", "",
+	    K_STRING, OFF(rabbit_tls_key), 0, 4096, false },
+	{ "RABBIT_TLS_VERIFY", NULL, "rabbitmq:tls_verify", "true",
+	    K_BOOL, OFF(rabbit_tls_verify), 0, 0, false },
+	{ "REDIS_SENTINELS", NULL, "redis:sentinels", "",
+	    K_HOST_PORTS, OFF(redis_sentinels), 0, 4096, false },
+	{ "REDIS_SENTINEL_MASTER", NULL, "redis:sentinel_master", "mymaster",
+	    K_STRING, OFF(redis_sentinel_master), 1, 255, false },
+	{ "REDIS_SENTINEL_PASSWORD", NULL, "redis:sentinel_password", "",
+	    K_STRING, OFF(redis_sentinel_password), 0, 1024, true },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -198,8 +212,8 @@ parse_long(const char *v, long min, long max, long *out)
 	    *out <= max;
 }
 
-/* Each entry of a comma-separated list names a host after amqp://
- * (amqps, TLS, is not supported). */
+/* Each entry of a comma-separated list names a host after amqp:// or
+ * amqps:// (TLS). */
 static bool
 amqp_urls_valid(const char *v)
 {
@@ -208,8 +222,41 @@ amqp_urls_valid(const char *v)
 		const char *e = v;
 		while (*e == ' ')
 			e++;
-		if (strncmp(e, "amqp://", 7) != 0 || n <= (size_t)(e - v) + 7 ||
-		    strchr(",/:", e[7]) != NULL)
+		size_t scheme = strncmp(e, "amqps://", 8) == 0 ? 8 :
+		    strncmp(e, "amqp://", 7) == 0 ? 7 : 0;
+		if (scheme == 0 || n <= (size_t)(e - v) + scheme ||
+		    strchr(",/:", e[scheme]) != NULL)
+			return false;
+		if (v[n] != ',')
+			return true;
+		v += n + 1;
+	}
+}
+
+/* An empty string, or a comma-separated list of host:port (an IPv6 address
+ * in brackets), the port 1-65535. */
+static bool
+host_ports_valid(const char *v)
+{
+	if (*v == '\0')
+		return true;
+	for (;;) {
+		size_t n = strcspn(v, ",");
+		const char *e = v, *colon = NULL;
+		while (*e == ' ')
+			e++;
+		for (const char *c = e; c < v + n; c++)
+			if (*c == ':')
+				colon = c;
+		if (colon == NULL || colon == e)
+			return false;
+		long port = 0;
+		const char *d = colon + 1;
+		for (; d < v + n && *d >= '0' && *d <= '9' && port <= 65535; d++)
+			port = port * 10 + (*d - '0');
+		while (d < v + n && *d == ' ')
+			d++;
+		if (d != v + n || colon + 1 == d || port < 1 || port > 65535)
 			return false;
 		if (v[n] != ',')
 			return true;
@@ -245,6 +292,12 @@ apply(struct bb_config *cfg, const struct setting *s, const char *value,
 		if (!amqp_urls_valid(value)) {
 			expected = "amqp://user:password@host:port/vhost, or a "
 			    "comma-separated list of them";
+			break;
+		}
+		/* FALLTHROUGH */
+	case K_HOST_PORTS:
+		if (s->kind == K_HOST_PORTS && !host_ports_valid(value)) {
+			expected = "host:port, or a comma-separated list of them";
 			break;
 		}
 		/* FALLTHROUGH */
@@ -369,6 +422,11 @@ bb_config_load(struct bb_config *cfg, char *err, size_t errlen)
 		if (apply(cfg, &settings[s], v, from, err, errlen) != 0)
 			goto end;
 	}
+	if ((cfg->rabbit_tls_cert[0] == '\0') != (cfg->rabbit_tls_key[0] == '\0')) {
+		snprintf(err, errlen, "RABBIT_TLS_CERT and RABBIT_TLS_KEY go "
+		    "together: a client certificate needs its key");
+		goto end;
+	}
 	rc = 0;
 end:
 	if (envfile)
@@ -388,7 +446,8 @@ bb_config_free(struct bb_config *cfg)
 		    settings[s].kind == K_AMQP_URLS ||
 		    settings[s].kind == K_EXCHANGE_TYPE ||
 		    settings[s].kind == K_QUEUE_TYPE ||
-		    settings[s].kind == K_ADDRESSES) {
+		    settings[s].kind == K_ADDRESSES ||
+		    settings[s].kind == K_HOST_PORTS) {
 			free(*(char **)(base + settings[s].offset));
 			*(char **)(base + settings[s].offset) = NULL;
 		}
@@ -452,6 +511,7 @@ bb_config_print(const struct bb_config *cfg, FILE *out)
 		case K_EXCHANGE_TYPE:
 		case K_QUEUE_TYPE:
 		case K_ADDRESSES:
+		case K_HOST_PORTS:
 			if (st->kind == K_AMQP_URLS) {
 				bb_config_redact_url(*(char *const *)field,
 				    redacted, sizeof(redacted));

@@ -39,6 +39,13 @@ struct bb_config {
 	long unrouted_max_bytes;	/* x-max-length-bytes of it */
 	long idempotency_max_stored_bytes;	/* larger envelopes: id only */
 	char *trusted_proxies;		/* TRUSTED_PROXIES, as written */
+	char *rabbit_tls_ca;		/* "": the system's CA store */
+	char *rabbit_tls_cert;		/* "": no client certificate */
+	char *rabbit_tls_key;
+	bool rabbit_tls_verify;		/* peer and host name */
+	char *redis_sentinels;		/* "": REDIS_HOST/PORT directly */
+	char *redis_sentinel_master;
+	char *redis_sentinel_password;
 };
 
 /* Fills cfg. On a bad value, an unreadable file or an unknown INI key,

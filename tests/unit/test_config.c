@@ -15,7 +15,9 @@ static const char *const variables[] = {
 	"REDIS_TIMEOUT_MS", "CORRELATION_TRACKING", "HTTP_HOST", "HTTP_PORT",
 	"MAX_BODY_BYTES", "API_TOKEN", "DEBUG_ENDPOINTS", "LOG_LEVEL",
 	"FIREFLIES_WEBHOOK_SECRET", "UNROUTED_QUEUE_TYPE", "UNROUTED_MAX_BYTES",
-	"IDEMPOTENCY_MAX_STORED_BYTES", "TRUSTED_PROXIES", NULL,
+	"IDEMPOTENCY_MAX_STORED_BYTES", "TRUSTED_PROXIES", "RABBIT_TLS_CA",
+	"RABBIT_TLS_CERT", "RABBIT_TLS_KEY", "RABBIT_TLS_VERIFY", "REDIS_SENTINELS",
+	"REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD", NULL,
 };
 
 static void
@@ -170,7 +172,8 @@ test_bad_values_name_key_and_file(void)
 	expect_error("[rabbitmq]\nurl_typo = x\n", "", NULL, NULL,
 	    "unknown key rabbitmq:url_typo");
 	expect_error("", "", "RABBIT_URL", "localhost:5672", "RABBIT_URL");
-	expect_error("", "", "RABBIT_URL", "amqps://u:secret@h/", "RABBIT_URL");
+	expect_error("", "", "RABBIT_URL", "amqps:///", "RABBIT_URL");
+	expect_error("", "", "RABBIT_URL", "http://u:secret@h/", "RABBIT_URL");
 	expect_error("", "", "RABBIT_URL", "amqp://h/,", "RABBIT_URL");
 }
 
@@ -208,6 +211,51 @@ test_security_settings(void)
 	expect_error("", "", "IDEMPOTENCY_MAX_STORED_BYTES", "-1",
 	    "IDEMPOTENCY_MAX_STORED_BYTES");
 	expect_error("", "", "TRUSTED_PROXIES", "lb.internal", "lb.internal");
+}
+
+static void
+test_tls_and_sentinel_settings(void)
+{
+	struct bb_config cfg;
+	char err[256];
+
+	setup("", "");
+	CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(cfg.rabbit_tls_ca, "");
+	CU_ASSERT_STRING_EQUAL(cfg.rabbit_tls_cert, "");
+	CU_ASSERT_STRING_EQUAL(cfg.rabbit_tls_key, "");
+	CU_ASSERT_TRUE(cfg.rabbit_tls_verify);
+	CU_ASSERT_STRING_EQUAL(cfg.redis_sentinels, "");
+	CU_ASSERT_STRING_EQUAL(cfg.redis_sentinel_master, "mymaster");
+	CU_ASSERT_STRING_EQUAL(cfg.redis_sentinel_password, "");
+	bb_config_free(&cfg);
+	teardown();
+
+	setup("[rabbitmq]\nurl = amqps://u:p@broker:5671/, amqps://b2/\n"
+	    "tls_ca = /etc/ca.pem\ntls_cert = /etc/c.pem\ntls_key = /etc/k.pem\n"
+	    "tls_verify = false\n[redis]\n"
+	    "sentinels = s1:26379, [::1]:26380,10.0.0.3:26379\n"
+	    "sentinel_master = events\nsentinel_password = sp\n", "");
+	CU_ASSERT_EQUAL_FATAL(load(&cfg, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(cfg.rabbit_url, "amqps://u:p@broker:5671/, amqps://b2/");
+	CU_ASSERT_STRING_EQUAL(cfg.rabbit_tls_ca, "/etc/ca.pem");
+	CU_ASSERT_STRING_EQUAL(cfg.rabbit_tls_cert, "/etc/c.pem");
+	CU_ASSERT_STRING_EQUAL(cfg.rabbit_tls_key, "/etc/k.pem");
+	CU_ASSERT_FALSE(cfg.rabbit_tls_verify);
+	CU_ASSERT_STRING_EQUAL(cfg.redis_sentinels,
+	    "s1:26379, [::1]:26380,10.0.0.3:26379");
+	CU_ASSERT_STRING_EQUAL(cfg.redis_sentinel_master, "events");
+	CU_ASSERT_STRING_EQUAL(cfg.redis_sentinel_password, "sp");
+	bb_config_free(&cfg);
+	teardown();
+
+	expect_error("", "", "RABBIT_TLS_CERT", "/etc/c.pem", "RABBIT_TLS_KEY");
+	expect_error("", "", "RABBIT_TLS_VERIFY", "sometimes", "RABBIT_TLS_VERIFY");
+	expect_error("", "", "REDIS_SENTINELS", "s1", "REDIS_SENTINELS");
+	expect_error("", "", "REDIS_SENTINELS", "s1:0", "REDIS_SENTINELS");
+	expect_error("", "", "REDIS_SENTINELS", "s1:26379,", "REDIS_SENTINELS");
+	expect_error("", "", "REDIS_SENTINELS", "s1:99999", "REDIS_SENTINELS");
+	expect_error("", "", "REDIS_SENTINEL_MASTER", "", "REDIS_SENTINEL_MASTER");
 }
 
 static void
@@ -277,6 +325,7 @@ add_config_tests(void)
 		{ "aliases", test_aliases },
 		{ "bad values name key and file", test_bad_values_name_key_and_file },
 		{ "security settings", test_security_settings },
+		{ "TLS and Sentinel settings", test_tls_and_sentinel_settings },
 		{ "a missing named file is an error",
 		    test_missing_named_file_is_an_error },
 		{ "print redacts secrets", test_print_redacts_secrets },
