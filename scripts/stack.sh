@@ -37,6 +37,7 @@
 #   BB_BIN (<repo>/src/bloodbank)  BB_NODE (bloodbank-dev@localhost)
 #   BB_EXCHANGE (events)
 #   BB_RABBIT_URL (amqp://guest:guest@127.0.0.1:BB_AMQP_PORT/): the workers' RABBIT_URL
+#   BB_RABBIT_CONF: a file of rabbitmq.conf lines added to the node's own (e.g. a TLS listener)
 # Passed on to the workers when set: API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS
 #   RABBIT_CONNECT_TIMEOUT_MS RABBIT_HEARTBEAT_SECONDS CORRELATION_MAX_CHILDREN
 #   MAX_BODY_BYTES CORRELATION_TRACKING DEBUG_ENDPOINTS REDIS_TIMEOUT_MS
@@ -291,6 +292,9 @@ start_rabbit() {
 loopback_users.guest = true
 disk_free_limit.absolute = 50MB
 EOF
+    if [ -n "${BB_RABBIT_CONF:-}" ]; then
+        cat "$BB_RABBIT_CONF" >> "$rd/rabbitmq.conf"
+    fi
     chown -R rabbitmq:rabbitmq "$rd"
     if rabbit_running && ! pid_alive "$rd/rabbitmq.pid" beam; then
         log "a stale node $BB_NODE (not started on $dir) is running: shutting it down"

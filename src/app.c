@@ -129,6 +129,10 @@ bb_app_new(const struct bb_config *cfg)
 		.heartbeat_s = cfg->heartbeat_s,
 		.unrouted_queue_type = cfg->unrouted_queue_type,
 		.unrouted_max_bytes = cfg->unrouted_max_bytes,
+		.tls_ca = cfg->rabbit_tls_ca,
+		.tls_cert = cfg->rabbit_tls_cert,
+		.tls_key = cfg->rabbit_tls_key,
+		.tls_verify = cfg->rabbit_tls_verify,
 	};
 	char err[128];
 

@@ -12,7 +12,11 @@
 
 #include <amqp.h>
 #include <amqp_framing.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -43,9 +47,16 @@ struct bb_publisher {
 	int confirm_timeout_ms;
 	int connect_timeout_ms;
 	int heartbeat_s;
+	char *tls_ca, *tls_cert, *tls_key;
+	bool tls_verify;
 
 	amqp_connection_state_t conn;	/* NULL while disconnected */
 	int fd;
+	/* The TLS session librabbitmq opened on fd (amqps), NULL for amqp. It
+	 * belongs to librabbitmq's socket; this module only reads and writes
+	 * through it. */
+	SSL *ssl;
+	long tls_verify_result;	/* X509_V_* of the last handshake */
 	bool blocked;		/* connection.blocked, not yet unblocked */
 	struct bb_confirms confirms;	/* written, awaiting their confirms */
 	enum return_state ret;	/* reading a basic.return */
@@ -77,6 +88,13 @@ bb_publisher_new(const struct bb_publisher_options *opt)
 	pub->confirm_timeout_ms = opt->confirm_timeout_ms;
 	pub->connect_timeout_ms = opt->connect_timeout_ms;
 	pub->heartbeat_s = opt->heartbeat_s;
+	pub->tls_ca = bb_xstrdup(opt->tls_ca ? opt->tls_ca : "");
+	pub->tls_cert = bb_xstrdup(opt->tls_cert ? opt->tls_cert : "");
+	pub->tls_key = bb_xstrdup(opt->tls_key ? opt->tls_key : "");
+	pub->tls_verify = opt->tls_verify;
+	if (!pub->tls_verify && strstr(pub->urls, "amqps://"))
+		bb_log_warning("RABBIT_TLS_VERIFY is false: the broker's "
+		    "certificate and host name are not checked (for tests only)");
 	pub->fd = -1;
 	pub->backoff_ms = BACKOFF_MIN_MS;
 	bb_buf_init(&pub->out);
@@ -94,6 +112,7 @@ disconnect(struct bb_publisher *pub)
 	amqp_destroy_connection(pub->conn);
 	pub->conn = NULL;
 	pub->fd = -1;
+	pub->ssl = NULL;
 	pub->blocked = false;
 	pub->ret = RETURN_NONE;
 	bb_metrics_set(BB_GAUGE_BROKER_CONNECTED, false);
@@ -118,6 +137,9 @@ bb_publisher_free(struct bb_publisher *pub)
 	free(pub->exchange_type);
 	free(pub->unrouted);
 	free(pub->unrouted_queue_type);
+	free(pub->tls_ca);
+	free(pub->tls_cert);
+	free(pub->tls_key);
 	free(pub);
 }
 
@@ -344,6 +366,85 @@ login(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
 	    ci->user, ci->password), "login");
 }
 
+/* librabbitmq keeps its TLS session to itself; OpenSSL hands it to this
+ * callback when the handshake starts and when it ends. */
+static void
+tls_info(const SSL *ssl, int where, int ret)
+{
+	struct bb_publisher *pub = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+
+	(void)ret;
+	if (where & SSL_CB_HANDSHAKE_START)
+		pub->ssl = (SSL *)ssl;
+	if (where & SSL_CB_HANDSHAKE_DONE)
+		pub->tls_verify_result = SSL_get_verify_result(ssl);
+}
+
+/* A key that asks for a password is refused instead of prompting (OpenSSL's
+ * default) or aborting (librabbitmq's). */
+static int
+no_password(char *buf, int size, int rwflag, void *data)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)data;
+	return -1;
+}
+
+/* The TLS socket for an amqps URL: the CA bundle (or the system's store,
+ * which librabbitmq 0.11 does not load by itself), the client certificate,
+ * and verification of the broker's certificate and host name. */
+static amqp_socket_t *
+tls_socket(struct bb_publisher *pub, amqp_connection_state_t conn)
+{
+	amqp_socket_t *sock = amqp_ssl_socket_new(conn);
+	SSL_CTX *ctx;
+
+	if (sock == NULL)
+		return NULL;
+	ctx = amqp_ssl_socket_get_context(sock);
+	SSL_CTX_set_app_data(ctx, pub);
+	SSL_CTX_set_info_callback(ctx, tls_info);
+	SSL_CTX_set_default_passwd_cb(ctx, no_password);
+	amqp_ssl_socket_set_verify_peer(sock, pub->tls_verify);
+	amqp_ssl_socket_set_verify_hostname(sock, pub->tls_verify);
+	if (pub->tls_ca[0] ? amqp_ssl_socket_set_cacert(sock, pub->tls_ca) !=
+	    AMQP_STATUS_OK : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		bb_log_error("AMQP TLS: cannot load the CA certificates from %s",
+		    pub->tls_ca[0] ? pub->tls_ca : "the system's store");
+		return NULL;
+	}
+	if (pub->tls_cert[0] && amqp_ssl_socket_set_key(sock, pub->tls_cert,
+	    pub->tls_key) != AMQP_STATUS_OK) {
+		bb_log_error("AMQP TLS: cannot load the client certificate %s with "
+		    "the key %s (PEM, unencrypted)", pub->tls_cert, pub->tls_key);
+		return NULL;
+	}
+	return sock;
+}
+
+/* Why a connect failed, in words: for TLS, what was wrong with the broker's
+ * certificate when that was it. */
+static void
+log_connect_failure(struct bb_publisher *pub, const struct amqp_connection_info
+    *ci, int rc)
+{
+	const char *why = amqp_error_string2(rc);
+	char tls[256] = "";
+
+	if (rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED &&
+	    pub->tls_verify_result != X509_V_OK)
+		why = X509_verify_cert_error_string(pub->tls_verify_result);
+	else if (rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED)
+		why = "the broker's certificate does not name this host";
+	else if (rc == AMQP_STATUS_SSL_CONNECTION_FAILED && ERR_peek_error())
+		ERR_error_string_n(ERR_peek_error(), tls, sizeof(tls));
+	bb_log_warning("AMQP connect to %s:%d%s failed: %s%s%s", ci->host,
+	    ci->port, ci->ssl ? " (TLS)" : "", why, tls[0] ? ": " : "", tls);
+	ERR_clear_error();
+}
+
 /* Opens, logs in, opens the channel, declares, and enables confirms. */
 static amqp_connection_state_t
 open_connection(struct bb_publisher *pub, const char *url, long long deadline)
@@ -355,20 +456,21 @@ open_connection(struct bb_publisher *pub, const char *url, long long deadline)
 	char *copy = bb_xstrdup(url);
 	bool ok = false;
 
-	if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK || ci.ssl) {
-		bb_log_error("RABBIT_URL entry is not a valid amqp:// URL");
+	if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
+		bb_log_error("RABBIT_URL entry is not a valid AMQP URL");
 		goto end;
 	}
 	conn = amqp_new_connection();
-	sock = amqp_tcp_socket_new(conn);
+	pub->ssl = NULL;
+	pub->tls_verify_result = X509_V_OK;
+	sock = ci.ssl ? tls_socket(pub, conn) : amqp_tcp_socket_new(conn);
 	if (sock == NULL)
 		goto end;
 	amqp_set_handshake_timeout(conn, &tv);
 	amqp_set_rpc_timeout(conn, &tv);
 	int rc = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
 	if (rc != AMQP_STATUS_OK) {
-		bb_log_warning("AMQP connect to %s:%d failed: %s", ci.host, ci.port,
-		    amqp_error_string2(rc));
+		log_connect_failure(pub, &ci, rc);
 		goto end;
 	}
 	if (!login(conn, &ci, pub->heartbeat_s))
@@ -382,14 +484,16 @@ open_connection(struct bb_publisher *pub, const char *url, long long deadline)
 	amqp_confirm_select(conn, CHANNEL);
 	if (!rpc_ok(amqp_get_rpc_reply(conn), "confirm.select"))
 		goto end;
-	bb_log_info("AMQP connected to %s:%d, exchange %s, heartbeat %d s",
-	    ci.host, ci.port, pub->exchange, amqp_get_heartbeat(conn));
+	bb_log_info("AMQP connected to %s:%d%s, exchange %s, heartbeat %d s",
+	    ci.host, ci.port, pub->ssl ? " over TLS" : "", pub->exchange,
+	    amqp_get_heartbeat(conn));
 	ok = true;
 end:
 	free(copy);
 	if (!ok && conn) {
 		amqp_destroy_connection(conn);
 		conn = NULL;
+		pub->ssl = NULL;
 	}
 	return conn;
 }
@@ -593,24 +697,94 @@ feed(struct bb_publisher *pub, char *data, size_t len)
 	}
 }
 
-/* One read of what the socket holds. Returns -1 when the connection is
+/* The outcome of a TLS read or write that moved nothing: 0 when it is to
+ * be tried again once the socket is ready, else -1 with why set. */
+static ssize_t
+tls_stalled(struct bb_publisher *pub, int n, const char **why)
+{
+	static char text[256];
+
+	switch (SSL_get_error(pub->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		*why = "closed by the broker";
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		*why = errno ? strerror(errno) : "closed by the broker";
+		return -1;
+	default:
+		ERR_error_string_n(ERR_get_error(), text, sizeof(text));
+		*why = text;
+		return -1;
+	}
+}
+
+/* One non-blocking read, through TLS for amqps: the bytes read, 0 when
+ * there is nothing yet, -1 (why set) when the connection is gone. */
+static ssize_t
+sock_read(struct bb_publisher *pub, void *buf, size_t len, const char **why)
+{
+	if (pub->ssl) {
+		ERR_clear_error();
+		errno = 0;
+		int n = SSL_read(pub->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+		return n > 0 ? n : tls_stalled(pub, n, why);
+	}
+	ssize_t n = recv(pub->fd, buf, len, MSG_DONTWAIT);
+	if (n > 0)
+		return n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	*why = n == 0 ? "closed by the broker" : strerror(errno);
+	return -1;
+}
+
+/* One non-blocking write, through TLS for amqps: the bytes written, 0 when
+ * the socket is full, -1 (why set) when the connection is broken. A TLS
+ * write that stalled must be retried with the same bytes. */
+static ssize_t
+sock_write(struct bb_publisher *pub, const void *buf, size_t len,
+    const char **why)
+{
+	if (pub->ssl) {
+		ERR_clear_error();
+		errno = 0;
+		int n = SSL_write(pub->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+		return n > 0 ? n : tls_stalled(pub, n, why);
+	}
+	ssize_t n = send(pub->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	*why = strerror(errno);
+	return -1;
+}
+
+/* Reads what the socket holds (and, for TLS, what the session has already
+ * decrypted, which poll cannot see). Returns -1 when the connection is
  * gone, else 0. */
 static int
 receive(struct bb_publisher *pub)
 {
-	ssize_t n = recv(pub->fd, pub->in, sizeof(pub->in), MSG_DONTWAIT);
+	const char *why = NULL;
+	ssize_t n;
 
-	if (n > 0) {
-		pub->last_recv_ms = bb_monotonic_ms();
-		feed(pub, pub->in, (size_t)n);
-		return pub->conn ? 0 : -1;
-	}
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return 0;
-	bb_log_warning("AMQP connection lost: %s",
-	    n == 0 ? "closed by the broker" : strerror(errno));
-	disconnect(pub);
-	return -1;
+	do {
+		n = sock_read(pub, pub->in, sizeof(pub->in), &why);
+		if (n < 0) {
+			bb_log_warning("AMQP connection lost: %s", why);
+			disconnect(pub);
+			return -1;
+		}
+		if (n > 0) {
+			pub->last_recv_ms = bb_monotonic_ms();
+			feed(pub, pub->in, (size_t)n);
+		}
+	} while (n > 0 && pub->conn && pub->ssl && SSL_pending(pub->ssl) > 0);
+	return pub->conn ? 0 : -1;
 }
 
 /* AMQP 0-9-1 §4.2.7: a peer that hears nothing for two heartbeat intervals
@@ -631,11 +805,11 @@ heartbeats(struct bb_publisher *pub, long long now)
 	}
 	if (now - pub->last_send_ms < pub->heartbeat_ms / 2)
 		return;
-	ssize_t n = send(pub->fd, frame, sizeof(frame), MSG_NOSIGNAL |
-	    MSG_DONTWAIT);
+	const char *why = NULL;
+	ssize_t n = sock_write(pub, frame, sizeof(frame), &why);
 	if (n == (ssize_t)sizeof(frame))
 		pub->last_send_ms = now;
-	else if (n > 0)		/* half a frame on the wire: unusable */
+	else if (n != 0)	/* broken, or half a frame on the wire */
 		disconnect(pub);
 }
 
@@ -670,17 +844,15 @@ write_all(struct bb_publisher *pub, const char *data, size_t len,
 	size_t done = 0;
 
 	while (done < len && pub->conn && !pub->blocked) {
-		ssize_t n = send(pub->fd, data + done, len - done, MSG_NOSIGNAL |
-		    MSG_DONTWAIT);
+		const char *why = NULL;
+		ssize_t n = sock_write(pub, data + done, len - done, &why);
 		if (n > 0) {
 			done += (size_t)n;
 			pub->last_send_ms = bb_monotonic_ms();
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			bb_log_warning("AMQP write failed: %s", strerror(errno));
+		if (n < 0) {
+			bb_log_warning("AMQP write failed: %s", why);
 			disconnect(pub);
 			break;
 		}

@@ -29,6 +29,11 @@ struct bb_publisher_options {
 	int heartbeat_s;	/* 0: no heartbeats */
 	const char *unrouted_queue_type;	/* quorum or classic */
 	long unrouted_max_bytes;	/* its x-max-length-bytes */
+	/* amqps:// URLs */
+	const char *tls_ca;	/* CA bundle (PEM); "": the system's store */
+	const char *tls_cert;	/* client certificate (PEM); "": none */
+	const char *tls_key;	/* its unencrypted key (PEM) */
+	bool tls_verify;	/* the broker's certificate and host name */
 };
 
 enum bb_broker_state {
