@@ -5,8 +5,8 @@
 # against a build with AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
-# steps: deps build unit alerts fuzz integration faults asan_build asan_integration packaging
-#        containers
+# steps: deps build unit alerts fuzz integration faults tls asan_build asan_integration
+#        packaging containers
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -16,7 +16,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit alerts fuzz integration faults asan_build asan_integration packaging containers"
+STEPS="deps build unit alerts fuzz integration faults tls asan_build asan_integration packaging containers"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -163,6 +163,29 @@ step_faults() {
     export RABBIT_CONFIRM_TIMEOUT_MS=2000 RABBIT_CONNECT_TIMEOUT_MS=1000 \
         RABBIT_HEARTBEAT_SECONDS=5 MAX_BODY_BYTES=4194304
     integration "$TEST_DIR/faults" "$repo/src/bloodbank" "$repo/tests/faults/run.py"
+}
+
+# amqps: a test CA (tests/tls/pki.sh), the stack's node with a TLS listener
+# that asks for a client certificate, and workers whose RABBIT_URL is amqps://
+# with verification on; the suite's publish cases and the TLS cases run
+# against them (tests/tls/run.py). The test clients use the plain listener.
+step_tls() {
+    local pki="$TEST_DIR/tls-pki"
+    export BB_TLS_PKI=$pki BB_AMQPS_PORT=${BB_AMQPS_PORT:-15671}
+    bash "$repo/tests/tls/pki.sh" "$pki"
+    cat > "$pki/rabbitmq-tls.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:$BB_AMQPS_PORT
+ssl_options.cacertfile = $pki/ca.pem
+ssl_options.certfile = $pki/broker.pem
+ssl_options.keyfile = $pki/broker.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true
+EOF
+    export BB_RABBIT_CONF="$pki/rabbitmq-tls.conf" \
+        BB_RABBIT_URL="amqps://guest:guest@localhost:$BB_AMQPS_PORT/" \
+        RABBIT_TLS_CA="$pki/ca.pem" RABBIT_TLS_CERT="$pki/client.pem" \
+        RABBIT_TLS_KEY="$pki/client.key"
+    integration "$TEST_DIR/tls" "$repo/src/bloodbank" "$repo/tests/tls/run.py"
 }
 
 # The sanitizer build is a VPATH build, but automake refuses a VPATH build of a

@@ -157,10 +157,17 @@ rpc_ok(amqp_rpc_reply_t r, const char *what)
 	switch (r.reply_type) {
 	case AMQP_RESPONSE_NORMAL:
 		return true;
-	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-		bb_log_warning("AMQP %s failed: %s", what,
-		    amqp_error_string2(r.library_error));
+	case AMQP_RESPONSE_LIBRARY_EXCEPTION: {
+		/* A TLS failure after the handshake (a broker that wants a
+		 * client certificate says so here): OpenSSL knows why. */
+		char tls[256] = "";
+		if (r.library_error == AMQP_STATUS_SSL_ERROR && ERR_peek_error())
+			ERR_error_string_n(ERR_peek_error(), tls, sizeof(tls));
+		ERR_clear_error();
+		bb_log_warning("AMQP %s failed: %s%s%s", what,
+		    amqp_error_string2(r.library_error), tls[0] ? ": " : "", tls);
 		return false;
+	}
 	case AMQP_RESPONSE_SERVER_EXCEPTION:
 		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
 			amqp_connection_close_t *c = r.reply.decoded;

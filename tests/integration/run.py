@@ -361,7 +361,8 @@ def test_classes():
                                           c.__name__))
 
 
-def main():
+def main(classes=None):
+    """Runs classes (default: test_classes()), the Zz ones last."""
     import argparse
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", action="append", default=[], help="only tests whose name contains this")
@@ -371,7 +372,9 @@ def main():
     if args.k:
         loader.testNamePatterns = ["*%s*" % k for k in args.k]
     suite = unittest.TestSuite()
-    for cls in test_classes():
+    classes = test_classes() if classes is None else sorted(
+        classes, key=lambda c: (c.__name__.startswith("Zz"), c.__module__, c.__name__))
+    for cls in classes:
         suite.addTests(loader.loadTestsFromTestCase(cls))
 
     print("integration: %s, amqp %s, exchange %s" % (bbtest.BB_URL, bbtest.BB_AMQP_URL,
