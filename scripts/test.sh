@@ -3,10 +3,12 @@
 # integration suite against a private stack, the fault suite (broker, Redis and
 # worker failures under load) against another, and the integration suite again
 # against a build with AddressSanitizer + UndefinedBehaviorSanitizer.
+# The cluster step runs the workers against a three-node RabbitMQ cluster and
+# SIGKILLs the node they use under load (tests/cluster/run.sh).
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
-# steps: deps build unit alerts fuzz integration faults asan_build asan_integration packaging
-#        containers
+# steps: deps build unit alerts fuzz integration faults cluster asan_build asan_integration
+#        packaging containers
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -16,7 +18,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit alerts fuzz integration faults asan_build asan_integration packaging containers"
+STEPS="deps build unit alerts fuzz integration faults cluster asan_build asan_integration packaging containers"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -163,6 +165,13 @@ step_faults() {
     export RABBIT_CONFIRM_TIMEOUT_MS=2000 RABBIT_CONNECT_TIMEOUT_MS=1000 \
         RABBIT_HEARTBEAT_SECONDS=5 MAX_BODY_BYTES=4194304
     integration "$TEST_DIR/faults" "$repo/src/bloodbank" "$repo/tests/faults/run.py"
+}
+
+# Failover on a three-node RabbitMQ cluster: the node the workers use is
+# SIGKILLed under load; and what an unroutable event is answered while the
+# unrouted queue is unavailable. Its own nodes and ports (tests/cluster/run.sh).
+step_cluster() {
+    bash "$repo/tests/cluster/run.sh"
 }
 
 # The sanitizer build is a VPATH build, but automake refuses a VPATH build of a
