@@ -38,6 +38,8 @@
 #   BB_EXCHANGE (events)
 #   BB_RABBIT_URL (amqp://guest:guest@127.0.0.1:BB_AMQP_PORT/): the workers' RABBIT_URL
 #   BB_RABBIT_CONF: a file of rabbitmq.conf lines added to the node's own (e.g. a TLS listener)
+#   BB_RABBIT_EXTERNAL (0): 1 = the broker is someone else's (BB_RABBIT_URL);
+#     start, stop, deps-up and deps-down leave out the private RabbitMQ node
 # Passed on to the workers when set: API_TOKEN RABBIT_CONFIRM_TIMEOUT_MS
 #   RABBIT_CONNECT_TIMEOUT_MS RABBIT_HEARTBEAT_SECONDS CORRELATION_MAX_CHILDREN
 #   MAX_BODY_BYTES CORRELATION_TRACKING DEBUG_ENDPOINTS REDIS_TIMEOUT_MS
@@ -103,6 +105,7 @@ load_settings() {
     BB_BIN=${BB_BIN:-$repo/src/bloodbank}
     BB_NODE=${BB_NODE:-bloodbank-dev@localhost}
     BB_EXCHANGE=${BB_EXCHANGE:-events}
+    BB_RABBIT_EXTERNAL=${BB_RABBIT_EXTERNAL:-0}
     case $BB_BIN in /*) ;; *) BB_BIN=$(pwd)/$BB_BIN ;; esac
     for p in BB_HTTP_PORT BB_AMQP_PORT BB_AMQP_DIST_PORT BB_REDIS_PORT BB_WORKERS; do
         v=${!p}
@@ -114,7 +117,7 @@ save_settings() {
     {
         echo "# written by scripts/stack.sh start; read by its other commands"
         for v in BB_HTTP_PORT BB_HTTP_HOST BB_AMQP_PORT BB_AMQP_DIST_PORT BB_REDIS_PORT \
-                 BB_WORKERS BB_BIN BB_NODE BB_EXCHANGE BB_RUN_USER; do
+                 BB_WORKERS BB_BIN BB_NODE BB_EXCHANGE BB_RUN_USER BB_RABBIT_EXTERNAL; do
             printf '%s=%q\n' "$v" "${!v}"
         done
     } > "$dir/stack.env"
@@ -460,6 +463,11 @@ kill_worker() {
     echo "$w"
 }
 
+# the private node, unless the broker is external (BB_RABBIT_EXTERNAL=1)
+own_rabbit() {
+    [ "$BB_RABBIT_EXTERNAL" != 1 ]
+}
+
 # ---------------------------------------------------------------- commands
 
 load_settings
@@ -481,13 +489,12 @@ case $cmd in
         save_settings
         write_bloodbank_env
         start_redis
-        start_rabbit
+        if own_rabbit; then start_rabbit; fi
         start_lighttpd
         ;;
     stop)
         stop_lighttpd
-        stop_rabbit
-        stop_epmd
+        if own_rabbit; then stop_rabbit; stop_epmd; fi
         stop_redis
         ;;
     deps-up)
@@ -495,11 +502,10 @@ case $cmd in
         chmod 755 "$dir"
         save_settings
         start_redis
-        start_rabbit
+        if own_rabbit; then start_rabbit; fi
         ;;
     deps-down)
-        stop_rabbit
-        stop_epmd
+        if own_rabbit; then stop_rabbit; stop_epmd; fi
         stop_redis
         ;;
     start-rabbit) start_rabbit ;;

@@ -2,11 +2,13 @@
 # Build Bloodbank and run all its tests: CUnit unit tests (make check), the
 # integration suite against a private stack, the fault suite (broker, Redis and
 # worker failures under load) against another, and the integration suite again
-# against a build with AddressSanitizer + UndefinedBehaviorSanitizer.
+# against a build with AddressSanitizer + UndefinedBehaviorSanitizer. Beyond
+# one machine: amqps (tls), failover on a three-node RabbitMQ cluster
+# (cluster) and on Redis with Sentinels (sentinel), each with its own nodes.
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
-# steps: deps build unit alerts fuzz integration faults tls asan_build asan_integration
-#        packaging containers
+# steps: deps build unit alerts fuzz integration faults tls cluster sentinel
+#        asan_build asan_integration packaging containers
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -16,7 +18,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit alerts fuzz integration faults tls asan_build asan_integration packaging containers"
+STEPS="deps build unit alerts fuzz integration faults tls cluster sentinel asan_build asan_integration packaging containers"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -186,6 +188,13 @@ EOF
         RABBIT_TLS_CA="$pki/ca.pem" RABBIT_TLS_CERT="$pki/client.pem" \
         RABBIT_TLS_KEY="$pki/client.key"
     integration "$TEST_DIR/tls" "$repo/src/bloodbank" "$repo/tests/tls/run.py"
+}
+
+# Failover on a three-node RabbitMQ cluster: the node the workers use is
+# SIGKILLed under load; and what an unroutable event is answered while the
+# unrouted queue is unavailable. Its own nodes and ports (tests/cluster/run.sh).
+step_cluster() {
+    bash "$repo/tests/cluster/run.sh"
 }
 
 # The sanitizer build is a VPATH build, but automake refuses a VPATH build of a

@@ -58,6 +58,7 @@ struct bb_publisher {
 	SSL *ssl;
 	long tls_verify_result;	/* X509_V_* of the last handshake */
 	bool blocked;		/* connection.blocked, not yet unblocked */
+	bool nacked;		/* a nack came: renew the channel (ready()) */
 	struct bb_confirms confirms;	/* written, awaiting their confirms */
 	enum return_state ret;	/* reading a basic.return */
 	uint64_t ret_left;	/* body bytes of it still to come */
@@ -114,9 +115,22 @@ disconnect(struct bb_publisher *pub)
 	pub->fd = -1;
 	pub->ssl = NULL;
 	pub->blocked = false;
+	pub->nacked = false;
 	pub->ret = RETURN_NONE;
 	bb_metrics_set(BB_GAUGE_BROKER_CONNECTED, false);
 	bb_metrics_set(BB_GAUGE_BROKER_BLOCKED, false);
+}
+
+/* Says goodbye to the broker (connection.close) before disconnecting. */
+static void
+close_connection(struct bb_publisher *pub)
+{
+	if (pub->conn && !pub->blocked) {
+		struct timeval tv = { 0, CLOSE_TIMEOUT_MS * 1000 };
+		amqp_set_rpc_timeout(pub->conn, &tv);
+		amqp_connection_close(pub->conn, AMQP_REPLY_SUCCESS);
+	}
+	disconnect(pub);
 }
 
 void
@@ -124,12 +138,7 @@ bb_publisher_free(struct bb_publisher *pub)
 {
 	if (pub == NULL)
 		return;
-	if (pub->conn && !pub->blocked) {
-		struct timeval tv = { 0, CLOSE_TIMEOUT_MS * 1000 };
-		amqp_set_rpc_timeout(pub->conn, &tv);
-		amqp_connection_close(pub->conn, AMQP_REPLY_SUCCESS);
-	}
-	disconnect(pub);
+	close_connection(pub);
 	bb_confirms_free(&pub->confirms);
 	bb_buf_free(&pub->out);
 	free(pub->urls);
@@ -599,6 +608,7 @@ handle_method(struct bb_publisher *pub, amqp_method_t *m)
 	case AMQP_BASIC_NACK_METHOD: {
 		amqp_basic_nack_t *n = m->decoded;
 		confirm(pub, n->delivery_tag, n->multiple, false);
+		pub->nacked = pub->conn != NULL;
 		break;
 	}
 	case AMQP_BASIC_RETURN_METHOD:
@@ -909,6 +919,15 @@ still_alive(struct bb_publisher *pub, long long deadline)
 static bool
 ready(struct bb_publisher *pub, long long deadline)
 {
+	/* A nack may be the first of many on this channel: RabbitMQ 3.10
+	 * keeps nacking every publish to a quorum queue on a channel that
+	 * first published to it while its leader's node was down (seen with
+	 * tests/cluster). So after a nack, once nothing awaits a confirm, the
+	 * next publish goes out on a fresh connection and channel. */
+	if (pub->conn && pub->nacked && !bb_confirms_waiting(&pub->confirms)) {
+		bb_log_info("AMQP: renewing the connection after a nack");
+		close_connection(pub);
+	}
 	/* Idle: nothing heard for a while and nothing awaited (a message in
 	 * flight has its own deadline). */
 	if (pub->conn && !pub->blocked && !bb_confirms_waiting(&pub->confirms) &&
