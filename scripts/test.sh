@@ -5,8 +5,8 @@
 # against a build with AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
-# steps: deps build unit alerts fuzz integration faults asan_build asan_integration packaging
-#        containers
+# steps: deps build unit alerts fuzz integration faults sentinel asan_build asan_integration
+#        packaging containers
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -16,7 +16,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit alerts fuzz integration faults asan_build asan_integration packaging containers"
+STEPS="deps build unit alerts fuzz integration faults sentinel asan_build asan_integration packaging containers"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -163,6 +163,19 @@ step_faults() {
     export RABBIT_CONFIRM_TIMEOUT_MS=2000 RABBIT_CONNECT_TIMEOUT_MS=1000 \
         RABBIT_HEARTBEAT_SECONDS=5 MAX_BODY_BYTES=4194304
     integration "$TEST_DIR/faults" "$repo/src/bloodbank" "$repo/tests/faults/run.py"
+}
+
+# A Redis Sentinel failover under load (tests/sentinel/run.sh): a private
+# master, replica and three Sentinels on ports BB_SENTINEL_PORT (19390) to
+# +5, and a private stack whose workers find the master through them.
+step_sentinel() {
+    local d
+    for d in "$TEST_DIR"/*/; do   # stacks of an interrupted run hold the ports
+        if [ -f "$d/stack.env" ]; then
+            bash "$STACK" stop "${d%/}" >/dev/null 2>&1 || true
+        fi
+    done
+    bash "$repo/tests/sentinel/run.sh" "$TEST_DIR/sentinel"
 }
 
 # The sanitizer build is a VPATH build, but automake refuses a VPATH build of a
