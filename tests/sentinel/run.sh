@@ -91,13 +91,17 @@ sentinel_cli() {
 
 # ready before the stack starts: the replica in sync, every Sentinel sees
 # the replica and the two other Sentinels
+ready() {
+    local p
+    redis-cli -h 127.0.0.1 -p $replica info replication 2>/dev/null |
+        grep -q 'master_link_status:up' || return 1
+    for p in $sentinels; do
+        sentinel_cli "$p" sentinel master mymaster 2>/dev/null |
+            tr '\n' ' ' | grep -q 'num-slaves 1 .*num-other-sentinels 2 ' || return 1
+    done
+}
 deadline=$((SECONDS + 60))
-until redis-cli -h 127.0.0.1 -p $replica info replication 2>/dev/null |
-        grep -q 'master_link_status:up' &&
-      for p in $sentinels; do
-          sentinel_cli "$p" sentinel master mymaster 2>/dev/null |
-              tr '\n' ' ' | grep -q 'num-slaves 1 .*num-other-sentinels 2 ' || exit 1
-      done; do
+until ready; do
     if [ $SECONDS -ge $deadline ]; then
         tail -n 20 "$dir"/redis/*.log >&2
         die "the replica and the Sentinels were not ready within 60 s"
