@@ -66,8 +66,8 @@ conf() {
         "pidfile $dir/redis/$1.pid" "logfile $dir/redis/$1.log" "dir $dir/redis/$1"
 }
 
-{ conf $master; echo 'save ""'; } > "$dir/redis/redis-$master.conf"
-{ conf $replica; echo 'save ""'; echo "replicaof 127.0.0.1 $master"; } \
+{ conf "$master"; echo 'save ""'; } > "$dir/redis/redis-$master.conf"
+{ conf "$replica"; echo 'save ""'; echo "replicaof 127.0.0.1 $master"; } \
     > "$dir/redis/redis-$replica.conf"
 for p in $sentinels; do
     { conf "$p"; printf '%s\n' "requirepass $password" "sentinel sentinel-pass $password" \
@@ -93,7 +93,7 @@ sentinel_cli() {
 # the replica and the two other Sentinels
 ready() {
     local p
-    redis-cli -h 127.0.0.1 -p $replica info replication 2>/dev/null |
+    redis-cli -h 127.0.0.1 -p "$replica" info replication 2>/dev/null |
         grep -q 'master_link_status:up' || return 1
     for p in $sentinels; do
         sentinel_cli "$p" sentinel master mymaster 2>/dev/null |
