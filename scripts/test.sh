@@ -197,6 +197,19 @@ step_cluster() {
     bash "$repo/tests/cluster/run.sh"
 }
 
+# A Redis Sentinel failover under load (tests/sentinel/run.sh): a private
+# master, replica and three Sentinels on ports BB_SENTINEL_PORT (19390) to
+# +5, and a private stack whose workers find the master through them.
+step_sentinel() {
+    local d
+    for d in "$TEST_DIR"/*/; do   # stacks of an interrupted run hold the ports
+        if [ -f "$d/stack.env" ]; then
+            bash "$STACK" stop "${d%/}" >/dev/null 2>&1 || true
+        fi
+    done
+    bash "$repo/tests/sentinel/run.sh" "$TEST_DIR/sentinel"
+}
+
 # The sanitizer build is a VPATH build, but automake refuses a VPATH build of a
 # source tree that is configured in place (by step_build), so it configures a
 # clean copy of the tree.

@@ -103,8 +103,11 @@ struct cmd {
 
 struct bb_tracker {
 	bool enabled;
-	char *host;
+	char *host;			/* with Sentinels: the master last named */
 	int port;
+	char *sentinels;		/* REDIS_SENTINELS; "": none */
+	char *sentinel_master;
+	char *sentinel_password;
 	int db;
 	char *password;
 	struct timeval timeout;
@@ -135,6 +138,9 @@ bb_tracker_new(const struct bb_config *cfg, long long claim_ms)
 	t->enabled = cfg->correlation_tracking;
 	t->host = bb_xstrdup(cfg->redis_host);
 	t->port = cfg->redis_port;
+	t->sentinels = bb_xstrdup(cfg->redis_sentinels);
+	t->sentinel_master = bb_xstrdup(cfg->redis_sentinel_master);
+	t->sentinel_password = bb_xstrdup(cfg->redis_sentinel_password);
 	t->db = cfg->redis_db;
 	t->password = bb_xstrdup(cfg->redis_password);
 	t->timeout.tv_sec = cfg->redis_timeout_ms / 1000;
@@ -160,6 +166,9 @@ bb_tracker_free(struct bb_tracker *t)
 	if (t->c)
 		redisFree(t->c);
 	free(t->host);
+	free(t->sentinels);
+	free(t->sentinel_master);
+	free(t->sentinel_password);
 	free(t->password);
 	bb_buf_free(&t->scratch);
 	bb_buf_free(&t->pending_events);
@@ -237,59 +246,241 @@ send_cmd(struct bb_tracker *t, struct cmd *c)
 	    REDIS_OK;
 }
 
-/* AUTH and SELECT when configured, and the record script loaded -- again on
- * every connection, as a server restarted or failed over has lost it. After
- * a SCRIPT FLUSH the next record fails with NOSCRIPT: that event goes
- * untracked and logged like any failed record, and the reconnect that
- * follows loads the script again. */
+/* AUTH and SELECT when configured, the ROLE checked when the address came
+ * from a Sentinel (a master demoted since answers "slave"), and the record
+ * script loaded -- again on every connection, as a server restarted or
+ * failed over has lost it. After a SCRIPT FLUSH the next record fails with
+ * NOSCRIPT: that event goes untracked and logged like any failed record,
+ * and the reconnect that follows loads the script again. On failure, why
+ * says what failed unless the connection does. */
 static bool
-login(struct bb_tracker *t)
+login(struct bb_tracker *t, char *why, size_t whylen)
 {
 	char db[16];
 	const char *auth[] = { "AUTH", t->password };
 	const char *select[] = { "SELECT", db };
+	const char *role[] = { "ROLE" };
 	const char *load[] = { "SCRIPT", "LOAD", record_script };
-	int pending = 0;
+	bool check_role = t->sentinels[0] != '\0';
+	int before = (t->password[0] != '\0') + (t->db != 0);
 	redisReply *r;
+	bool ok;
 
 	snprintf(db, sizeof(db), "%d", t->db);
-	if (t->password[0] &&
-	    redisAppendCommandArgv(t->c, 2, auth, NULL) == REDIS_OK)
-		pending++;
-	if (t->db && redisAppendCommandArgv(t->c, 2, select, NULL) == REDIS_OK)
-		pending++;
-	if (redisAppendCommandArgv(t->c, 3, load, NULL) == REDIS_OK)
-		pending++;
-	while (pending--) {
+	snprintf(why, whylen, "login failed");
+	if ((t->password[0] &&
+	    redisAppendCommandArgv(t->c, 2, auth, NULL) != REDIS_OK) ||
+	    (t->db && redisAppendCommandArgv(t->c, 2, select, NULL) != REDIS_OK) ||
+	    (check_role &&
+	    redisAppendCommandArgv(t->c, 1, role, NULL) != REDIS_OK) ||
+	    redisAppendCommandArgv(t->c, 3, load, NULL) != REDIS_OK)
+		return false;
+	while (before--) {
 		if (!read_reply(t, &r))
 			return false;
-		bool sha = (pending == 0 && r->type == REDIS_REPLY_STRING &&
-		    r->len == SHA_LEN);
-		if (sha)
-			memcpy(t->record_sha, r->str, SHA_LEN + 1);
 		freeReplyObject(r);
-		if (pending == 0 && !sha)
+	}
+	if (check_role) {
+		if (!read_reply(t, &r))
+			return false;
+		const redisReply *e = r->type == REDIS_REPLY_ARRAY &&
+		    r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING ?
+		    r->element[0] : NULL;
+		ok = e && strcmp(e->str, "master") == 0;
+		if (!ok)
+			snprintf(why, whylen, "not a master (ROLE %s)",
+			    e ? e->str : "?");
+		freeReplyObject(r);
+		if (!ok)
 			return false;
 	}
+	if (!read_reply(t, &r))
+		return false;
+	ok = r->type == REDIS_REPLY_STRING && r->len == SHA_LEN;
+	if (ok)
+		memcpy(t->record_sha, r->str, SHA_LEN + 1);
+	freeReplyObject(r);
+	return ok;
+}
+
+int
+bb_host_port_next(const char **list, char *host, size_t hostlen, int *port)
+{
+	const char *p = *list + strspn(*list, " ");
+	const char *end = p + strcspn(p, ","), *colon = end, *h = p, *d;
+	long n = 0;
+
+	if (*p == '\0')
+		return 0;
+	*list = *end ? end + 1 : end;
+	while (colon > p && colon[-1] != ':')
+		colon--;
+	if (colon == p)
+		return -1;
+	for (d = colon; d < end && *d >= '0' && *d <= '9' && n <= 65535; d++)
+		n = n * 10 + (*d - '0');
+	if (d == colon || d + strspn(d, " ") < end || n < 1 || n > 65535)
+		return -1;
+	colon--;			/* the ':' itself */
+	if (*h == '[' && colon - h >= 2 && colon[-1] == ']') {
+		h++;
+		colon--;
+	}
+	if (colon == h || (size_t)(colon - h) >= hostlen)
+		return -1;
+	memcpy(host, h, (size_t)(colon - h));
+	host[colon - h] = '\0';
+	*port = (int)n;
+	return 1;
+}
+
+bool
+bb_sentinel_master_addr(const struct redisReply *r, char *host,
+    size_t hostlen, int *port)
+{
+	const redisReply *h, *p;
+	long n = 0;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+		return false;
+	h = r->element[0];
+	p = r->element[1];
+	if (h->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING ||
+	    h->len == 0 || h->len >= hostlen || memchr(h->str, '\0', h->len) ||
+	    p->len == 0 || p->len > 5)
+		return false;
+	for (size_t k = 0; k < p->len; k++) {
+		if (p->str[k] < '0' || p->str[k] > '9')
+			return false;
+		n = n * 10 + (p->str[k] - '0');
+	}
+	if (n < 1 || n > 65535)
+		return false;
+	memcpy(host, h->str, h->len);
+	host[h->len] = '\0';
+	*port = (int)n;
 	return true;
 }
 
-/* Connects if there is no connection and the backoff has passed. */
+/* One command to a Sentinel; NULL with why set when it fails or answers
+ * an error. */
+static redisReply *
+sentinel_command(redisContext *s, int argc, const char **argv, char *why,
+    size_t whylen)
+{
+	redisReply *r = redisCommandArgv(s, argc, argv, NULL);
+
+	if (r == NULL) {
+		snprintf(why, whylen, "%s: %s", argv[0],
+		    timed_out(s) ? "timed out" : s->errstr);
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(why, whylen, "%s: %.*s", argv[0], (int)r->len, r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Asks the Sentinel at host:port where the master is; true (and t->host
+ * and t->port set) when it says. */
+static bool
+ask_sentinel(struct bb_tracker *t, const char *host, int port)
+{
+	const char *auth[] = { "AUTH", t->sentinel_password };
+	const char *get[] = { "SENTINEL", "get-master-addr-by-name",
+	    t->sentinel_master };
+	char master[256], why[160] = "";
+	redisContext *s = redisConnectWithTimeout(host, port, t->timeout);
+	redisReply *r = NULL;
+	int master_port;
+	bool ok = false;
+
+	if (s == NULL || s->err || redisSetTimeout(s, t->timeout) != REDIS_OK) {
+		snprintf(why, sizeof(why), "%s", s ? s->errstr : "out of memory");
+		goto done;
+	}
+	if (t->sentinel_password[0]) {
+		if ((r = sentinel_command(s, 2, auth, why, sizeof(why))) == NULL)
+			goto done;
+		freeReplyObject(r);
+	}
+	r = sentinel_command(s, 3, get, why, sizeof(why));
+	if (r == NULL)
+		goto done;
+	if (r->type == REDIS_REPLY_NIL)
+		snprintf(why, sizeof(why), "it does not know master %s",
+		    t->sentinel_master);
+	else if (!bb_sentinel_master_addr(r, master, sizeof(master),
+	    &master_port))
+		snprintf(why, sizeof(why), "unexpected reply to SENTINEL "
+		    "get-master-addr-by-name");
+	else
+		ok = true;
+done:
+	if (r)
+		freeReplyObject(r);
+	if (s)
+		redisFree(s);
+	if (!ok) {
+		bb_log_warning("Redis Sentinel %s:%d refused: %s", host, port,
+		    why);
+		return false;
+	}
+	bb_log_info("Redis master %s is at %s:%d (from Sentinel %s:%d)",
+	    t->sentinel_master, master, master_port, host, port);
+	free(t->host);
+	t->host = bb_xstrdup(master);
+	t->port = master_port;
+	return true;
+}
+
+/* Asks the Sentinels in order until one names the master. */
+static bool
+find_master(struct bb_tracker *t)
+{
+	const char *list = t->sentinels;
+	char host[256];
+	int port, got;
+
+	while ((got = bb_host_port_next(&list, host, sizeof(host), &port)) != 0) {
+		if (got < 0)
+			bb_log_warning("a REDIS_SENTINELS entry is not host:port "
+			    "with a host under %zu bytes; skipped", sizeof(host));
+		else if (ask_sentinel(t, host, port))
+			return true;
+	}
+	bb_log_warning("Redis master %s: no Sentinel named it",
+	    t->sentinel_master);
+	return false;
+}
+
+/* Connects if there is no connection and the backoff has passed; with
+ * Sentinels, to the master they name now. */
 static bool
 ensure(struct bb_tracker *t)
 {
+	char why[64] = "out of memory";
+
 	if (t->c)
 		return true;
 	if (bb_monotonic_ms() < t->retry_at)
 		return false;
+	if (t->sentinels[0] && !find_master(t)) {
+		bb_metrics_add(BB_REDIS_CONNECT_FAILED, 1);
+		fail(t);
+		return false;
+	}
 	if (t->host[0] == '/')
 		t->c = redisConnectUnixWithTimeout(t->host, t->timeout);
 	else
 		t->c = redisConnectWithTimeout(t->host, t->port, t->timeout);
 	if (t->c == NULL || t->c->err ||
-	    redisSetTimeout(t->c, t->timeout) != REDIS_OK || !login(t)) {
+	    redisSetTimeout(t->c, t->timeout) != REDIS_OK ||
+	    !login(t, why, sizeof(why))) {
 		bb_log_warning("Redis at %s:%d unavailable: %s", t->host, t->port,
-		    t->c && t->c->errstr[0] ? t->c->errstr : "login failed");
+		    t->c && t->c->errstr[0] ? t->c->errstr : why);
 		bb_metrics_add(BB_REDIS_CONNECT_FAILED, 1);
 		fail(t);
 		return false;

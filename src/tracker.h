@@ -1,11 +1,15 @@
 /* tracker: correlation records and idempotency claims in Redis (CONTRACT
- * §5, §7), over one persistent hiredis connection per worker. Every call is
- * bounded by REDIS_TIMEOUT_MS; when Redis is down the tracker says so at
- * once and retries the connection later, with backoff. */
+ * §5, §7), over one persistent hiredis connection per worker: to
+ * REDIS_HOST/PORT, or with REDIS_SENTINELS to the master the Sentinels name,
+ * asked again before every reconnect and checked with ROLE. Every call is
+ * bounded by REDIS_TIMEOUT_MS (with Sentinels, each one asked too); when
+ * Redis is down the tracker says so at once and retries the connection
+ * later, with backoff. */
 #ifndef BB_TRACKER_H
 #define BB_TRACKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -64,6 +68,20 @@ void bb_tracker_release(struct bb_tracker *t, const char *event_id,
 /* Child links this tracker did not record because their parent had
  * CORRELATION_MAX_CHILDREN children already (as of the last reply read). */
 long bb_tracker_children_dropped(const struct bb_tracker *t);
+
+/* The next entry of a comma-separated host:port list (REDIS_SENTINELS)
+ * from *list on, and *list moved past it: 1 with its host (an IPv6
+ * address without its brackets) and its port, 0 at the end of the list,
+ * -1 for an entry that is not host:port with a host under hostlen bytes. */
+int bb_host_port_next(const char **list, char *host, size_t hostlen,
+    int *port);
+
+/* The master's host and port from a Sentinel's reply to SENTINEL
+ * get-master-addr-by-name; false for any other reply (a nil one when the
+ * Sentinel does not know the master). */
+struct redisReply;
+bool bb_sentinel_master_addr(const struct redisReply *r, char *host,
+    size_t hostlen, int *port);
 
 /* The store behind bb_walk (a bb_fetch_fn over a struct bb_tracker). */
 int bb_tracker_fetch(void *tracker, const bb_id *ids, int n,

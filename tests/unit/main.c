@@ -47,6 +47,7 @@ main(void)
 	add_metrics_tests();
 	add_proxy_tests();
 	add_signature_tests();
+	add_tracker_tests();
 	add_uuid_tests();
 	add_validate_tests();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
