@@ -10,7 +10,7 @@ libhiredis-dev libiniparser-dev libcunit1-dev libjsmn-dev uuid-dev libssl-dev
 lighttpd rabbitmq-server redis-server wrk python3 python3-pika python3-requests
 curl clang libclang-rt-14-dev spawn-fcgi nginx procps iproute2 git
 debhelper dpkg-dev lintian prometheus graphviz rsyslog
-podman podman-compose runc debootstrap"
+podman podman-compose runc debootstrap openssl ca-certificates"
 
 missing=""
 for p in $PACKAGES; do
