@@ -8,7 +8,7 @@
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
 # steps: deps build unit alerts fuzz integration faults tls cluster sentinel
-#        asan_build asan_integration packaging containers
+#        asan_build asan_integration asan_tls packaging containers
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -18,7 +18,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit alerts fuzz integration faults tls cluster sentinel asan_build asan_integration packaging containers"
+STEPS="deps build unit alerts fuzz integration faults tls cluster sentinel asan_build asan_integration asan_tls packaging containers"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -171,7 +171,7 @@ step_faults() {
 # that asks for a client certificate, and workers whose RABBIT_URL is amqps://
 # with verification on; the suite's publish cases and the TLS cases run
 # against them (tests/tls/run.py). The test clients use the plain listener.
-step_tls() {
+tls_suite() {  # DIR BIN
     local pki="$TEST_DIR/tls-pki"
     export BB_TLS_PKI=$pki BB_AMQPS_PORT=${BB_AMQPS_PORT:-15671}
     bash "$repo/tests/tls/pki.sh" "$pki"
@@ -187,7 +187,11 @@ EOF
         BB_RABBIT_URL="amqps://guest:guest@localhost:$BB_AMQPS_PORT/" \
         RABBIT_TLS_CA="$pki/ca.pem" RABBIT_TLS_CERT="$pki/client.pem" \
         RABBIT_TLS_KEY="$pki/client.key"
-    integration "$TEST_DIR/tls" "$repo/src/bloodbank" "$repo/tests/tls/run.py"
+    integration "$1" "$2" "$repo/tests/tls/run.py"
+}
+
+step_tls() {
+    tls_suite "$TEST_DIR/tls" "$repo/src/bloodbank"
 }
 
 # Failover on a three-node RabbitMQ cluster: the node the workers use is
@@ -232,11 +236,13 @@ step_asan_build() {
     )
 }
 
-step_asan_integration() {
-    local dir="$TEST_DIR/asan" rc=0 f found=0
+# with_sanitizers DIR SUITE: runs SUITE DIR BIN with the sanitizer build's
+# workers reporting into DIR, and fails on any report
+with_sanitizers() {
+    local dir=$1 suite=$2 rc=0 f found=0
     ASAN_OPTIONS="log_path=$dir/asan:detect_leaks=0:abort_on_error=0" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$dir/ubsan" \
-        integration "$dir" "$ASAN_BUILD/obj/src/bloodbank" || rc=$?
+        "$suite" "$dir" "$ASAN_BUILD/obj/src/bloodbank" || rc=$?
     for f in "$dir"/asan.* "$dir"/ubsan.*; do
         [ -e "$f" ] || continue
         found=1
@@ -248,6 +254,15 @@ step_asan_integration() {
         rc=1
     fi
     return $rc
+}
+
+step_asan_integration() {
+    with_sanitizers "$TEST_DIR/asan" integration
+}
+
+# the amqps path (TLS reads and writes) under the sanitizers
+step_asan_tls() {
+    with_sanitizers "$TEST_DIR/asan-tls" tls_suite
 }
 
 # build, lintian, install, serve through lighttpd and nginx, purge
