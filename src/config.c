@@ -238,30 +238,17 @@ amqp_urls_valid(const char *v)
 static bool
 host_ports_valid(const char *v)
 {
-	if (*v == '\0')
-		return true;
-	for (;;) {
-		size_t n = strcspn(v, ",");
-		const char *e = v, *colon = NULL;
-		while (*e == ' ')
-			e++;
-		for (const char *c = e; c < v + n; c++)
-			if (*c == ':')
-				colon = c;
-		if (colon == NULL || colon == e)
-			return false;
-		long port = 0;
-		const char *d = colon + 1;
-		for (; d < v + n && *d >= '0' && *d <= '9' && port <= 65535; d++)
-			port = port * 10 + (*d - '0');
-		while (d < v + n && *d == ' ')
-			d++;
-		if (d != v + n || colon + 1 == d || port < 1 || port > 65535)
-			return false;
-		if (v[n] != ',')
-			return true;
-		v += n + 1;
-	}
+	char host[256];
+	int port, got;
+	size_t n = strlen(v);
+
+	while (n > 0 && v[n - 1] == ' ')
+		n--;
+	if (n > 0 && v[n - 1] == ',')
+		return false;
+	while ((got = bb_host_port_next(&v, host, sizeof(host), &port)) > 0)
+		;
+	return got == 0;
 }
 
 /* "a, b or c", for the message about a value that is none of them. */
@@ -458,6 +445,37 @@ bb_config_free(struct bb_config *cfg)
  * user name and the last '@' of an entry, so that a password holding a raw
  * '@' or ',' does not show either. An entry starts at the list's start or
  * at a ',' followed by "amqp". */
+int
+bb_host_port_next(const char **list, char *host, size_t hostlen, int *port)
+{
+	const char *p = *list + strspn(*list, " ");
+	const char *end = p + strcspn(p, ","), *colon = end, *h = p, *d;
+	long n = 0;
+
+	if (*p == '\0')
+		return 0;
+	*list = *end ? end + 1 : end;
+	while (colon > p && colon[-1] != ':')
+		colon--;
+	if (colon == p)
+		return -1;
+	for (d = colon; d < end && *d >= '0' && *d <= '9' && n <= 65535; d++)
+		n = n * 10 + (*d - '0');
+	if (d == colon || d + strspn(d, " ") < end || n < 1 || n > 65535)
+		return -1;
+	colon--;			/* the ':' itself */
+	if (*h == '[' && colon - h >= 2 && colon[-1] == ']') {
+		h++;
+		colon--;
+	}
+	if (colon == h || (size_t)(colon - h) >= hostlen)
+		return -1;
+	memcpy(host, h, (size_t)(colon - h));
+	host[colon - h] = '\0';
+	*port = (int)n;
+	return 1;
+}
+
 void
 bb_config_redact_url(const char *url, char *out, size_t outlen)
 {

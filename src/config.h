@@ -58,6 +58,13 @@ void bb_config_free(struct bb_config *cfg);
  * with passwords and the API token redacted. */
 void bb_config_print(const struct bb_config *cfg, FILE *out);
 
+/* The next entry of a comma-separated host:port list (REDIS_SENTINELS)
+ * from *list on, and *list moved past it: 1 with its host (an IPv6
+ * address without its brackets) and its port, 0 at the end of the list,
+ * -1 for an entry that is not host:port with a host under hostlen bytes. */
+int bb_host_port_next(const char **list, char *host, size_t hostlen,
+    int *port);
+
 /* Copies an AMQP URL into out with its password replaced by "***". */
 void bb_config_redact_url(const char *url, char *out, size_t outlen);
 

@@ -303,37 +303,6 @@ login(struct bb_tracker *t, char *why, size_t whylen)
 	return ok;
 }
 
-int
-bb_host_port_next(const char **list, char *host, size_t hostlen, int *port)
-{
-	const char *p = *list + strspn(*list, " ");
-	const char *end = p + strcspn(p, ","), *colon = end, *h = p, *d;
-	long n = 0;
-
-	if (*p == '\0')
-		return 0;
-	*list = *end ? end + 1 : end;
-	while (colon > p && colon[-1] != ':')
-		colon--;
-	if (colon == p)
-		return -1;
-	for (d = colon; d < end && *d >= '0' && *d <= '9' && n <= 65535; d++)
-		n = n * 10 + (*d - '0');
-	if (d == colon || d + strspn(d, " ") < end || n < 1 || n > 65535)
-		return -1;
-	colon--;			/* the ':' itself */
-	if (*h == '[' && colon - h >= 2 && colon[-1] == ']') {
-		h++;
-		colon--;
-	}
-	if (colon == h || (size_t)(colon - h) >= hostlen)
-		return -1;
-	memcpy(host, h, (size_t)(colon - h));
-	host[colon - h] = '\0';
-	*port = (int)n;
-	return 1;
-}
-
 bool
 bb_sentinel_master_addr(const struct redisReply *r, char *host,
     size_t hostlen, int *port)

@@ -69,13 +69,6 @@ void bb_tracker_release(struct bb_tracker *t, const char *event_id,
  * CORRELATION_MAX_CHILDREN children already (as of the last reply read). */
 long bb_tracker_children_dropped(const struct bb_tracker *t);
 
-/* The next entry of a comma-separated host:port list (REDIS_SENTINELS)
- * from *list on, and *list moved past it: 1 with its host (an IPv6
- * address without its brackets) and its port, 0 at the end of the list,
- * -1 for an entry that is not host:port with a host under hostlen bytes. */
-int bb_host_port_next(const char **list, char *host, size_t hostlen,
-    int *port);
-
 /* The master's host and port from a Sentinel's reply to SENTINEL
  * get-master-addr-by-name; false for any other reply (a nil one when the
  * Sentinel does not know the master). */
