@@ -18,11 +18,12 @@
 #   - counting for /metrics on against off (METRICS_PATH empty).
 # Prints figures, not a pass/fail test.
 #
-# usage: bench/bench.sh [metrics|pool]   (metrics: only the /metrics
-#        comparison; pool: only workers x WORKER_CONCURRENCY)
-# BENCH_SECONDS, BB_WORKERS, BENCH_ROUNDS (metrics rounds) and BENCH_PORT_BASE
-# (ports BASE..BASE+4: HTTP, AMQP, AMQP dist, nginx, Redis)
-# override the defaults.
+# usage: bench/bench.sh [metrics|pool|tls]   (metrics: only the /metrics
+#        comparison; pool: only workers x WORKER_CONCURRENCY; tls: the
+#        workers publishing over amqps against amqp, same node)
+# BENCH_SECONDS, BB_WORKERS, BENCH_ROUNDS (metrics and tls rounds) and
+# BENCH_PORT_BASE (ports BASE..BASE+5: HTTP, AMQP, AMQP dist, nginx, Redis,
+# AMQPS) override the defaults.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,6 +47,17 @@ cleanup() {
     rm -rf "$dir"
 }
 trap cleanup EXIT
+if [ "${1:-}" = tls ]; then  # a TLS listener beside the plain one (as in test.sh tls)
+    amqps_port=$((base + 5))
+    bash "$repo/tests/tls/pki.sh" "$dir/pki"
+    cat > "$dir/pki/rabbitmq-tls.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:$amqps_port
+ssl_options.cacertfile = $dir/pki/ca.pem
+ssl_options.certfile = $dir/pki/broker.pem
+ssl_options.keyfile = $dir/pki/broker.key
+EOF
+    export BB_RABBIT_CONF=$dir/pki/rabbitmq-tls.conf RABBIT_TLS_CA=$dir/pki/ca.pem
+fi
 "$repo/scripts/stack.sh" start "$dir" >/dev/null
 
 # The first publish declares the exchange; then a durable queue takes every
@@ -148,6 +160,42 @@ metrics_cost() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 if [ "${1:-}" = metrics ]; then
     metrics_cost
+    exit 0
+fi
+
+# amqps against amqp: the same node, the workers' RABBIT_URL switched between
+# its TLS and plain listeners, alternated over BENCH_ROUNDS rounds; medians of
+# the throughput and of the workers' CPU per event at 16 connections.
+tls_cost() {
+    local round mode r
+    : >"$dir/t-amqp.txt"; : >"$dir/t-amqps.txt"; : >"$dir/c-amqp.txt"; : >"$dir/c-amqps.txt"
+    for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+        for mode in amqps amqp; do
+            sed -i '/RABBIT_URL/d' "$dir/bloodbank.env"
+            if [ "$mode" = amqps ]; then
+                echo "export RABBIT_URL=amqps://guest:guest@localhost:$amqps_port/"
+            else
+                echo "export RABBIT_URL=$amqp"
+            fi >>"$dir/bloodbank.env"
+            "$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+            r=$(wrk_run 16 post.lua /events/llm/prompt 1 "$mode")
+            echo "$r"
+            if [ "$mode" = amqps ] && ! rabbitmqctl -n "$BB_NODE" -q list_connections \
+                    ssl 2>/dev/null | grep -q true; then
+                echo "no worker connected over TLS" >&2
+                exit 1
+            fi
+            rate "$r" >>"$dir/t-$mode.txt"
+            field workers "$r" >>"$dir/c-$mode.txt"
+        done
+    done
+    for mode in amqp amqps; do
+        echo "$mode c16 (median of ${BENCH_ROUNDS:-3}): rate=$(median <"$dir/t-$mode.txt")" \
+            "worker_cpu_us_per_event=$(median <"$dir/c-$mode.txt")"
+    done
+}
+if [ "${1:-}" = tls ]; then
+    tls_cost
     exit 0
 fi
 
