@@ -8,7 +8,7 @@
 #
 # usage: scripts/test.sh [STEP...]        (default: all steps, in order)
 # steps: deps build unit alerts fuzz integration faults tls cluster sentinel
-#        asan_build asan_integration asan_tls packaging containers
+#        asan_build asan_integration asan_tls asan_sentinel packaging containers
 #
 #
 # The private stack uses ports below 32768 that differ from the dev stack's:
@@ -18,7 +18,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit alerts fuzz integration faults tls cluster sentinel asan_build asan_integration asan_tls packaging containers"
+STEPS="deps build unit alerts fuzz integration faults tls cluster sentinel asan_build asan_integration asan_tls asan_sentinel packaging containers"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -204,14 +204,18 @@ step_cluster() {
 # A Redis Sentinel failover under load (tests/sentinel/run.sh): a private
 # master, replica and three Sentinels on ports BB_SENTINEL_PORT (19390) to
 # +5, and a private stack whose workers find the master through them.
-step_sentinel() {
+sentinel_suite() {  # DIR BIN
     local d
     for d in "$TEST_DIR"/*/; do   # stacks of an interrupted run hold the ports
         if [ -f "$d/stack.env" ]; then
             bash "$STACK" stop "${d%/}" >/dev/null 2>&1 || true
         fi
     done
-    bash "$repo/tests/sentinel/run.sh" "$TEST_DIR/sentinel"
+    BB_BIN=$2 bash "$repo/tests/sentinel/run.sh" "$1"
+}
+
+step_sentinel() {
+    sentinel_suite "$TEST_DIR/sentinel" "$repo/src/bloodbank"
 }
 
 # The sanitizer build is a VPATH build, but automake refuses a VPATH build of a
@@ -236,14 +240,15 @@ step_asan_build() {
     )
 }
 
-# with_sanitizers DIR SUITE: runs SUITE DIR BIN with the sanitizer build's
-# workers reporting into DIR, and fails on any report
+# with_sanitizers LOGS SUITE DIR: runs SUITE DIR BIN with the sanitizer
+# build's workers reporting into LOGS (their stack's directory, which they
+# may write), and fails on any report
 with_sanitizers() {
-    local dir=$1 suite=$2 rc=0 f found=0
-    ASAN_OPTIONS="log_path=$dir/asan:detect_leaks=0:abort_on_error=0" \
-    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$dir/ubsan" \
+    local logs=$1 suite=$2 dir=$3 rc=0 f found=0
+    ASAN_OPTIONS="log_path=$logs/asan:detect_leaks=0:abort_on_error=0" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan" \
         "$suite" "$dir" "$ASAN_BUILD/obj/src/bloodbank" || rc=$?
-    for f in "$dir"/asan.* "$dir"/ubsan.*; do
+    for f in "$logs"/asan.* "$logs"/ubsan.*; do
         [ -e "$f" ] || continue
         found=1
         echo "--- sanitizer report $f"
@@ -257,12 +262,17 @@ with_sanitizers() {
 }
 
 step_asan_integration() {
-    with_sanitizers "$TEST_DIR/asan" integration
+    with_sanitizers "$TEST_DIR/asan" integration "$TEST_DIR/asan"
 }
 
-# the amqps path (TLS reads and writes) under the sanitizers
+# the amqps path (TLS reads and writes) and the Sentinel lookups under the
+# sanitizers too
 step_asan_tls() {
-    with_sanitizers "$TEST_DIR/asan-tls" tls_suite
+    with_sanitizers "$TEST_DIR/asan-tls" tls_suite "$TEST_DIR/asan-tls"
+}
+
+step_asan_sentinel() {
+    with_sanitizers "$TEST_DIR/asan-sentinel/stack" sentinel_suite "$TEST_DIR/asan-sentinel"
 }
 
 # build, lintian, install, serve through lighttpd and nginx, purge
