@@ -20,13 +20,16 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
+from test_tracking import Redis, RedisError  # noqa: E402  (a minimal RESP2 client)
 
 URL = urllib.parse.urlsplit(os.environ["BB_URL"])
 DIR = os.environ["BB_SENTINEL_DIR"]
@@ -61,46 +64,15 @@ def check(ok, what):
 
 # ------------------------------------------------------------------ Redis
 
-class RedisError(Exception):
-    pass
-
-
 def redis(port, *args, password=None, timeout=2.0):
     """One command (after AUTH when password is given); its reply."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        f = s.makefile("rb")
-        cmds = ([("AUTH", password)] if password else []) + [args]
-        for cmd in cmds:
-            parts = [b"*%d\r\n" % len(cmd)]
-            for a in cmd:
-                a = a if isinstance(a, bytes) else str(a).encode()
-                parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-            s.sendall(b"".join(parts))
-            reply = read_reply(f)
-        return reply
-
-
-def read_reply(f):
-    line = f.readline()
-    if not line:
-        raise RedisError("connection closed")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode()
-    if kind == b"-":
-        raise RedisError(rest.decode())
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        n = int(rest)
-        if n < 0:
-            return None
-        data = f.read(n + 2)
-        return data[:-2]
-    if kind == b"*":
-        n = int(rest)
-        return None if n < 0 else [read_reply(f) for _ in range(n)]
-    raise RedisError("unexpected reply %r" % line)
+    r = Redis(port, timeout=timeout)
+    try:
+        if password:
+            r.call("AUTH", password)
+        return r.call(*args)
+    finally:
+        r.close()
 
 
 def record(port, event_id):
