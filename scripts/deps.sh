@@ -6,7 +6,8 @@
 set -eu
 
 PACKAGES="build-essential autoconf automake pkg-config libfcgi-dev librabbitmq-dev
-libhiredis-dev libiniparser-dev libcunit1-dev libjsmn-dev uuid-dev libssl-dev
+libhiredis-dev libiniparser-dev libcunit1-dev libjsmn-dev uuid-dev libssl-dev libpcre2-dev
+json-schema-test-suite python3-jsonschema python3-rfc3987
 lighttpd rabbitmq-server redis-server wrk python3 python3-pika python3-requests
 curl clang libclang-rt-14-dev spawn-fcgi nginx procps iproute2 git
 debhelper dpkg-dev lintian prometheus graphviz rsyslog

@@ -41,9 +41,11 @@ main(void)
 	add_correlation_tests();
 	add_dot_tests();
 	add_envelope_tests();
+	add_format_tests();
 	add_frames_tests();
 	add_http_tests();
 	add_json_tests();
+	add_jsonschema_tests();
 	add_metrics_tests();
 	add_proxy_tests();
 	add_signature_tests();
