@@ -51,6 +51,7 @@
 #   ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 # METRICS_PATH is DIR/metrics, the file the workers count in (GET /metrics),
 #   unless METRICS_PATH is set (empty: counting off).
+# SCHEMA_DIR is empty (no event schemas) unless set.
 # DIR/bloodbank.env holds the secrets among them: it is written mode 0600.
 #
 # Keep private ports below 32768: the kernel's ephemeral range starts there and
@@ -153,6 +154,7 @@ write_bloodbank_env() {
             BLOODBANK_CONFIG "$dir/bloodbank.ini" \
             BLOODBANK_ENV_FILE "$dir/empty.env" \
             METRICS_PATH "${METRICS_PATH-$dir/metrics}" \
+            SCHEMA_DIR "${SCHEMA_DIR-}" \
             LOG_LEVEL "${LOG_LEVEL:-info}"
         for v in $PASSTHROUGH; do
             if [ -n "${!v+set}" ]; then

@@ -25,6 +25,7 @@
 
 struct bb_app {
 	const struct bb_config *cfg;
+	const struct bb_catalog *catalog;	/* SCHEMA_DIR's schemas */
 	struct bb_publisher *pub;
 	struct bb_tracker *tracker;
 	struct bb_proxies proxies;	/* TRUSTED_PROXIES */
@@ -117,7 +118,7 @@ bb_call_error(struct bb_call *call, int status, const char *code,
 
 
 struct bb_app *
-bb_app_new(const struct bb_config *cfg)
+bb_app_new(const struct bb_config *cfg, const struct bb_catalog *catalog)
 {
 	struct bb_app *app = bb_xcalloc(1, sizeof(*app));
 	struct bb_publisher_options opt = {
@@ -137,6 +138,7 @@ bb_app_new(const struct bb_config *cfg)
 	char err[128];
 
 	app->cfg = cfg;
+	app->catalog = catalog;
 	/* bb_config_load has checked the list. */
 	bb_proxies_parse(&app->proxies, cfg->trusted_proxies, err, sizeof(err));
 	app->pub = bb_publisher_new(&opt);
@@ -403,6 +405,7 @@ build_event(struct bb_app *app, struct bb_call *call,
 		return -1;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
+	call->event.catalog = app->catalog;
 	return bb_event_build(&call->event, m->route, m->arg, m->arg_len, req,
 	    call->body.data, call->body.len, &now, &call->resp);
 }
@@ -611,7 +614,8 @@ parse_batch(struct bb_app *app, struct bb_call *call)
 
 /* Every item built or refused on its own (CONTRACT §4.10). */
 static void
-build_items(struct bb_call *call, const struct bb_request *req)
+build_items(const struct bb_app *app, struct bb_call *call,
+    const struct bb_request *req)
 {
 	struct bb_item *it = items_for(call, bb_json_size(&call->batch, 0));
 	struct timespec now;
@@ -622,6 +626,7 @@ build_items(struct bb_call *call, const struct bb_request *req)
 		size_t len;
 		const char *raw = bb_json_raw(&call->batch, v, &len);
 		bb_response_reset(&call->scratch);
+		it[k].event.catalog = app->catalog;
 		if (bb_json_type(&call->batch, v) != BB_JSON_OBJECT)
 			item_fail(call, &it[k], 422, "validation_error",
 			    "each item of a batch is a JSON object");
@@ -852,7 +857,7 @@ begin_batch(struct bb_app *app, struct bb_call *call,
 	if (read_body_checked(app, call, req, read_body, ctx) != 0 ||
 	    !parse_batch(app, call))
 		return false;
-	build_items(call, req);
+	build_items(app, call, req);
 	refuse_repeated_keys(call);
 	enum bb_publish_result failure;
 	int sent = send_items(app, call, &failure);
@@ -971,6 +976,10 @@ bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
 	}
 	if (m.route == BB_ROUTE_METRICS) {
 		bb_metrics_answer(resp);
+		return false;
+	}
+	if (m.route == BB_ROUTE_SCHEMAS) {
+		bb_catalog_answer(app->catalog, m.arg, m.arg_len, resp);
 		return false;
 	}
 	bool waiting = m.route == BB_ROUTE_BATCH ?

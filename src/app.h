@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "catalog.h"
 #include "config.h"
 #include "http.h"
 
@@ -15,7 +16,9 @@ struct bb_app;
 /* Reads up to len bytes of the request body; returns the count, 0 at end. */
 typedef ssize_t (*bb_body_reader)(void *ctx, char *buf, size_t len);
 
-struct bb_app *bb_app_new(const struct bb_config *cfg);
+/* catalog (the schemas of SCHEMA_DIR) must outlive the app. */
+struct bb_app *bb_app_new(const struct bb_config *cfg,
+    const struct bb_catalog *catalog);
 void bb_app_free(struct bb_app *app);
 
 /* The broker connection's socket, for an idle worker to watch (-1 when

@@ -117,6 +117,8 @@ static const struct setting settings[] = {
 	    K_STRING, OFF(redis_sentinel_master), 1, 255, false },
 	{ "REDIS_SENTINEL_PASSWORD", NULL, "redis:sentinel_password", "",
 	    K_STRING, OFF(redis_sentinel_password), 0, 1024, true },
+	{ "SCHEMA_DIR", NULL, "schemas:dir", "/etc/bloodbank/schemas",
+	    K_STRING, OFF(schema_dir), 0, 1024, false },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))

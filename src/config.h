@@ -46,6 +46,7 @@ struct bb_config {
 	char *redis_sentinels;		/* "": REDIS_HOST/PORT directly */
 	char *redis_sentinel_master;
 	char *redis_sentinel_password;
+	char *schema_dir;		/* "": no event schemas */
 };
 
 /* Fills cfg. On a bad value, an unreadable file or an unknown INI key,

@@ -22,6 +22,7 @@ bb_event_init(struct bb_event *ev)
 	bb_buf_init(&ev->webhook_key);
 	bb_buf_init(&ev->name);
 	bb_buf_init(&ev->item_key);
+	bb_jsonschema_work_init(&ev->schema_work);
 }
 
 void
@@ -36,6 +37,7 @@ bb_event_free(struct bb_event *ev)
 	bb_buf_free(&ev->webhook_key);
 	bb_buf_free(&ev->name);
 	bb_buf_free(&ev->item_key);
+	bb_jsonschema_work_free(&ev->schema_work);
 }
 
 /* Forgets the previous request, keeping the buffers' memory. */
@@ -214,10 +216,31 @@ add_field_parent(struct bb_event *ev, int obj, const char *name,
 	return 0;
 }
 
+/* §10: a payload whose event type has a schema in SCHEMA_DIR must match
+ * it; it is then kept as sent. */
+static int
+check_schema(struct bb_event *ev, int obj, struct bb_response *resp)
+{
+	const char *type = ev->env.event_type;
+	const struct bb_jsonschema *s = bb_catalog_find(ev->catalog, type,
+	    strlen(type));
+	char text[320];
+
+	if (s != NULL && bb_jsonschema_validate(s, &ev->doc, obj,
+	    &ev->schema_work, &ev->errors) != 0) {
+		snprintf(text, sizeof(text), "the payload does not match the "
+		    "schema of event type %s", type);
+		validation_failed(ev, resp, text);
+		return -1;
+	}
+	bb_json_write_value(&ev->payload, &ev->doc, obj);
+	return 0;
+}
+
 /* §4.6: a payload published under an event type that has a typed endpoint
  * gets that endpoint's validation whichever path it takes, so that the
  * consumers of a typed routing key can trust its schema; any other payload
- * is kept as sent. */
+ * meets its schema file, if it has one, and is kept as sent. */
 static int
 build_payload(struct bb_event *ev, int obj, struct bb_response *resp)
 {
@@ -225,10 +248,8 @@ build_payload(struct bb_event *ev, int obj, struct bb_response *resp)
 	const struct bb_typed *t = bb_typed_lookup(type, strlen(type));
 	char text[128];
 
-	if (t == NULL) {
-		bb_json_write_value(&ev->payload, &ev->doc, obj);
-		return 0;
-	}
+	if (t == NULL)
+		return check_schema(ev, obj, resp);
 	if (bb_validate(&ev->doc, obj, t->schema, &ev->payload, &ev->errors) == 0 &&
 	    t->action && !bb_json_string_equals(&ev->doc,
 	    bb_json_get(&ev->doc, obj, "action"), t->action)) {

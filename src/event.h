@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "catalog.h"
 #include "envelope.h"
 #include "http.h"
 #include "json.h"
@@ -32,6 +33,10 @@ struct bb_event {
 	size_t key_len;
 	char source_app[65];		/* POST /events may name its source */
 	char source_type[65];
+	/* The schemas of SCHEMA_DIR (NULL: none), set by the caller and
+	 * kept from one request to the next, and their working memory. */
+	const struct bb_catalog *catalog;
+	struct bb_jsonschema_work schema_work;
 };
 
 void bb_event_init(struct bb_event *ev);

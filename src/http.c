@@ -246,6 +246,7 @@ bb_route(const char *method, const char *path, struct bb_match *m)
 		{ "/events", "POST", BB_ROUTE_EVENTS },
 		{ "/events/batch", "POST", BB_ROUTE_BATCH },
 		{ "/metrics", "GET", BB_ROUTE_METRICS },
+		{ "/schemas", "GET", BB_ROUTE_SCHEMAS },
 	};
 	const char *rest;
 
@@ -258,6 +259,11 @@ bb_route(const char *method, const char *path, struct bb_match *m)
 		m->arg = rest;
 		m->arg_len = strlen(rest);
 		return finish(method, "POST", BB_ROUTE_EVENT_TYPE, m);
+	}
+	if (starts_with(path, "/schemas/", &rest) && *rest) {
+		m->arg = rest;
+		m->arg_len = strlen(rest);
+		return finish(method, "GET", BB_ROUTE_SCHEMAS, m);
 	}
 	if (starts_with(path, "/debug/correlation/", &rest) && *rest) {
 		const char *slash = strchr(rest, '/');

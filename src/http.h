@@ -80,12 +80,14 @@ enum bb_route {
 	BB_ROUTE_CORRELATION,	/* GET /debug/correlation/{event_id} */
 	BB_ROUTE_CHAIN,		/* GET /debug/correlation/{event_id}/chain */
 	BB_ROUTE_METRICS,	/* GET /metrics */
+	BB_ROUTE_SCHEMAS,	/* GET /schemas, /schemas/{event_type} */
 };
 
 struct bb_match {
 	enum bb_route route;
 	const char *allow;	/* the methods the path accepts */
-	const char *arg;	/* {event_type} or {event_id}, inside path */
+	const char *arg;	/* {event_type} or {event_id}, inside path;
+				 * NULL for GET /schemas */
 	size_t arg_len;
 };
 

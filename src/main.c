@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
@@ -29,15 +30,24 @@ static int
 check_config(void)
 {
 	struct bb_config cfg;
-	char err[512];
+	struct bb_catalog *catalog = NULL;
+	char err[1024];
 	int rc = 0;
 
 	if (bb_config_load(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "bloodbank: configuration error: %s\n", err);
 		rc = 1;
+	} else if ((catalog = bb_catalog_load(cfg.schema_dir, err,
+	    sizeof(err))) == NULL) {
+		fprintf(stderr, "bloodbank: event schemas: %s\n", err);
+		rc = 1;
 	} else {
 		bb_config_print(&cfg, stdout);
+		printf("# event schemas: %d loaded from %s\n",
+		    bb_catalog_count(catalog), cfg.schema_dir[0] ?
+		    cfg.schema_dir : "(SCHEMA_DIR empty)");
 	}
+	bb_catalog_free(catalog);
 	bb_config_free(&cfg);
 	return rc;
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "config.h"
 #include "log.h"
 #include "worker.h"
@@ -304,21 +305,27 @@ stop_worker(pid_t pid)
 	}
 }
 
-/* SIGHUP: a configuration that does not validate is refused and the old
- * workers stay; otherwise each worker is replaced in turn, the new one
- * accepting before the old one is asked to finish. */
+/* SIGHUP: a configuration (or SCHEMA_DIR) that does not validate is
+ * refused and the old workers stay; otherwise each worker is replaced in
+ * turn, the new one accepting before the old one is asked to finish. */
 static void
 reload(struct master *m)
 {
 	struct bb_config cfg;
-	char err[512];
+	struct bb_catalog *catalog = NULL;
+	char err[1024];
+	int rc;
 
-	if (bb_config_load(&cfg, err, sizeof(err)) != 0) {
+	rc = bb_config_load(&cfg, err, sizeof(err));
+	if (rc == 0 && (catalog = bb_catalog_load(cfg.schema_dir, err,
+	    sizeof(err))) == NULL)
+		rc = -1;
+	bb_catalog_free(catalog);
+	bb_config_free(&cfg);
+	if (rc != 0) {
 		bb_log_error("reload refused, keeping the running workers: %s", err);
-		bb_config_free(&cfg);
 		return;
 	}
-	bb_config_free(&cfg);
 	bb_log_info("reloading: replacing %d workers one at a time",
 	    m->opt->workers);
 	for (int k = 0; k < m->opt->workers && !got_stop; k++) {

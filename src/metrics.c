@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #define MAGIC 0x43495254454d4242ULL	/* "BBMETRIC", little-endian */
-#define LAYOUT 1			/* bump when struct slot changes */
+#define LAYOUT 2			/* bump when struct slot changes */
 
 /* One worker's counts. Only its owner writes it; a scrape reads it. Each
  * field is one aligned 64-bit word, written with a single store, so a reader
@@ -62,7 +62,7 @@ static const int codes[BB_METRICS_CODES - 1] = {
 
 static const char *const route_labels[BB_METRICS_ROUTES] = {
 	"none", "healthz", "prompt", "response", "artifact", "fireflies",
-	"generic", "events", "batch", "debug", "metrics",
+	"generic", "events", "batch", "debug", "metrics", "schemas",
 };
 
 static int
@@ -81,6 +81,7 @@ route_index(enum bb_route r)
 	case BB_ROUTE_CORRELATION:
 	case BB_ROUTE_CHAIN: return 9;
 	case BB_ROUTE_METRICS: return 10;
+	case BB_ROUTE_SCHEMAS: return 11;
 	}
 	return 0;
 }

@@ -57,7 +57,7 @@ enum bb_gauge {
 
 /* The route labels (the debug endpoints share one) and the status codes
  * counted per route: every status this service answers, and "other". */
-#define BB_METRICS_ROUTES 11
+#define BB_METRICS_ROUTES 12
 #define BB_METRICS_CODES 14
 
 /* The pool's totals, as a scrape adds them up. */

@@ -44,12 +44,90 @@ const struct bb_schema bb_schema_llm_response = SCHEMA(llm_response_fields);
 const struct bb_schema bb_schema_artifact = SCHEMA(artifact_fields);
 
 static const struct bb_typed typed[] = {
-	{ "llm.prompt", &bb_schema_llm_prompt, NULL, NULL },
-	{ "llm.response", &bb_schema_llm_response, NULL, "prompt_id" },
-	{ "artifact.created", &bb_schema_artifact, "created", NULL },
-	{ "artifact.updated", &bb_schema_artifact, "updated", NULL },
-	{ "artifact.deleted", &bb_schema_artifact, "deleted", NULL },
+	{ "artifact.created", "An artifact was created (POST /events/artifact "
+	    "with action created).", &bb_schema_artifact, "created", NULL },
+	{ "artifact.deleted", "An artifact was deleted (POST /events/artifact "
+	    "with action deleted).", &bb_schema_artifact, "deleted", NULL },
+	{ "artifact.updated", "An artifact was updated (POST /events/artifact "
+	    "with action updated).", &bb_schema_artifact, "updated", NULL },
+	{ "llm.prompt", "A prompt sent to a language model (POST "
+	    "/events/llm/prompt).", &bb_schema_llm_prompt, NULL, NULL },
+	{ "llm.response", "A language model's response; prompt_id names the "
+	    "prompt's event, its parent (POST /events/llm/response).",
+	    &bb_schema_llm_response, NULL, "prompt_id" },
 };
+
+const struct bb_typed *
+bb_typed_at(size_t k)
+{
+	return k < sizeof(typed) / sizeof(typed[0]) ? &typed[k] : NULL;
+}
+
+/* The draft-07 keywords that say what field_problem() checks. */
+static void
+write_field_schema(const struct bb_typed *t, const struct bb_field *f,
+    struct bb_buf *out)
+{
+	switch (f->kind) {
+	case BB_FIELD_STRING:
+		bb_buf_puts(out, "{\"type\":\"string\",\"minLength\":1}");
+		break;
+	case BB_FIELD_STRING_OR_NULL:
+		bb_buf_puts(out, "{\"type\":[\"string\",\"null\"]}");
+		break;
+	case BB_FIELD_STRING_ARRAY:
+		bb_buf_puts(out, "{\"type\":[\"array\",\"null\"],"
+		    "\"items\":{\"type\":\"string\"},\"default\":[]}");
+		break;
+	case BB_FIELD_UUID_OR_NULL:
+		bb_buf_puts(out, "{\"type\":[\"string\",\"null\"],"
+		    "\"format\":\"uuid\"}");
+		break;
+	case BB_FIELD_COUNT_OR_NULL:
+		bb_buf_puts(out, "{\"type\":[\"integer\",\"null\"],"
+		    "\"minimum\":0}");
+		break;
+	case BB_FIELD_OBJECT:
+		bb_buf_puts(out, "{\"type\":[\"object\",\"null\"],"
+		    "\"default\":{}}");
+		break;
+	case BB_FIELD_CHOICE:
+		/* an artifact type's action is its own */
+		bb_buf_puts(out, "{\"const\":");
+		bb_json_write_string(out, t->action, strlen(t->action));
+		bb_buf_putc(out, '}');
+		break;
+	}
+}
+
+void
+bb_typed_write_schema(const struct bb_typed *t, struct bb_buf *out)
+{
+	const struct bb_schema *s = t->schema;
+	size_t k, n = 0;
+
+	bb_buf_puts(out, "{\"$schema\":\"http://json-schema.org/draft-07/"
+	    "schema#\",\"title\":");
+	bb_json_write_string(out, t->event_type, strlen(t->event_type));
+	bb_buf_puts(out, ",\"description\":");
+	bb_json_write_string(out, t->description, strlen(t->description));
+	bb_buf_puts(out, ",\"type\":\"object\",\"required\":[");
+	for (k = 0; k < s->nfields; k++) {
+		if (!s->fields[k].required)
+			continue;
+		bb_buf_puts(out, n++ ? ",\"" : "\"");
+		bb_buf_puts(out, s->fields[k].name);
+		bb_buf_putc(out, '"');
+	}
+	bb_buf_puts(out, "],\"properties\":{");
+	for (k = 0; k < s->nfields; k++) {
+		bb_buf_puts(out, k ? ",\"" : "\"");
+		bb_buf_puts(out, s->fields[k].name);
+		bb_buf_puts(out, "\":");
+		write_field_schema(t, &s->fields[k], out);
+	}
+	bb_buf_puts(out, "}}");
+}
 
 const struct bb_typed *
 bb_typed_lookup(const char *s, size_t len)

@@ -40,6 +40,7 @@ extern const struct bb_schema bb_schema_artifact;
  * is the event's first parent. */
 struct bb_typed {
 	const char *event_type;
+	const char *description;	/* of its payload, for the catalog */
 	const struct bb_schema *schema;
 	const char *action;		/* artifact.<action>; else NULL */
 	const char *parent_field;	/* llm.response: prompt_id; else NULL */
@@ -48,6 +49,12 @@ struct bb_typed {
 /* The typed endpoint's rules for event type s[0..len), or NULL when no
  * typed endpoint publishes that type. */
 const struct bb_typed *bb_typed_lookup(const char *s, size_t len);
+/* The k-th typed type, in the order of their names; NULL past the last. */
+const struct bb_typed *bb_typed_at(size_t k);
+/* Writes t's payload rules as a JSON Schema draft-07 document (CONTRACT
+ * §10: the catalog lists the typed types too). The typed validation
+ * below stays what decides: it also fills in defaults. */
+void bb_typed_write_schema(const struct bb_typed *t, struct bb_buf *out);
 
 /* Checks object obj of doc against schema. Returns the number of offending
  * fields; each is appended to errors as a {"field","message"} object

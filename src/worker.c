@@ -228,7 +228,7 @@ bb_worker_run(int listen_fd, int ready_fd)
 	struct bb_config cfg;
 	struct sigaction sa;
 	sigset_t block;
-	char err[512];
+	char err[1024];
 	int flags, rc;
 
 	if (bb_config_load(&cfg, err, sizeof(err)) != 0) {
@@ -260,7 +260,15 @@ bb_worker_run(int listen_fd, int ready_fd)
 		bb_config_free(&cfg);
 		return 1;
 	}
-	struct bb_app *app = bb_app_new(&cfg);
+	/* §10: a worker never runs with half of SCHEMA_DIR. */
+	struct bb_catalog *catalog = bb_catalog_load(cfg.schema_dir, err,
+	    sizeof(err));
+	if (catalog == NULL) {
+		bb_log_error("event schemas: %s", err);
+		bb_config_free(&cfg);
+		return 1;
+	}
+	struct bb_app *app = bb_app_new(&cfg, catalog);
 	bb_log_info("worker ready");
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "r", 1) != 1)
@@ -270,6 +278,7 @@ bb_worker_run(int listen_fd, int ready_fd)
 	rc = serve(listen_fd, app, cfg.worker_concurrency);
 	bb_log_info("worker stopping");
 	bb_app_free(app);
+	bb_catalog_free(catalog);
 	bb_metrics_close();
 	bb_config_free(&cfg);
 	return rc;
