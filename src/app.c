@@ -7,7 +7,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/evp.h>
 
 #include "clock.h"
 #include "debug.h"
@@ -26,6 +25,7 @@
 struct bb_app {
 	const struct bb_config *cfg;
 	const struct bb_catalog *catalog;	/* SCHEMA_DIR's schemas */
+	bool cloudevents_out;		/* ENVELOPE_FORMAT=cloudevents */
 	struct bb_publisher *pub;
 	struct bb_tracker *tracker;
 	struct bb_proxies proxies;	/* TRUSTED_PROXIES */
@@ -139,6 +139,7 @@ bb_app_new(const struct bb_config *cfg, const struct bb_catalog *catalog)
 
 	app->cfg = cfg;
 	app->catalog = catalog;
+	app->cloudevents_out = strcmp(cfg->envelope_format, "cloudevents") == 0;
 	/* bb_config_load has checked the list. */
 	bb_proxies_parse(&app->proxies, cfg->trusted_proxies, err, sizeof(err));
 	app->pub = bb_publisher_new(&opt);
@@ -298,23 +299,6 @@ answer_publish(const struct bb_event *ev, enum bb_route route,
 	}
 }
 
-/* What makes two idempotent requests "the same": the body, byte for byte
- * -- except for the webhook, whose key comes from the meeting id, so that a
- * redelivery is the same event whatever else it carries. */
-static void
-body_fingerprint(const struct bb_call *call, uint8_t *hash)
-{
-	const struct bb_event *ev = &call->event;
-	const char *data = call->body.data ? call->body.data : "";
-	size_t len = call->body.len;
-
-	if (call->route == BB_ROUTE_FIREFLIES && ev->webhook_key.len) {
-		data = ev->webhook_key.data;
-		len = ev->webhook_key.len;
-	}
-	EVP_Digest(data, len, hash, NULL, EVP_sha256(), NULL);
-}
-
 /* Content-Length checked, then the body read. */
 static int
 read_body_limited(struct bb_app *app, struct bb_call *call,
@@ -340,7 +324,7 @@ read_body_limited(struct bb_app *app, struct bb_call *call,
 static int
 check_json_content_type(struct bb_call *call, const struct bb_request *req)
 {
-	if (bb_content_type_is_json(req->content_type))
+	if (bb_event_content_type_ok(call->route, req))
 		return 0;
 	bb_response_error(&call->resp, 415, "unsupported_media_type",
 	    "send the event as Content-Type: application/json");
@@ -406,6 +390,7 @@ build_event(struct bb_app *app, struct bb_call *call,
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	call->event.catalog = app->catalog;
+	call->event.cloudevents_out = app->cloudevents_out;
 	return bb_event_build(&call->event, m->route, m->arg, m->arg_len, req,
 	    call->body.data, call->body.len, &now, &call->resp);
 }
@@ -420,7 +405,7 @@ claim_key(struct bb_app *app, struct bb_call *call)
 
 	uint8_t hash[BB_BODY_HASH_LEN];
 
-	body_fingerprint(call, hash);
+	bb_event_fingerprint(&call->event, hash);
 	bb_buf_reset(&call->original);
 	switch (bb_tracker_claim(app->tracker, env->event_id, hash,
 	    &call->original, &call->claim)) {
@@ -435,12 +420,16 @@ claim_key(struct bb_app *app, struct bb_call *call)
 		bb_response_header(resp, "Idempotent-Replayed", "true");
 		return false;
 	case BB_CLAIM_IN_FLIGHT:
-		bb_response_error(resp, 409, "idempotency_conflict", "an event "
-		    "with this Idempotency-Key is being published now");
+		bb_response_error(resp, 409, "idempotency_conflict",
+		    call->event.cloudevent ? "a CloudEvent with this source "
+		    "and id is being published now" : "an event with this "
+		    "Idempotency-Key is being published now");
 		return false;
 	case BB_CLAIM_MISMATCH:
-		bb_response_error(resp, 422, "validation_error", "this "
-		    "Idempotency-Key was used with a different body");
+		bb_response_error(resp, 422, "validation_error",
+		    call->event.cloudevent ? "a CloudEvent with this source "
+		    "and id was published with other attributes or data" :
+		    "this Idempotency-Key was used with a different body");
 		return false;
 	}
 	return false;
@@ -456,6 +445,7 @@ message_of(const struct bb_event *ev)
 		.body = ev->json.data,
 		.body_len = ev->json.len,
 		.message_id = env->event_id,
+		.content_type = ev->cloudevents_out ? BB_CLOUDEVENTS_TYPE : NULL,
 		.correlation_id = env->nparents ? env->parents[0] : NULL,
 		.type = env->event_type,
 		.timestamp = (time_t)(env->unix_us / 1000000),
@@ -627,6 +617,7 @@ build_items(const struct bb_app *app, struct bb_call *call,
 		const char *raw = bb_json_raw(&call->batch, v, &len);
 		bb_response_reset(&call->scratch);
 		it[k].event.catalog = app->catalog;
+		it[k].event.cloudevents_out = app->cloudevents_out;
 		if (bb_json_type(&call->batch, v) != BB_JSON_OBJECT)
 			item_fail(call, &it[k], 422, "validation_error",
 			    "each item of a batch is a JSON object");
@@ -679,8 +670,10 @@ refuse_repeated_keys(struct bb_call *call)
 	for (int j = 1; j < n; j++) {
 		if (compare_key_text(&order[j - 1], &order[j]) == 0)
 			item_fail(call, &call->items[order[j].index], 422,
-			    "validation_error", "this idempotency_key is used by "
-			    "an earlier item of the batch");
+			    "validation_error", call->items[order[j].index].event.
+			    cloudevent ? "an earlier item of the batch has this "
+			    "CloudEvent's source and id" : "this idempotency_key "
+			    "is used by an earlier item of the batch");
 	}
 	free(order);
 }
@@ -689,13 +682,10 @@ refuse_repeated_keys(struct bb_call *call)
 static bool
 claim_item(struct bb_app *app, struct bb_call *call, struct bb_item *it)
 {
-	static const uint8_t none;
 	uint8_t hash[BB_BODY_HASH_LEN];
 	const struct bb_event *ev = &it->event;
-	const char *doc = ev->doc.text ? ev->doc.text : (const char *)&none;
 
-	/* "The same body" of an item is the item's own JSON text. */
-	EVP_Digest(doc, ev->doc.len, hash, NULL, EVP_sha256(), NULL);
+	bb_event_fingerprint(ev, hash);
 	bb_buf_reset(&call->original);
 	switch (bb_tracker_claim(app->tracker, ev->env.event_id, hash,
 	    &call->original, &it->claim)) {
@@ -707,12 +697,16 @@ claim_item(struct bb_app *app, struct bb_call *call, struct bb_item *it)
 		it->replayed = true;
 		return false;
 	case BB_CLAIM_IN_FLIGHT:
-		item_fail(call, it, 409, "idempotency_conflict", "an event with "
-		    "this idempotency_key is being published now");
+		item_fail(call, it, 409, "idempotency_conflict",
+		    ev->cloudevent ? "a CloudEvent with this source and id is "
+		    "being published now" : "an event with this "
+		    "idempotency_key is being published now");
 		return false;
 	case BB_CLAIM_MISMATCH:
-		item_fail(call, it, 422, "validation_error", "this "
-		    "idempotency_key was used with a different item");
+		item_fail(call, it, 422, "validation_error", ev->cloudevent ?
+		    "a CloudEvent with this source and id was published with "
+		    "other attributes or data" : "this idempotency_key was "
+		    "used with a different item");
 		return false;
 	}
 	return false;

@@ -19,12 +19,15 @@
 #define DEFAULT_ENV_FILE ".env"
 
 enum kind { K_STRING, K_AMQP_URLS, K_INT, K_LONG, K_BOOL, K_EXCHANGE_TYPE,
-	K_QUEUE_TYPE, K_LOG_LEVEL, K_LOG_TARGET, K_ADDRESSES, K_HOST_PORTS };
+	K_QUEUE_TYPE, K_ENVELOPE_FORMAT, K_LOG_LEVEL, K_LOG_TARGET, K_ADDRESSES,
+	K_HOST_PORTS };
 
 static const char *const exchange_types[] = {
 	"topic", "direct", "fanout", "headers", NULL
 };
 static const char *const queue_types[] = { "quorum", "classic", NULL };
+static const char *const envelope_formats[] = { "bloodbank", "cloudevents",
+	NULL };
 
 struct setting {
 	const char *env;
@@ -117,6 +120,8 @@ static const struct setting settings[] = {
 	    K_STRING, OFF(redis_sentinel_master), 1, 255, false },
 	{ "REDIS_SENTINEL_PASSWORD", NULL, "redis:sentinel_password", "",
 	    K_STRING, OFF(redis_sentinel_password), 0, 1024, true },
+	{ "ENVELOPE_FORMAT", NULL, "rabbitmq:envelope_format", "bloodbank",
+	    K_ENVELOPE_FORMAT, OFF(envelope_format), 0, 0, false },
 	{ "SCHEMA_DIR", NULL, "schemas:dir", "/etc/bloodbank/schemas",
 	    K_STRING, OFF(schema_dir), 0, 1024, false },
 };
@@ -316,7 +321,10 @@ apply(struct bb_config *cfg, const struct setting *s, const char *value,
 		break;
 	case K_EXCHANGE_TYPE:
 	case K_QUEUE_TYPE:
-		choices = s->kind == K_QUEUE_TYPE ? queue_types : exchange_types;
+	case K_ENVELOPE_FORMAT:
+		choices = s->kind == K_QUEUE_TYPE ? queue_types :
+		    s->kind == K_ENVELOPE_FORMAT ? envelope_formats :
+		    exchange_types;
 		for (const char *const *c = choices; *c; c++) {
 			if (strcmp(value, *c) == 0) {
 				*(char **)(base + s->offset) = bb_xstrdup(value);
@@ -435,6 +443,7 @@ bb_config_free(struct bb_config *cfg)
 		    settings[s].kind == K_AMQP_URLS ||
 		    settings[s].kind == K_EXCHANGE_TYPE ||
 		    settings[s].kind == K_QUEUE_TYPE ||
+		    settings[s].kind == K_ENVELOPE_FORMAT ||
 		    settings[s].kind == K_ADDRESSES ||
 		    settings[s].kind == K_HOST_PORTS) {
 			free(*(char **)(base + settings[s].offset));
@@ -530,6 +539,7 @@ bb_config_print(const struct bb_config *cfg, FILE *out)
 		case K_AMQP_URLS:
 		case K_EXCHANGE_TYPE:
 		case K_QUEUE_TYPE:
+		case K_ENVELOPE_FORMAT:
 		case K_ADDRESSES:
 		case K_HOST_PORTS:
 			if (st->kind == K_AMQP_URLS) {

@@ -47,6 +47,7 @@ struct bb_config {
 	char *redis_sentinel_master;
 	char *redis_sentinel_password;
 	char *schema_dir;		/* "": no event schemas */
+	char *envelope_format;		/* bloodbank or cloudevents */
 };
 
 /* Fills cfg. On a bad value, an unreadable file or an unknown INI key,

@@ -67,10 +67,61 @@ bb_envelope_write(const struct bb_envelope *env, struct bb_buf *out)
 	bb_buf_printf(out, "],\"agent_context\":%s",
 	    env->agent_context ? env->agent_context : "null");
 	bb_buf_puts(out, ",\"payload\":");
-	bb_buf_append(out, env->payload, env->payload_len);
+	if (env->payload)
+		bb_buf_append(out, env->payload, env->payload_len);
+	else
+		bb_buf_puts(out, "null");
 	if (env->traceparent)
 		put_field(out, "traceparent", env->traceparent);
 	if (env->tracestate)
 		put_field(out, "tracestate", env->tracestate);
+	bb_buf_putc(out, '}');
+}
+
+/* §9.3: the source of an event that did not come as a CloudEvent, a
+ * URI-reference naming the producer. Source names are [A-Za-z0-9_.:-]. */
+static void
+put_source(struct bb_buf *out, const struct bb_envelope *env)
+{
+	bb_buf_puts(out, ",\"source\":");
+	if (strcmp(env->source_type, "hook") == 0)
+		bb_buf_printf(out, "\"/bloodbank/webhooks/%s\"", env->source_app);
+	else if (strcmp(env->source_app, "http") == 0)
+		bb_buf_puts(out, "\"/bloodbank/http\"");
+	else
+		bb_buf_printf(out, "\"/bloodbank/apps/%s\"", env->source_app);
+}
+
+void
+bb_envelope_write_cloudevent(const struct bb_envelope *env, struct bb_buf *out)
+{
+	bb_buf_puts(out, "{\"specversion\":\"1.0\"");
+	if (env->ce_kept) {
+		bb_buf_putc(out, ',');
+		bb_buf_puts(out, env->ce_kept);
+	} else {
+		bb_buf_printf(out, ",\"id\":\"%s\"", env->event_id);
+		put_source(out, env);
+		bb_buf_puts(out, ",\"datacontenttype\":\"application/json\"");
+	}
+	put_field(out, "type", env->event_type);
+	bb_buf_printf(out, ",\"time\":\"%s\",\"bloodbankid\":\"%s\"",
+	    env->timestamp, env->event_id);
+	if (env->nparents) {
+		bb_buf_puts(out, ",\"causationid\":\"");
+		for (int k = 0; k < env->nparents; k++)
+			bb_buf_printf(out, "%s%s", k ? "," : "", env->parents[k]);
+		bb_buf_putc(out, '"');
+	}
+	if (env->traceparent)
+		put_field(out, "traceparent", env->traceparent);
+	if (env->tracestate)
+		put_field(out, "tracestate", env->tracestate);
+	if (env->data_base64) {
+		put_field(out, "data_base64", env->data_base64);
+	} else if (env->payload) {
+		bb_buf_puts(out, ",\"data\":");
+		bb_buf_append(out, env->payload, env->payload_len);
+	}
 	bb_buf_putc(out, '}');
 }

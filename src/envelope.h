@@ -26,10 +26,16 @@ struct bb_envelope {
 	char parents[BB_MAX_PARENTS][BB_UUID_STRLEN + 1];
 	int nparents;
 	const char *agent_context;	/* compact JSON; NULL means null */
-	const char *payload;		/* compact JSON object */
+	const char *payload;		/* compact JSON; NULL: an event
+					 * without data (a CloudEvent's) */
 	size_t payload_len;
 	const char *traceparent;	/* NULL when the request had none */
 	const char *tracestate;
+	/* A CloudEvent input's attributes kept as sent (JSON object members,
+	 * §9.3), and its data when that is not JSON (base64); NULL for other
+	 * inputs. */
+	const char *ce_kept;
+	const char *data_base64;
 };
 
 /* Stamps env with the time now, in both forms. */
@@ -42,6 +48,11 @@ void bb_timestamp_format(int64_t unix_us, char *out);
 /* Adds a parent id (lowercased) unless already present; -1 when full. */
 int bb_envelope_add_parent(struct bb_envelope *env, const char *uuid);
 
+/* The envelope of §3 (ENVELOPE_FORMAT=bloodbank). */
 void bb_envelope_write(const struct bb_envelope *env, struct bb_buf *out);
+/* The same event as one structured CloudEvent (§9.3,
+ * ENVELOPE_FORMAT=cloudevents). */
+void bb_envelope_write_cloudevent(const struct bb_envelope *env,
+    struct bb_buf *out);
 
 #endif

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "uuid.h"
 #include "validate.h"
 
@@ -22,6 +24,9 @@ bb_event_init(struct bb_event *ev)
 	bb_buf_init(&ev->webhook_key);
 	bb_buf_init(&ev->name);
 	bb_buf_init(&ev->item_key);
+	bb_buf_init(&ev->fingerprint);
+	bb_buf_init(&ev->data_base64);
+	bb_cloudevent_init(&ev->ce);
 	bb_jsonschema_work_init(&ev->schema_work);
 }
 
@@ -37,6 +42,9 @@ bb_event_free(struct bb_event *ev)
 	bb_buf_free(&ev->webhook_key);
 	bb_buf_free(&ev->name);
 	bb_buf_free(&ev->item_key);
+	bb_buf_free(&ev->fingerprint);
+	bb_buf_free(&ev->data_base64);
+	bb_cloudevent_free(&ev->ce);
 	bb_jsonschema_work_free(&ev->schema_work);
 }
 
@@ -54,8 +62,11 @@ reset(struct bb_event *ev)
 	bb_buf_reset(&ev->webhook_key);
 	bb_buf_reset(&ev->name);
 	bb_buf_reset(&ev->item_key);
+	bb_buf_reset(&ev->fingerprint);
+	bb_buf_reset(&ev->data_base64);
 	ev->key = NULL;
 	ev->key_len = 0;
+	ev->cloudevent = false;
 	ev->source_app[0] = '\0';
 	ev->source_type[0] = '\0';
 }
@@ -126,8 +137,9 @@ read_headers(const struct bb_request *req, struct bb_event *ev,
 	return 0;
 }
 
+/* The body as JSON, any value. */
 static int
-parse_body(struct bb_event *ev, const char *body, size_t len,
+parse_json(struct bb_event *ev, const char *body, size_t len,
     struct bb_response *resp)
 {
 	char err[128];
@@ -142,6 +154,16 @@ parse_body(struct bb_event *ev, const char *body, size_t len,
 		bb_response_error(resp, 413, "payload_too_large", err);
 		return -1;
 	}
+	return 0;
+}
+
+/* The body as a JSON object. */
+static int
+parse_body(struct bb_event *ev, const char *body, size_t len,
+    struct bb_response *resp)
+{
+	if (parse_json(ev, body, len, resp) != 0)
+		return -1;
 	if (bb_json_type(&ev->doc, 0) != BB_JSON_OBJECT) {
 		bb_buf_reset(&ev->errors);
 		validation_failed(ev, resp, "the request body must be a JSON object");
@@ -540,6 +562,10 @@ assign_event_id(struct bb_event *ev)
 		bb_uuid_random(ev->env.event_id);
 		return;
 	}
+	if (ev->cloudevent) {	/* the key is the whole name */
+		bb_uuid_oid_v5(ev->key, ev->key_len, ev->env.event_id);
+		return;
+	}
 	bb_buf_reset(&ev->name);
 	if (ev->webhook_key.len)
 		bb_buf_puts(&ev->name, BB_FIREFLIES_NAME_PREFIX);
@@ -560,15 +586,256 @@ begin(struct bb_event *ev, const struct bb_request *req)
 	ev->env.source_app = "http";
 }
 
-/* A built event's id and timestamp, and its envelope written out. */
+/* ---------------------------------------------------------- CloudEvents */
+
+/* §9.1 binary mode: the request carries ce-specversion. */
+static bool
+binary_mode(const struct bb_request *req)
+{
+	for (int k = 0; k < req->nce; k++) {
+		if (strncmp(req->ce[k].name, "SPECVERSION=", 12) == 0)
+			return true;
+	}
+	return req->nce < 0;
+}
+
+/* causationid: one parent id or several joined by commas (§9.1). */
+static void
+read_causation(struct bb_event *ev, const char *ids)
+{
+	while (ids && *ids) {
+		size_t n = strcspn(ids, ",");
+		const char *id = ids;
+		size_t len = n;
+		while (len && *id == ' ')
+			id++, len--;
+		while (len && id[len - 1] == ' ')
+			len--;
+		if (!bb_uuid_valid(id, len) ||
+		    bb_envelope_add_parent(&ev->env, id) != 0) {
+			bb_validate_error(&ev->errors, "causationid", "at most 32 "
+			    "event ids (UUIDs) joined by commas");
+			return;
+		}
+		ids += n + (ids[n] == ',');
+	}
+}
+
+/* The trace context from the extensions, else from the headers (§5). */
+static void
+read_trace(struct bb_event *ev)
+{
+	static const enum bb_ce_attribute a[] = { BB_CE_TRACEPARENT,
+		BB_CE_TRACESTATE };
+
+	for (int k = 0; k < 2; k++) {
+		const char *v = bb_cloudevent_get(&ev->ce, a[k]);
+		if (v == NULL)
+			continue;
+		if (!printable_ascii(v, k == 0, MAX_HEADER_VALUE)) {
+			bb_validate_error(&ev->errors, k ? "tracestate" :
+			    "traceparent", "must be printable ASCII of at most "
+			    "512 bytes");
+			continue;
+		}
+		if (k == 0)
+			ev->env.traceparent = v;
+		else
+			ev->env.tracestate = v;
+	}
+}
+
+/* The payload of a CloudEvent: its JSON data (token data of ev->doc, or
+ * -1 for none) through the validation of its type, or -- published as a
+ * CloudEvent only -- data of another media type as sent. */
+static int
+ce_data(struct bb_event *ev, int data, bool json, struct bb_response *resp)
+{
+	const char *type = ev->env.event_type;
+	bool checked = bb_typed_lookup(type, strlen(type)) != NULL ||
+	    bb_catalog_find(ev->catalog, type, strlen(type)) != NULL;
+
+	if ((checked || !ev->cloudevents_out) && !json) {
+		bb_response_error(resp, 415, "unsupported_media_type", checked ?
+		    "this event type's data is checked against its schema: "
+		    "send it as JSON" : "with ENVELOPE_FORMAT=bloodbank, a "
+		    "CloudEvent's data must be JSON");
+		return -1;
+	}
+	if (json && data >= 0)
+		return build_payload(ev, data, resp);
+	if (checked && data < 0) {
+		bb_validate_error(&ev->errors, "data", "required: this event "
+		    "type's data is checked against its schema");
+		validation_failed(ev, resp, "the CloudEvent is not valid");
+		return -1;
+	}
+	if (data >= 0)	/* another media type, as a JSON value */
+		bb_json_write_value(&ev->payload, &ev->doc, data);
+	return 0;
+}
+
+/* §9.1: a CloudEvent's identity is its source and id. */
+static int
+refuse_key(const struct bb_request *req, struct bb_response *resp)
+{
+	if (req->idempotency_key == NULL)
+		return 0;
+	bb_response_error(resp, 400, "invalid_request", "a CloudEvent's "
+	    "identity is its source and id: send no Idempotency-Key");
+	return -1;
+}
+
+/* What the native endpoints' events get from their requests, from a
+ * CloudEvent's attributes: the type, parents, trace context, identity,
+ * and the source of §9.2. */
+static int
+ce_attributes(struct bb_event *ev, struct bb_response *resp)
+{
+	struct bb_cloudevent *ce = &ev->ce;
+	const char *type = bb_cloudevent_get(ce, BB_CE_TYPE);
+
+	if (type && !bb_event_type_valid(type, strlen(type)))
+		bb_validate_error(&ev->errors, "type", "must be 1-255 bytes of "
+		    "[a-z0-9_-] segments joined by single dots");
+	else if (type)
+		set_type(ev, type, strlen(type));
+	read_causation(ev, bb_cloudevent_get(ce, BB_CE_CAUSATIONID));
+	read_trace(ev);
+	if (ev->errors.len) {
+		validation_failed(ev, resp, "the CloudEvent is not valid");
+		return -1;
+	}
+	ev->cloudevent = true;
+	bb_buf_puts(&ev->name, BB_CLOUDEVENTS_NAME_PREFIX);
+	bb_buf_puts(&ev->name, bb_cloudevent_get(ce, BB_CE_SOURCE));
+	bb_buf_putc(&ev->name, '\n');
+	bb_buf_puts(&ev->name, bb_cloudevent_get(ce, BB_CE_ID));
+	ev->key = ev->name.data;
+	ev->key_len = ev->name.len;
+	ev->env.source_type = "cloudevents";
+	ev->env.source_app = bb_cloudevent_get(ce, BB_CE_SOURCE);
+	bb_buf_putc(&ev->source_meta, '{');
+	bb_buf_append(&ev->source_meta, ce->meta.data, ce->meta.len);
+	bb_buf_putc(&ev->source_meta, '}');
+	ev->env.source_meta = ev->source_meta.data;
+	return 0;
+}
+
+/* A CloudEvent whose attributes are read (data: its JSON data's token, or
+ * -1), made the event that the native endpoints build. */
+static int
+ce_finish(struct bb_event *ev, int data, bool json, struct bb_response *resp)
+{
+	struct bb_buf *f = &ev->fingerprint;
+
+	if (ce_attributes(ev, resp) != 0 ||
+	    ce_data(ev, data, json, resp) != 0)
+		return -1;
+	ev->env.ce_kept = ev->ce.kept.data;	/* bb_buf ends in NUL */
+	if (ev->data_base64.len)
+		ev->env.data_base64 = ev->data_base64.data;
+	/* "The same event" is the same attributes and data, whichever
+	 * mode or key order they came in. */
+	bb_buf_append(f, ev->ce.kept.data, ev->ce.kept.len);
+	bb_buf_putc(f, '\n');
+	bb_buf_append(f, ev->ce.meta.data, ev->ce.meta.len);
+	bb_buf_printf(f, "\n%s\n", ev->env.event_type);
+	bb_buf_append(f, ev->payload.data, ev->payload.len);
+	bb_buf_putc(f, '\n');
+	bb_buf_append(f, ev->data_base64.data, ev->data_base64.len);
+	return 0;
+}
+
+/* §9.1 structured mode (and each item of the batched mode): the body is
+ * one CloudEvent. */
+static int
+build_structured(struct bb_event *ev, const struct bb_request *req,
+    struct bb_response *resp)
+{
+	struct bb_cloudevent *ce = &ev->ce;
+	size_t len;
+
+	if (refuse_key(req, resp) != 0)
+		return -1;
+	bb_cloudevent_from_json(ce, &ev->doc, 0, &ev->errors);
+	if (ce->data_base64 >= 0) {	/* checked: base64, so no escapes */
+		const char *raw = bb_json_raw(&ev->doc, ce->data_base64, &len);
+		bb_buf_append(&ev->data_base64, raw, len);
+	}
+	return ce_finish(ev, ce->data, ce->data_base64 < 0 &&
+	    bb_cloudevent_data_is_json(ce), resp);
+}
+
+/* §9.1 binary mode: the attributes in ce- headers, the body is the data,
+ * its Content-Type the datacontenttype. */
+static int
+build_binary(struct bb_event *ev, const struct bb_request *req,
+    const char *body, size_t len, struct bb_response *resp)
+{
+	char why[160];
+	bool json;
+
+	if (refuse_key(req, resp) != 0)
+		return -1;
+	if (bb_cloudevent_from_headers(&ev->ce, req, &ev->errors, why,
+	    sizeof(why)) < 0) {
+		bb_response_error(resp, 400, "invalid_request", why);
+		return -1;
+	}
+	json = bb_cloudevent_data_is_json(&ev->ce);
+	if (len > 0 && json && !ev->errors.len)
+		return parse_json(ev, body, len, resp) == 0 ?
+		    ce_finish(ev, 0, true, resp) : -1;
+	if (len > 0 && !json) {
+		unsigned char *out = (unsigned char *)bb_buf_space(
+		    &ev->data_base64, (len + 2) / 3 * 4 + 1);
+		ev->data_base64.len = (size_t)EVP_EncodeBlock(out,
+		    (const unsigned char *)body, (int)len);
+	}
+	return ce_finish(ev, -1, json, resp);
+}
+
+/* Whether a publish request's Content-Type is one that route takes: JSON,
+ * or a CloudEvents mode (§9.1). */
+bool
+bb_event_content_type_ok(enum bb_route route, const struct bb_request *req)
+{
+	const char *ct = req->content_type;
+
+	if (route == BB_ROUTE_EVENTS)
+		return bb_content_type_is_json(ct) || binary_mode(req) ||
+		    bb_content_type_is(ct, BB_CLOUDEVENTS_TYPE);
+	if (route == BB_ROUTE_BATCH)
+		return bb_content_type_is_json(ct) ||
+		    bb_content_type_is(ct, BB_CLOUDEVENTS_BATCH_TYPE);
+	return bb_content_type_is_json(ct);
+}
+
 static void
 seal(struct bb_event *ev, const struct timespec *now)
 {
 	assign_event_id(ev);
 	bb_envelope_stamp(&ev->env, now);
-	ev->env.payload = ev->payload.data;
-	ev->env.payload_len = ev->payload.len;
-	bb_envelope_write(&ev->env, &ev->json);
+	if (!ev->cloudevent || ev->payload.len) {
+		ev->env.payload = ev->payload.data;
+		ev->env.payload_len = ev->payload.len;
+	}
+	if (ev->cloudevents_out)
+		bb_envelope_write_cloudevent(&ev->env, &ev->json);
+	else
+		bb_envelope_write(&ev->env, &ev->json);
+}
+
+void
+bb_event_fingerprint(const struct bb_event *ev, uint8_t hash[BB_BODY_HASH_LEN])
+{
+	const struct bb_buf *b = ev->cloudevent ? &ev->fingerprint :
+	    ev->webhook_key.len ? &ev->webhook_key : NULL;
+	const char *data = b ? b->data : ev->doc.text;
+	size_t len = b ? b->len : ev->doc.len;
+
+	EVP_Digest(data ? data : "", len, hash, NULL, EVP_sha256(), NULL);
 }
 
 int
@@ -576,10 +843,21 @@ bb_event_build(struct bb_event *ev, enum bb_route route, const char *arg,
     size_t arg_len, const struct bb_request *req, const char *body,
     size_t body_len, const struct timespec *now, struct bb_response *resp)
 {
+	int rc;
+
 	begin(ev, req);
-	if (read_headers(req, ev, resp) != 0 ||
-	    parse_body(ev, body, body_len, resp) != 0 ||
-	    build(ev, route, arg, arg_len, resp) != 0)
+	if (read_headers(req, ev, resp) != 0)
+		return -1;
+	if (route == BB_ROUTE_EVENTS && binary_mode(req))
+		rc = build_binary(ev, req, body, body_len, resp);
+	else if (route == BB_ROUTE_EVENTS && bb_content_type_is(
+	    req->content_type, BB_CLOUDEVENTS_TYPE))
+		rc = parse_body(ev, body, body_len, resp) == 0 ?
+		    build_structured(ev, req, resp) : -1;
+	else
+		rc = parse_body(ev, body, body_len, resp) == 0 ?
+		    build(ev, route, arg, arg_len, resp) : -1;
+	if (rc != 0)
 		return -1;
 	seal(ev, now);
 	return 0;
@@ -619,10 +897,15 @@ bb_event_build_item(struct bb_event *ev, const struct bb_request *req,
 {
 	begin(ev, req);
 	if (read_headers(req, ev, resp) != 0 ||
-	    parse_body(ev, item, len, resp) != 0 ||
-	    read_item_key(ev, resp) != 0 ||
-	    build_events(ev, true, resp) != 0)
+	    parse_body(ev, item, len, resp) != 0)
 		return -1;
+	if (bb_content_type_is(req->content_type, BB_CLOUDEVENTS_BATCH_TYPE)) {
+		if (build_structured(ev, req, resp) != 0)
+			return -1;
+	} else if (read_item_key(ev, resp) != 0 ||
+	    build_events(ev, true, resp) != 0) {
+		return -1;
+	}
 	seal(ev, now);
 	return 0;
 }

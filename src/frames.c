@@ -56,7 +56,8 @@ fill_properties(amqp_basic_properties_t *props, amqp_table_entry_t *trace,
 	    AMQP_BASIC_CONTENT_ENCODING_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
 	    AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
 	    AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_APP_ID_FLAG;
-	props->content_type = amqp_cstring_bytes("application/json");
+	props->content_type = amqp_cstring_bytes(msg->content_type ?
+	    msg->content_type : "application/json");
 	props->content_encoding = amqp_cstring_bytes("utf-8");
 	props->delivery_mode = AMQP_DELIVERY_PERSISTENT;
 	props->message_id = amqp_cstring_bytes(msg->message_id);

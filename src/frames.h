@@ -18,6 +18,7 @@ struct bb_message {
 	const char *body;
 	size_t body_len;
 	const char *message_id;
+	const char *content_type;	/* NULL: application/json */
 	const char *correlation_id;	/* NULL for none */
 	const char *type;
 	time_t timestamp;

@@ -67,14 +67,31 @@ bb_request_from_params(struct bb_request *req, char *const *params)
 	req->tracestate = param(params, "HTTP_TRACESTATE");
 	req->forwarded_for = param(params, "HTTP_X_FORWARDED_FOR");
 	req->hub_signature = param(params, "HTTP_X_HUB_SIGNATURE");
+	for (char *const *p = params; *p; p++) {
+		const char *eq = strchr(*p, '=');
+		if (eq == NULL || strncmp(*p, "HTTP_CE_", 8) != 0 || eq == *p + 8)
+			continue;
+		if (req->nce < 0 || req->nce == BB_CE_MAX_HEADERS) {
+			req->nce = -1;
+			continue;
+		}
+		req->ce[req->nce].name = *p + 8;
+		req->ce[req->nce].value = eq + 1;
+		req->nce++;
+	}
 	return 0;
 }
 
 bool
 bb_content_type_is_json(const char *ct)
 {
-	static const char mime[] = "application/json";
-	size_t n = sizeof(mime) - 1;
+	return bb_content_type_is(ct, "application/json");
+}
+
+bool
+bb_content_type_is(const char *ct, const char *mime)
+{
+	size_t n = strlen(mime);
 
 	if (ct == NULL)
 		return false;

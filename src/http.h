@@ -9,6 +9,15 @@
 #include "buf.h"
 
 #define BB_PATH_MAX 2048
+/* ce- headers taken from one request (CloudEvents binary mode, §9.1). */
+#define BB_CE_MAX_HEADERS 48
+
+/* A ce- header as the web server passes it: HTTP_CE_<NAME>. */
+struct bb_ce_header {
+	const char *name;	/* <NAME>, ending at its "=": upper case,
+				 * "-" made "_" */
+	const char *value;
+};
 
 struct bb_request {
 	const char *method;
@@ -25,6 +34,8 @@ struct bb_request {
 	const char *tracestate;
 	const char *forwarded_for;	/* X-Forwarded-For */
 	const char *hub_signature;	/* X-Hub-Signature, of webhooks */
+	struct bb_ce_header ce[BB_CE_MAX_HEADERS];
+	int nce;		/* -1: more than BB_CE_MAX_HEADERS */
 	const char *body;	/* not owned */
 	size_t body_len;
 };
@@ -36,6 +47,9 @@ int bb_request_from_params(struct bb_request *req, char *const *params);
 /* True when the content type is application/json (parameters such as
  * charset allowed, case-insensitive). */
 bool bb_content_type_is_json(const char *content_type);
+/* True when the content type's media type is mime (case-insensitive,
+ * parameters allowed). */
+bool bb_content_type_is(const char *content_type, const char *mime);
 
 /* Value of name=... in a query string, copied into out; false if absent.
  * A value too long for out is given as "", which no parameter accepts, so
