@@ -128,6 +128,20 @@ struct reader {
 	bool specversion;	/* "1.0" came */
 };
 
+/* An attribute's name as an error's field: cut to fit out, but never in
+ * the middle of a UTF-8 sequence. */
+static void
+field_of(char *out, size_t outlen, const char *name, size_t len)
+{
+	if (len >= outlen) {
+		len = outlen - 1;
+		while (len > 0 && ((unsigned char)name[len] & 0xc0) == 0x80)
+			len--;
+	}
+	memcpy(out, name, len);
+	out[len] = '\0';
+}
+
 static void
 problem(struct reader *r, const char *field, const char *message)
 {
@@ -173,7 +187,7 @@ take(struct reader *r, const char *name, size_t nlen, const char *s,
 	const char *why = NULL;
 	char field[32];
 
-	snprintf(field, sizeof(field), "%.*s", (int)nlen, name);
+	field_of(field, sizeof(field), name, nlen);
 	if (a >= 0)
 		r->seen |= 1u << a;
 	if (a < 0 && !extension_name(name, nlen))
@@ -284,7 +298,7 @@ json_member(struct reader *r, const struct bb_json *doc, int m,
 		char field[32];
 		if (a >= 0)
 			r->seen |= 1u << a;
-		snprintf(field, sizeof(field), "%s", name->data);
+		field_of(field, sizeof(field), name->data, name->len);
 		problem(r, field, a >= 0 ? "must be a string" : "an extension's "
 		    "value is a string, a number or a boolean");
 	}
@@ -362,6 +376,16 @@ bb_cloudevent_from_headers(struct bb_cloudevent *ce,
 	for (int k = 0; k < req->nce && rc == 0; k++) {
 		const struct bb_ce_header *h = &req->ce[k];
 		size_t nlen = strcspn(h->name, "=");
+		/* CGI/1.1 (RFC 3875 §4.1.18) names: only [A-Z0-9_] should
+		 * come, but nothing from the web server is trusted. */
+		if (nlen == 0 || nlen > 64 || strspn(h->name,
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789_") != nlen) {
+			snprintf(why, whylen, "a ce- header's name is not 1-64 "
+			    "letters, digits and dashes");
+			rc = -1;
+			break;
+		}
 		bb_buf_reset(&name);
 		for (size_t j = 0; j < nlen; j++)
 			bb_buf_putc(&name, (char)(h->name[j] >= 'A' &&

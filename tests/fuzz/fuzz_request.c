@@ -2,9 +2,11 @@
  * the network: header checks, JSON parsing and validation, the endpoint's
  * schema, envelope building.
  *
- * Input: byte 0 picks the route, byte 1 picks which headers are present;
- * each present header takes the bytes up to the next newline; the rest is
- * the body. Beyond the sanitizers, it checks the contract's promises: a built
+ * Input: byte 0 picks the route (or a CloudEvents mode: structured,
+ * binary, a batched item), byte 1 picks which headers are present and
+ * (bit 7) ENVELOPE_FORMAT=cloudevents; each present header takes the bytes
+ * up to the next newline -- in binary mode they are ce- headers,
+ * "NAME=value", beside ce-specversion; the rest is the body. Beyond the sanitizers, it checks the contract's promises: a built
  * envelope is valid JSON with a valid event id, and a refusal is a 4xx with
  * a JSON body. The same headers also go through the other parsers of
  * request text: X-Hub-Signature (verified against the body), and
@@ -25,6 +27,9 @@ static const enum bb_route routes[] = {
 	BB_ROUTE_LLM_PROMPT, BB_ROUTE_LLM_RESPONSE, BB_ROUTE_ARTIFACT,
 	BB_ROUTE_FIREFLIES, BB_ROUTE_EVENTS, BB_ROUTE_EVENT_TYPE,
 };
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+/* byte 0 past the routes: the CloudEvents modes of §9.1 */
+enum { STRUCTURED = NROUTES, BINARY, BATCHED, NMODES };
 
 /* Takes the bytes up to the next newline as a NUL-terminated string. */
 static char *
@@ -111,8 +116,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bb_event_init(&ev);
 		initialised = 1;
 	}
-	enum bb_route route = routes[data[0] % 6];
+	unsigned mode = data[0] % NMODES;
+	enum bb_route route = mode < NROUTES ? routes[mode] : BB_ROUTE_EVENTS;
 	uint8_t present = data[1];
+	int rc;
 	data += 2;
 	size -= 2;
 	for (int k = 0; k < 4; k++) {
@@ -122,17 +129,39 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&req, 0, sizeof(req));
 	req.method = "POST";
 	req.remote_addr = "127.0.0.1";
-	req.idempotency_key = headers[0];
-	req.correlation_ids = headers[1];
-	req.traceparent = headers[2];
-	if (route == BB_ROUTE_EVENT_TYPE && headers[3])
-		type = headers[3];
-	else
-		req.tracestate = headers[3];
+	ev.cloudevents_out = present & 0x80;
+	if (mode == BINARY) {
+		req.ce[req.nce++] = (struct bb_ce_header){ "SPECVERSION=1.0",
+		    "1.0" };
+		for (int k = 0; k < 4; k++) {
+			char *eq = headers[k] ? strchr(headers[k], '=') : NULL;
+			if (eq)
+				req.ce[req.nce++] = (struct bb_ce_header){
+				    headers[k], eq + 1 };
+		}
+		req.content_type = present & 0x40 ? "text/plain" :
+		    "application/json";
+	} else {
+		req.idempotency_key = headers[0];
+		req.correlation_ids = headers[1];
+		req.traceparent = headers[2];
+		if (route == BB_ROUTE_EVENT_TYPE && headers[3])
+			type = headers[3];
+		else
+			req.tracestate = headers[3];
+		req.content_type = mode == STRUCTURED ? BB_CLOUDEVENTS_TYPE :
+		    mode == BATCHED ? BB_CLOUDEVENTS_BATCH_TYPE :
+		    "application/json";
+	}
 
 	bb_response_init(&resp);
-	if (bb_event_build(&ev, route, type, strlen(type), &req,
-	    (const char *)data, size, &now, &resp) == 0) {
+	if (mode == BATCHED)
+		rc = bb_event_build_item(&ev, &req, (const char *)data, size,
+		    &now, &resp);
+	else
+		rc = bb_event_build(&ev, route, type, strlen(type), &req,
+		    (const char *)data, size, &now, &resp);
+	if (rc == 0) {
 		check_envelope(&ev);
 		if (!bb_uuid_valid(ev.env.event_id, strlen(ev.env.event_id)))
 			abort();

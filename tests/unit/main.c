@@ -36,6 +36,7 @@ main(void)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 2;
 	add_claim_tests();
+	add_cloudevent_tests();
 	add_config_tests();
 	add_confirms_tests();
 	add_correlation_tests();
