@@ -3,7 +3,11 @@
 #                                     format has no HEALTHCHECK)
 #   docker run -p 127.0.0.1:8682:8682 -e RABBIT_URL=amqp://... -e REDIS_HOST=... bloodbank
 # Settings are environment variables (README, Configuration); compose.yaml
-# and k8s/ show a whole deployment.
+# and k8s/ show a whole deployment. Event schemas (README, Event schemas):
+# mount a directory of <event_type>.json files on SCHEMA_DIR,
+#   docker run ... -v "$PWD/schemas:/etc/bloodbank/schemas:ro" bloodbank
+# and check it first with the image itself:
+#   docker run --rm -v "$PWD/schemas:/etc/bloodbank/schemas:ro" bloodbank bloodbank --check-config
 
 # The .deb, built from this source tree as `dpkg-buildpackage` builds it
 # (with the unit tests).
@@ -12,7 +16,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential debhelper dpkg-dev autoconf automake pkg-config \
       libcunit1-dev libfcgi-dev libhiredis-dev libiniparser-dev libjsmn-dev \
-      librabbitmq-dev libssl-dev uuid-dev \
+      libpcre2-dev librabbitmq-dev libssl-dev uuid-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /build/bloodbank
 COPY . .
@@ -33,10 +37,14 @@ RUN apt-get update \
 COPY container/lighttpd.conf /etc/lighttpd/bloodbank-container.conf
 # /tmp is writable in the image and an emptyDir in k8s/ (the root file
 # system may be read-only): the pool's metrics file lives there.
+# SCHEMA_DIR holds the package's README and order.placed.json.example
+# (ignored: only <event_type>.json files are schemas); mount your schemas
+# over it, readable by uid 999.
 ENV BB_HTTP_PORT=8682 \
     BB_WORKERS=4 \
     BLOODBANK_CONFIG=/etc/bloodbank/bloodbank.ini \
     METRICS_PATH=/tmp/bloodbank-metrics \
+    SCHEMA_DIR=/etc/bloodbank/schemas \
     LOG_LEVEL=info
 USER 999:999
 WORKDIR /var/lib/bloodbank

@@ -1,6 +1,10 @@
 #!/bin/bash
 # Packaging test: build the .deb from a clean copy of the tree, check it with
 # lintian, install it with apt, and use it the way an operator would:
+#   event schemas: /etc/bloodbank/schemas holds the README and the example
+#       as conffiles; `bloodbank --check-config` passes on the installed
+#       package, fails naming the file, pointer and reason with a bad schema
+#       file there, and loads the example copied to order.placed.json;
 #   (a) lighttpd from the system configuration with the shipped snippet
 #       enabled (lighty-enable-mod bloodbank): the guide's checklist on :8682;
 #   (b) the master started as bloodbank.service + bloodbank.socket would
@@ -133,6 +137,15 @@ done
     fail "bloodbank.ini is not root:bloodbank 0640"
 /usr/sbin/bloodbank --version
 
+say "event schemas: /etc/bloodbank/schemas holds the README and the example, as conffiles"
+schemas=/etc/bloodbank/schemas
+conffiles=$(dpkg-query -W -f='${Conffiles}\n' bloodbank)
+for f in "$schemas/README" "$schemas/order.placed.json.example"; do
+    [ -f "$f" ] || fail "$f is not installed"
+    grep -qF " $f " <<<"$conffiles" || fail "$f is not a conffile"
+done
+ls -l "$schemas"
+
 say "private Redis and RabbitMQ; point /etc/bloodbank/bloodbank.ini at them"
 bash "$repo/scripts/stack.sh" deps-up "$deps"
 cat >>/etc/bloodbank/bloodbank.ini <<INI
@@ -146,6 +159,30 @@ port = $BB_REDIS_PORT
 INI
 runuser -u bloodbank -- /usr/sbin/bloodbank --check-config >/dev/null ||
     fail "the service user cannot read a valid configuration"
+
+say "event schemas: --check-config reads SCHEMA_DIR, and names a bad file"
+out=$(runuser -u bloodbank -- /usr/sbin/bloodbank --check-config) ||
+    fail "--check-config with the shipped $schemas"
+grep -qxF "# event schemas: 0 loaded from $schemas" <<<"$out" ||
+    fail "--check-config does not report $schemas: $(tail -n 1 <<<"$out")"
+# a misspelt keyword: refused, naming the file, the JSON pointer and the reason
+printf '{"type":"object","properties":{"qty":{"type":"integer","minimun":1}}}\n' \
+    >"$schemas/order.placed.json"
+status=0
+out=$(runuser -u bloodbank -- /usr/sbin/bloodbank --check-config 2>&1 >/dev/null) || status=$?
+rm -f "$schemas/order.placed.json"
+echo "$out"
+[ "$status" -eq 1 ] || fail "--check-config with a bad schema file exited $status"
+[[ "$out" == "bloodbank: event schemas: $schemas/order.placed.json: /properties/qty/minimun: "?* ]] ||
+    fail "the bad schema file was not named with its JSON pointer and a reason"
+# the shipped example, copied to its event type's name, compiles; it stays
+# for (a), which reads it through lighttpd's workers
+cp "$schemas/order.placed.json.example" "$schemas/order.placed.json"
+out=$(runuser -u bloodbank -- /usr/sbin/bloodbank --check-config) ||
+    fail "--check-config with the example as $schemas/order.placed.json"
+grep -qxF "# event schemas: 1 loaded from $schemas" <<<"$out" ||
+    fail "the example was not loaded: $(tail -n 1 <<<"$out")"
+echo "$(tail -n 1 <<<"$out") (the example as order.placed.json)"
 
 say "(a) lighttpd with lighty-enable-mod bloodbank, on 127.0.0.1:8682"
 lighttpd_running && fail "the machine's lighttpd is running already"
@@ -163,6 +200,26 @@ corr=$(curl -sf "http://127.0.0.1:8682/debug/correlation/$id") ||
     fail "debug correlation of $id"
 [ "$(json_field event_id <<<"$corr")" = "$id" ] || fail "correlation: $corr"
 echo "published $id; its correlation record answers"
+ctype=$(curl -sf -o "$work/schema.json" -w '%{content_type}' \
+    http://127.0.0.1:8682/schemas/order.placed) || fail "GET /schemas/order.placed"
+[ "$ctype" = application/schema+json ] || fail "GET /schemas/order.placed: Content-Type $ctype"
+[ "$(json_field title <"$work/schema.json")" = "Order placed" ] ||
+    fail "GET /schemas/order.placed: $(head -c 200 "$work/schema.json")"
+curl -sf http://127.0.0.1:8682/schemas | /usr/bin/python3 -c '
+import json, sys
+types = [s["event_type"] for s in json.load(sys.stdin)["schemas"]]
+sys.exit(0 if "order.placed" in types and "llm.prompt" in types else "GET /schemas: %s" % types)' ||
+    fail "GET /schemas does not list order.placed and llm.prompt"
+out=$(curl -s -w '\n%{http_code}' -X POST http://127.0.0.1:8682/events/order.placed \
+    -H 'Content-Type: application/json' -d '{"order_id":"ORD-1"}')
+[ "$(tail -n 1 <<<"$out")" = 422 ] || fail "a payload breaking order.placed's schema: $out"
+head -n 1 <<<"$out" | /usr/bin/python3 -c '
+import json, sys
+fields = json.load(sys.stdin)["fields"]
+sys.exit(0 if any(f["field"] == "order_id" and f["keyword"] == "pattern" for f in fields) else 1)' ||
+    fail "the 422 does not name order_id and its pattern: $out"
+echo "GET /schemas/order.placed answers the example; a payload breaking it: 422"
+rm -f "$schemas/order.placed.json"
 web_error 413 payload_too_large -X POST http://127.0.0.1:8682/events/llm/prompt \
     -H 'Content-Type: application/json' -H 'Content-Length: 104857600'
 ss -Hltn 'sport = :8682' | awk '{print $4}' | grep -qvx '127.0.0.1:8682' &&
