@@ -317,15 +317,19 @@ reload(struct master *m)
 	int rc;
 
 	rc = bb_config_load(&cfg, err, sizeof(err));
-	if (rc == 0 && (catalog = bb_catalog_load(cfg.schema_dir, err,
-	    sizeof(err))) == NULL)
+	if (rc != 0) {
+		bb_log_error("reload refused, keeping the running workers: "
+		    "configuration error: %s", err);
+	} else if ((catalog = bb_catalog_load(cfg.schema_dir, err,
+	    sizeof(err))) == NULL) {
+		bb_log_error("reload refused, keeping the running workers: "
+		    "event schemas: %s", err);
 		rc = -1;
+	}
 	bb_catalog_free(catalog);
 	bb_config_free(&cfg);
-	if (rc != 0) {
-		bb_log_error("reload refused, keeping the running workers: %s", err);
+	if (rc != 0)
 		return;
-	}
 	bb_log_info("reloading: replacing %d workers one at a time",
 	    m->opt->workers);
 	for (int k = 0; k < m->opt->workers && !got_stop; k++) {
