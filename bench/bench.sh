@@ -18,9 +18,12 @@
 #   - counting for /metrics on against off (METRICS_PATH empty).
 # Prints figures, not a pass/fail test.
 #
-# usage: bench/bench.sh [metrics|pool|tls]   (metrics: only the /metrics
-#        comparison; pool: only workers x WORKER_CONCURRENCY; tls: the
-#        workers publishing over amqps against amqp, same node)
+# usage: bench/bench.sh [metrics|pool|tls|schemas|cloudevents]   (metrics:
+#        only the /metrics comparison; pool: only workers x
+#        WORKER_CONCURRENCY; tls: the workers publishing over amqps against
+#        amqp, same node; schemas: publishes with their event schema against
+#        without; cloudevents: a CloudEvent, structured and binary, against
+#        the same payload published natively)
 # BENCH_SECONDS, BB_WORKERS, BENCH_ROUNDS (metrics and tls rounds) and
 # BENCH_PORT_BASE (ports BASE..BASE+5: HTTP, AMQP, AMQP dist, nginx, Redis,
 # AMQPS) override the defaults.
@@ -196,6 +199,93 @@ tls_cost() {
 }
 if [ "${1:-}" = tls ]; then
     tls_cost
+    exit 0
+fi
+
+# Event schemas: the same payloads published with their schema in
+# SCHEMA_DIR (bench/schemas) and without (SCHEMA_DIR empty), alternated
+# over BENCH_ROUNDS rounds; medians of the throughput and of the workers'
+# CPU per event at 16 connections. The payloads: the guide's llm.prompt
+# sample as bench.prompt, and a 2 KB order under a 30-keyword schema.
+schema_mode() {  # on|off
+    sed -i '/SCHEMA_DIR/d' "$dir/bloodbank.env"
+    if [ "$1" = on ]; then
+        echo "export SCHEMA_DIR=$dir/schemas"
+    else
+        echo "export SCHEMA_DIR="
+    fi >>"$dir/bloodbank.env"
+    "$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+}
+schema_cost() {
+    local round mode r type
+    mkdir -p "$dir/schemas"
+    cp "$repo/bench/schemas/bench.prompt.json" "$repo/bench/schemas/order.placed.json" \
+        "$dir/schemas/"
+    chmod -R a+rX "$dir/schemas"
+    printf '{"prompt":"Test prompt","model":"gpt-4","temperature":0.7}' >"$dir/prompt.json"
+    for type in bench.prompt order.placed; do
+        : >"$dir/s-on.txt"; : >"$dir/s-off.txt"; : >"$dir/c-on.txt"; : >"$dir/c-off.txt"
+        case $type in
+            bench.prompt) export BENCH_BODY=$dir/prompt.json ;;
+            *) export BENCH_BODY=$repo/bench/schemas/order.sample.json ;;
+        esac
+        for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+            for mode in on off; do
+                schema_mode "$mode"
+                r=$(wrk_run 16 file.lua "/events/$type" 1 "$type schema $mode")
+                echo "$r"
+                rate "$r" >>"$dir/s-$mode.txt"
+                field workers "$r" >>"$dir/c-$mode.txt"
+            done
+        done
+        for mode in on off; do
+            echo "$type schema $mode c16 (median of ${BENCH_ROUNDS:-3}):" \
+                "rate=$(median <"$dir/s-$mode.txt")" \
+                "worker_cpu_us_per_event=$(median <"$dir/c-$mode.txt")"
+        done
+    done
+    schema_mode off
+}
+if [ "${1:-}" = schemas ]; then
+    schema_cost
+    exit 0
+fi
+
+# CloudEvents: the guide's sample as a structured CloudEvent, as a binary
+# one, and natively (POST /events/bench.prompt) without and with an
+# Idempotency-Key (a CloudEvent's identity takes the same claim), same
+# payload, alternated over BENCH_ROUNDS rounds; medians of the throughput
+# and of the workers' CPU per event at 16 connections.
+cloudevents_cost() {
+    local round mode r
+    printf '{"prompt":"Test prompt","model":"gpt-4","temperature":0.7}' >"$dir/prompt.json"
+    export BENCH_BODY=$dir/prompt.json
+    for mode in native keyed structured binary; do
+        : >"$dir/ce-r-$mode.txt"; : >"$dir/ce-c-$mode.txt"
+    done
+    for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+        for mode in native keyed structured binary; do
+            if [ "$mode" = native ]; then
+                r=$(wrk_run 16 file.lua /events/bench.prompt 1 "native")
+            elif [ "$mode" = keyed ]; then
+                r=$(BENCH_CE_MODE=keyed wrk_run 16 cloudevent.lua \
+                    /events/bench.prompt 1 "native keyed")
+            else
+                r=$(BENCH_CE_MODE=$mode wrk_run 16 cloudevent.lua /events 1 \
+                    "cloudevent $mode")
+            fi
+            echo "$r"
+            rate "$r" >>"$dir/ce-r-$mode.txt"
+            field workers "$r" >>"$dir/ce-c-$mode.txt"
+        done
+    done
+    for mode in native keyed structured binary; do
+        echo "$mode c16 (median of ${BENCH_ROUNDS:-3}): rate=$(median <"$dir/ce-r-$mode.txt")" \
+            "worker_cpu_us_per_event=$(median <"$dir/ce-c-$mode.txt")"
+    done
+}
+if [ "${1:-}" = cloudevents ]; then
+    cloudevents_cost
     exit 0
 fi
 
