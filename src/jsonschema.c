@@ -1,5 +1,6 @@
 #include "jsonschema.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,9 +19,18 @@
  * refused at compile time: validation recurses along it without going
  * deeper into the value, and the worker's stack is finite. */
 #define MAX_CHAIN 512
+/* Such paths at every level of a deep value add up, though (512 at each
+ * of 62 levels overflowed 8 MB of stack in an ASan build), so a
+ * validation also stops, failing the value as the cost bound does, when
+ * subschemas nest deeper than this. Each level takes up to three C
+ * frames (check, check_applicators, check_quietly): 4096 of them stay
+ * under 1 MB of stack (-O2), 2 MB with ASan, of the usual 8. */
+#define MAX_NEST 4096
 /* Node visits (and element comparisons) one validation may make, per
- * token of the value per node of the schema: the bound that keeps a $ref
- * graph that shares subschemas from taking exponential time. */
+ * token of the value per token of the schema: the bound that keeps a $ref
+ * graph that shares subschemas from taking exponential time. Tokens of the
+ * schema, not nodes: an enum, const or required of n values costs up to n
+ * comparisons at one node. */
 #define COST_PER_PAIR 4
 /* PCRE2's limits (pcre2api(3), "The match context"): the number of
  * backtracking steps grows with the subject, so a pattern that needs more
@@ -65,6 +75,9 @@ struct node {
 	int enum_tok, const_tok;
 	struct bound multiple_of, maximum, exclusive_maximum, minimum,
 	    exclusive_minimum;
+	uint64_t multiple_digits;	/* multipleOf as an exact decimal, */
+	long multiple_exp;		/* digits times ten to the exp, */
+	bool multiple_exact;		/* when it has at most 18 digits */
 	long long max_length, min_length, max_items, min_items,
 	    max_properties, min_properties;	/* -1: absent */
 	int pattern;		/* in s->patterns */
@@ -75,6 +88,8 @@ struct node {
 	struct range tuple;	/* the schemas of the first elements */
 	int additional_items, contains;
 	int required_tok;
+	bool plain_names;	/* no escape in a name of properties,
+				 * required or dependencies */
 	struct range properties;	/* pairs: name token, node */
 	struct range pattern_properties;	/* pairs: pattern, node */
 	int additional_properties;
@@ -123,6 +138,7 @@ struct bb_jsonschema_item {
 
 struct compiler {
 	struct bb_jsonschema *s;
+	pcre2_compile_context *cctx;
 	char *err;
 	size_t errlen;
 	bool failed;
@@ -276,6 +292,58 @@ schema_array(struct compiler *c, int tok, int base, const char *kw,
 static struct range schema_members(struct compiler *c, int tok, int base,
     const char *kw, bool patterns);
 
+/* A number literal read exactly, as the decimal it is: digits[0..n) (no
+ * leading or trailing zeros; n = 0 for zero) times ten to the exp. JSON
+ * numbers are decimal, so multipleOf is decided on them rather than on
+ * the nearest doubles: 0.3 is a multiple of 0.1, 12391239123 one of 1e-8,
+ * and 1e308 none of 0.123456789. */
+struct decimal {
+	char digits[BB_JSON_MAX_NUMBER];
+	int n;
+	long exp;
+};
+
+/* Exponents are read up to this size: beyond it a literal's value is 0 or
+ * infinite as a double, which json.c and number_bound refuse or which is
+ * no multiple of anything but 1eN alike. */
+#define DECIMAL_EXP_MAX 1000000
+
+static void
+decimal_read(const char *s, size_t len, struct decimal *d)
+{
+	size_t k = 0;
+	long frac = 0, e = 0;
+	bool in_frac = false, negative = false;
+
+	d->n = 0;
+	if (k < len && s[k] == '-')
+		k++;
+	for (; k < len && ((s[k] >= '0' && s[k] <= '9') || s[k] == '.'); k++) {
+		if (s[k] == '.') {
+			in_frac = true;
+			continue;
+		}
+		frac += in_frac;
+		if ((d->n > 0 || s[k] != '0') &&
+		    d->n < (int)sizeof(d->digits))
+			d->digits[d->n++] = s[k];
+	}
+	if (k < len && (s[k] == 'e' || s[k] == 'E')) {
+		k++;
+		if (k < len && (s[k] == '-' || s[k] == '+'))
+			negative = s[k++] == '-';
+		for (; k < len && s[k] >= '0' && s[k] <= '9'; k++) {
+			if (e < DECIMAL_EXP_MAX)
+				e = e * 10 + (s[k] - '0');
+		}
+	}
+	d->exp = (negative ? -e : e) - frac;
+	while (d->n > 0 && d->digits[d->n - 1] == '0') {
+		d->n--;
+		d->exp++;
+	}
+}
+
 static bool
 number_bound(struct compiler *c, int tok, const char *kw, struct bound *b,
     bool positive)
@@ -302,6 +370,28 @@ number_bound(struct compiler *c, int tok, const char *kw, struct bound *b,
 		return false;
 	}
 	return true;
+}
+
+/* multipleOf: its value as a double, and as an exact decimal when its
+ * digits fit in 64 bits (18 of them: any multipleOf anyone writes). */
+static void
+multiple_bound(struct compiler *c, int n, int tok)
+{
+	struct node *nd = NODE(c, n);
+	struct decimal m;
+	size_t len;
+	const char *raw;
+
+	if (!number_bound(c, tok, "multipleOf", &nd->multiple_of, true))
+		return;
+	raw = bb_json_raw(&c->s->doc, tok, &len);
+	decimal_read(raw, len, &m);
+	nd->multiple_exact = m.n > 0 && m.n <= 18;
+	nd->multiple_digits = 0;
+	for (int k = 0; k < m.n && nd->multiple_exact; k++)
+		nd->multiple_digits = nd->multiple_digits * 10 +
+		    (uint64_t)(m.digits[k] - '0');
+	nd->multiple_exp = m.exp;
 }
 
 /* A non-negative integer keyword (maxLength, minItems, ...); draft-07
@@ -368,15 +458,83 @@ types(struct compiler *c, int tok)
 	return bits;
 }
 
+/* ECMA-262's whitespace (ES2022 §22.2.2.9: WhiteSpace and
+ * LineTerminator), as the inside of a PCRE2 class under PCRE2_ALT_BSUX. */
+#define ECMA_SPACE "\\t\\n\\x0b\\f\\r \\u00a0\\u1680\\u2000-\\u200a" \
+	"\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+
+/* Rewrites an ECMA-262 pattern where PCRE2 would read the same text
+ * otherwise: \s and \S with ECMA's whitespace (PCRE2's is ASCII unless
+ * PCRE2_UCP, which would make \d and \w Unicode too, unlike ECMA's); "."
+ * as anything but a line terminator (PCRE2's excludes \n only); "[]"
+ * (matches nothing) and "[^]" (anything), which PCRE2 reads as the start
+ * of a class holding "]"; "[" inside a class, a POSIX class to PCRE2.
+ * What stays different: \S inside a class is PCRE2's (ASCII whitespace);
+ * \p{} knows PCRE2's property names (\p{L}, \p{Greek}) but not ECMA's
+ * long ones (\p{Letter}), and a lookbehind must have a fixed length: such
+ * patterns do not compile, so the schema is refused; PCRE2 syntax that
+ * ECMA-262 lacks (possessive and atomic groups, \A, \Z, (?i), ...)
+ * compiles, with PCRE2's meaning. */
+static void
+ecma_pattern(const char *p, size_t len, struct bb_buf *out)
+{
+	bool in_class = false;
+
+	for (size_t k = 0; k < len; k++) {
+		char ch = p[k];
+		if (ch == '\\' && k + 1 < len) {
+			char e = p[++k];
+			if (e == 's')
+				bb_buf_puts(out, in_class ? ECMA_SPACE :
+				    "[" ECMA_SPACE "]");
+			else if (e == 'S' && !in_class)
+				bb_buf_puts(out, "[^" ECMA_SPACE "]");
+			else {
+				bb_buf_putc(out, '\\');
+				bb_buf_putc(out, e);
+			}
+		} else if (in_class) {
+			if (ch == '[')
+				bb_buf_putc(out, '\\');
+			bb_buf_putc(out, ch);
+			in_class = ch != ']';
+		} else if (ch == '.') {
+			bb_buf_puts(out, "[^\\n\\r\\u2028\\u2029]");
+		} else if (ch == '[' && k + 1 < len && p[k + 1] == ']') {
+			bb_buf_puts(out, "(?!)");
+			k++;
+		} else if (ch == '[' && k + 2 < len && p[k + 1] == '^' &&
+		    p[k + 2] == ']') {
+			bb_buf_puts(out, "[\\s\\S]");
+			k += 2;
+		} else if (ch == '[') {
+			bb_buf_putc(out, '[');
+			if (k + 1 < len && p[k + 1] == '^')
+				bb_buf_putc(out, p[++k]);
+			in_class = true;
+		} else {
+			bb_buf_putc(out, ch);
+		}
+	}
+}
+
+/* Compiles string tok, the value of keyword kw (NULL: the pointer names
+ * it already, as for a member name of patternProperties). */
 static int
 compile_pattern(struct compiler *c, int tok, const char *kw)
 {
 	struct bb_jsonschema *s = c->s;
-	struct bb_buf src;
+	struct bb_buf src, ecma;
 	int errcode;
 	PCRE2_SIZE erroff;
 	pcre2_code *code;
-	size_t mark = push_ptr(c, kw, strlen(kw));
+	size_t mark = kw ? push_ptr(c, kw, strlen(kw)) : c->ptr.len;
+	/* ECMA-262 semantics where PCRE2 has a switch for them: $ matches
+	 * only at the very end, \u is a code point escape (and \u{...}, by
+	 * the compile context); \d and \w stay ASCII (no PCRE2_UCP), as in
+	 * ECMA-262. */
+	const uint32_t options = PCRE2_UTF | PCRE2_DOLLAR_ENDONLY |
+	    PCRE2_ALT_BSUX;
 
 	if (bb_json_type(&s->doc, tok) != BB_JSON_STRING) {
 		refuse(c, "must be a string");
@@ -384,22 +542,32 @@ compile_pattern(struct compiler *c, int tok, const char *kw)
 		return -1;
 	}
 	bb_buf_init(&src);
+	bb_buf_init(&ecma);
 	bb_json_unescape(&s->doc, tok, &src);
-	/* ECMA-262 semantics where PCRE2 has a switch for them: $ matches
-	 * only at the very end, \u is a code point escape (with braces
-	 * too); \d and \w stay ASCII (no PCRE2_UCP), as in ECMA-262. */
-	code = pcre2_compile((PCRE2_SPTR)(src.data ? src.data : ""), src.len,
-	    PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_ALT_BSUX, &errcode,
-	    &erroff, NULL);
-	bb_buf_free(&src);
+	ecma_pattern(src.data ? src.data : "", src.len, &ecma);
+	code = pcre2_compile((PCRE2_SPTR)(ecma.data ? ecma.data : ""),
+	    ecma.len, options, &errcode, &erroff, c->cctx);
 	if (code == NULL) {
 		PCRE2_UCHAR msg[160];
+		/* the offset in the pattern as written, not as rewritten */
+		pcre2_code *as_written = pcre2_compile((PCRE2_SPTR)(src.data ?
+		    src.data : ""), src.len, options, &errcode, &erroff,
+		    c->cctx);
 		pcre2_get_error_message(errcode, msg, sizeof(msg));
-		refuse(c, "the pattern does not compile: %s at offset %zu",
-		    (const char *)msg, (size_t)erroff);
+		if (as_written == NULL)
+			refuse(c, "the pattern does not compile: %s at offset "
+			    "%zu", (const char *)msg, (size_t)erroff);
+		else
+			refuse(c, "the pattern does not compile: %s",
+			    (const char *)msg);
+		pcre2_code_free(as_written);
+		bb_buf_free(&src);
+		bb_buf_free(&ecma);
 		pop_ptr(c, mark);
 		return -1;
 	}
+	bb_buf_free(&src);
+	bb_buf_free(&ecma);
 	pop_ptr(c, mark);
 	/* JIT where the machine has it: the match limit applies there too. */
 	(void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
@@ -432,12 +600,9 @@ schema_members(struct compiler *c, int tok, int base, const char *kw,
 	for (int m = bb_json_member(d, tok, -1); m >= 0;
 	    m = bb_json_member(d, tok, m), k++) {
 		int key = m;
-		if (patterns) {
-			pop_ptr(c, mark);
-			key = compile_pattern(c, m, kw);
-			mark = push_ptr(c, kw, strlen(kw));
-		}
 		size_t m2 = push_member(c, m);
+		if (patterns)
+			key = compile_pattern(c, m, NULL);
 		int n = compile_at(c, m + 1, base);
 		pop_ptr(c, m2);
 		c->s->list[r.first + 2 * k] = key;
@@ -551,6 +716,12 @@ resolve_uri(const char *base, const char *r, struct bb_buf *out)
 	bb_buf_puts(out, r);
 }
 
+static int
+hex_digit(char ch)
+{
+	return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
+}
+
 /* Follows a JSON pointer (RFC 6901), given as a URI fragment (§6: percent-
  * encoded), from token from. Returns the token, or -1. */
 static int
@@ -563,10 +734,11 @@ follow_pointer(const struct bb_json *d, int from, const char *p)
 	while (*p == '/' && at >= 0) {
 		bb_buf_reset(&seg);
 		for (p++; *p && *p != '/'; p++) {
-			int hi, lo;
 			char ch = *p;
-			if (ch == '%' && sscanf(p + 1, "%1x%1x", &hi, &lo) == 2) {
-				ch = (char)(hi * 16 + lo);
+			if (ch == '%' && isxdigit((unsigned char)p[1]) &&
+			    isxdigit((unsigned char)p[2])) {
+				ch = (char)(hex_digit(p[1]) * 16 +
+				    hex_digit(p[2]));
 				p += 2;
 			}
 			if (ch == '~' && (p[1] == '0' || p[1] == '1')) {
@@ -600,7 +772,8 @@ follow_pointer(const struct bb_json *d, int from, const char *p)
 
 /* The token a $ref names, or -1 with the reason said. A fragment that is
  * a pointer is followed from the schema that set the base URI: the root,
- * or the nearest subschema with an $id. */
+ * or the nearest subschema with an $id; any other fragment must be the
+ * plain-name $id of a subschema. */
 static int
 ref_target(struct compiler *c, int n)
 {
@@ -616,6 +789,20 @@ ref_target(struct compiler *c, int n)
 	resolve_uri(base, ref.data, &uri);
 	bb_buf_putc(&uri, '\0');
 	frag = strchr(uri.data, '#');
+	if (frag && frag[1] != '\0' && frag[1] != '/') {
+		/* a plain name: the $id "#name" of a subschema (draft-07
+		 * §8.2.3, location-independent identifiers) */
+		for (int k = 0; k < s->nids && target < 0; k++) {
+			if (strcmp(name_at(s, s->ids[k].uri), uri.data) == 0)
+				target = s->ids[k].tok;
+		}
+		if (target < 0)
+			refuse(c, "\"%s\" names no $id in this document",
+			    ref.data);
+		bb_buf_free(&ref);
+		bb_buf_free(&uri);
+		return target;
+	}
 	for (int k = 0; k < s->nids; k++) {
 		const char *id = name_at(s, s->ids[k].uri);
 		size_t len = frag ? (size_t)(frag - uri.data) : strlen(uri.data);
@@ -630,8 +817,6 @@ ref_target(struct compiler *c, int n)
 	if (from < 0)
 		refuse(c, "\"%s\" is not in this document: only references "
 		    "within the file are allowed", ref.data);
-	else if (frag && frag[1] != '\0' && frag[1] != '/')
-		refuse(c, "\"%s\": a fragment must be a JSON pointer", ref.data);
 	else if ((target = follow_pointer(&s->doc, from, frag ? frag + 1 : ""))
 	    < 0)
 		refuse(c, "\"%s\" names nothing in this document", ref.data);
@@ -709,7 +894,7 @@ keyword(struct compiler *c, int n, int m, int base)
 	} else if (IS("const")) {
 		NODE(c, n)->const_tok = v;
 	} else if (IS("multipleOf")) {
-		number_bound(c, v, "multipleOf", &NODE(c, n)->multiple_of, true);
+		multiple_bound(c, n, v);
 	} else if (IS("maximum")) {
 		number_bound(c, v, "maximum", &NODE(c, n)->maximum, false);
 	} else if (IS("exclusiveMaximum")) {
@@ -827,7 +1012,8 @@ keyword(struct compiler *c, int n, int m, int base)
 }
 
 /* The base URI of a schema with an $id (resolved against its parent's),
- * recorded so that a $ref can name it; else its parent's. */
+ * recorded so that a $ref can name it; else its parent's. Beside a $ref,
+ * $id is ignored like every other sibling (draft-07 §8.3). */
 static int
 scope(struct compiler *c, int tok, int base)
 {
@@ -835,7 +1021,7 @@ scope(struct compiler *c, int tok, int base)
 	int id = bb_json_get(&s->doc, tok, "$id");
 	struct bb_buf raw, uri;
 
-	if (id < 0)
+	if (id < 0 || bb_json_get(&s->doc, tok, "$ref") >= 0)
 		return base;
 	if (bb_json_type(&s->doc, id) != BB_JSON_STRING) {
 		size_t mark = push_ptr(c, "$id", 3);
@@ -938,12 +1124,17 @@ resolve_refs(struct compiler *c)
  * path longer than MAX_CHAIN would take the stack. depth[n] is 0 while
  * unvisited, -1 while on the path, else the longest path from n. */
 static int
-chain(struct compiler *c, int n, int *depth)
+chain(struct compiler *c, int n, int *depth, int level)
 {
 	int longest = 0;
 
 	if (depth[n] > 0)
 		return depth[n];
+	if (level > MAX_CHAIN) {
+		/* said by the caller, once the path is unwound; stopping
+		 * here keeps this walk's own recursion within the bound */
+		return MAX_CHAIN + 1;
+	}
 	if (depth[n] < 0) {
 		bb_buf_reset(&c->ptr);
 		bb_buf_puts(&c->ptr, name_at(c->s, c->s->nodes[n].pointer));
@@ -952,7 +1143,7 @@ chain(struct compiler *c, int n, int *depth)
 	}
 	depth[n] = -1;
 #define VISIT(k) do {							\
-	int d_ = chain(c, (k), depth);					\
+	int d_ = chain(c, (k), depth, level + 1);			\
 	if (d_ > longest)						\
 		longest = d_;						\
 } while (0)
@@ -974,8 +1165,48 @@ check_chains(struct compiler *c)
 	int *depth = bb_xcalloc((size_t)c->s->nnodes, sizeof(*depth));
 
 	for (int n = 0; n < c->s->nnodes && !c->failed; n++)
-		chain(c, n, depth);
+		chain(c, n, depth, 0);
 	free(depth);
+}
+
+static bool
+escaped(const struct bb_jsonschema *s, int tok)
+{
+	size_t len;
+	const char *raw = bb_json_raw(&s->doc, tok, &len);
+
+	return memchr(raw, '\\', len) != NULL;
+}
+
+static bool
+plain_strings(const struct bb_jsonschema *s, int arr)
+{
+	for (int k = 0, t = arr + 1; k < bb_json_size(&s->doc, arr); k++, t++) {
+		if (escaped(s, t))
+			return false;
+	}
+	return true;
+}
+
+/* Notes the nodes whose names (of properties, required, dependencies)
+ * hold no escape: validation then compares them as written. */
+static void
+mark_plain_names(struct bb_jsonschema *s)
+{
+	for (int n = 0; n < s->nnodes; n++) {
+		struct node *nd = &s->nodes[n];
+		bool plain = nd->required_tok < 0 ||
+		    plain_strings(s, nd->required_tok);
+		for (int k = 0; k < nd->properties.n; k++)
+			plain = plain && !escaped(s,
+			    s->list[nd->properties.first + 2 * k]);
+		for (int k = 0; k < nd->dependencies.n; k++) {
+			const int *p = s->list + nd->dependencies.first + 2 * k;
+			plain = plain && !escaped(s, p[0]) &&
+			    (p[1] >= -1 || plain_strings(s, -2 - p[1]));
+		}
+		nd->plain_names = plain;
+	}
 }
 
 static char *
@@ -1031,10 +1262,19 @@ bb_jsonschema_compile(const char *text, size_t len, char *err, size_t errlen)
 		abort();
 	pcre2_set_depth_limit(s->mctx, MATCH_DEPTH_LIMIT);
 	pcre2_set_heap_limit(s->mctx, MATCH_HEAP_LIMIT_KIB);
+	c.cctx = pcre2_compile_context_create(NULL);
+	if (c.cctx == NULL)
+		abort();
+#ifdef PCRE2_EXTRA_ALT_BSUX	/* PCRE2 10.38: \u{hhh...} too */
+	pcre2_set_compile_extra_options(c.cctx, PCRE2_EXTRA_ALT_BSUX);
+#endif
 	compile_at(&c, 0, add_name(s, "", 0));
 	resolve_refs(&c);
+	pcre2_compile_context_free(c.cctx);
 	if (!c.failed)
 		check_chains(&c);
+	if (!c.failed)
+		mark_plain_names(s);
 	bb_buf_free(&c.ptr);
 	if (c.failed) {
 		bb_jsonschema_free(s);
@@ -1103,7 +1343,8 @@ struct run {
 	int quiet;		/* > 0: only whether it is valid counts */
 	int nerrors;
 	long long budget;
-	bool over_budget;
+	bool gave_up;		/* a bound was met: the value fails */
+	int nest;		/* check() calls under way */
 	int depth;
 	struct step path[BB_JSON_MAX_DEPTH + 2];
 };
@@ -1180,20 +1421,30 @@ done(const struct run *r)
 	return r->quiet > 0 || r->nerrors >= BB_JSONSCHEMA_MAX_ERRORS;
 }
 
+/* Stops the validation at a bound: from now on every check answers
+ * false, and the value fails with keyword "$ref" however deep inside a
+ * quiet branch (anyOf, not, if) the bound was met. */
+static void
+give_up(struct run *r, const char *why)
+{
+	int q = r->quiet;
+
+	if (r->gave_up)
+		return;
+	r->gave_up = true;
+	r->quiet = 0;
+	fail(r, "$ref", "%s", why);
+	r->quiet = q;
+}
+
 static bool
 spend(struct run *r, long long n)
 {
 	r->budget -= n;
 	if (r->budget >= 0)
 		return true;
-	if (!r->over_budget) {
-		r->over_budget = true;
-		int q = r->quiet;
-		r->quiet = 0;
-		fail(r, "$ref", "validation ran past its cost bound: the "
-		    "schema's subschemas apply too many times over");
-		r->quiet = q;
-	}
+	give_up(r, "validation ran past its cost bound: the schema's "
+	    "subschemas apply too many times over");
 	return false;
 }
 
@@ -1375,6 +1626,9 @@ repeated(struct run *r, int arr)
 	struct bb_jsonschema_work *w = r->w;
 	int n = bb_json_size(r->d, arr);
 
+	if (n < 2)	/* and w->items may still be NULL, which qsort()
+			 * must not be given even for no elements */
+		return -1;
 	if ((size_t)n > w->items_cap) {
 		w->items_cap = (size_t)n * 2;
 		w->items = bb_xreallocarray(w->items, w->items_cap,
@@ -1391,7 +1645,7 @@ repeated(struct run *r, int arr)
 			if (equal(r, r->d, w->items[k].tok, r->d,
 			    w->items[j].tok))
 				return 1;
-			if (r->over_budget)
+			if (r->gave_up)
 				return 1;
 		}
 	}
@@ -1437,6 +1691,52 @@ raw_text(const struct bb_jsonschema *s, int tok)
 	return tmp;
 }
 
+/* a * b mod m, for m < 2^62 (no overflow: every sum stays below 2^63). */
+static uint64_t
+mulmod(uint64_t a, uint64_t b, uint64_t m)
+{
+	uint64_t r = 0;
+
+	for (a %= m; b; b >>= 1) {
+		if (b & 1 && (r += a) >= m)
+			r -= m;
+		if ((a += a) >= m)
+			a -= m;
+	}
+	return r;
+}
+
+/* Whether the literal of number i is a multiple of nd's multipleOf, both
+ * read as exact decimals: x = a * 10^ex and m = b * 10^em with neither a
+ * nor b ending in 0. When ex < em, x / m = a / (b * 10^(em - ex)) is no
+ * integer, since 10 does not divide a; otherwise it is one when b divides
+ * a * 10^(ex - em), which is worked out modulo b. */
+static bool
+multiple_exact(const struct run *r, const struct node *nd, int i)
+{
+	struct decimal x;
+	size_t len;
+	const char *raw = bb_json_raw(r->d, i, &len);
+	uint64_t b = nd->multiple_digits, rem = 0, p;
+	long long e;
+
+	decimal_read(raw, len, &x);
+	if (x.n == 0)
+		return true;
+	e = (long long)x.exp - nd->multiple_exp;
+	if (e < 0)
+		return false;
+	for (int k = 0; k < x.n; k++)	/* b < 10^18: no overflow */
+		rem = (rem * 10 + (uint64_t)(x.digits[k] - '0')) % b;
+	for (p = 10 % b; e > 0 && rem; e >>= 1) {
+		if (e & 1)
+			rem = mulmod(rem, p, b);
+		p = mulmod(p, p, b);
+	}
+	return rem == 0;
+}
+
+/* The same for a multipleOf of more than 18 digits, on doubles. */
 static bool
 multiple_of(double x, double m)
 {
@@ -1461,7 +1761,8 @@ check_number(struct run *r, const struct node *nd, int i)
 	double x = number(r->d, i);
 	bool ok = true;
 
-	if (nd->multiple_of.tok >= 0 && !multiple_of(x, nd->multiple_of.v)) {
+	if (nd->multiple_of.tok >= 0 && !(nd->multiple_exact ?
+	    multiple_exact(r, nd, i) : multiple_of(x, nd->multiple_of.v))) {
 		fail(r, "multipleOf", "must be a multiple of %s",
 		    raw_text(r->s, nd->multiple_of.tok));
 		ok = false;
@@ -1626,14 +1927,52 @@ check_array(struct run *r, const struct node *nd, int i)
 	return ok;
 }
 
-/* Whether object i has a member named by string tok of the schema. */
+/* Whether no member name of object i holds an escape: then, with a node
+ * whose names hold none either, names compare as they are written. */
 static bool
-has_member(struct run *r, int i, int tok)
+plain_members(const struct run *r, int i)
 {
+	size_t len;
+
 	for (int m = bb_json_member(r->d, i, -1); m >= 0;
 	    m = bb_json_member(r->d, i, m)) {
-		if (same_string(r, r->d, m, &r->s->doc, tok))
+		const char *raw = bb_json_raw(r->d, m, &len);
+		if (memchr(raw, '\\', len) != NULL)
+			return false;
+	}
+	return true;
+}
+
+/* Whether name (len bytes, unescaped) is string tok of the schema; plain:
+ * tok holds no escape. */
+static bool
+is_schema_string(struct run *r, const char *name, size_t len, int tok,
+    bool plain)
+{
+	size_t tlen;
+	const char *t;
+
+	t = plain ? bb_json_raw(&r->s->doc, tok, &tlen) :
+	    text_of(&r->s->doc, tok, &r->w->text, &tlen);
+	return tlen == len && memcmp(t, name, len) == 0;
+}
+
+/* Whether object i has a member named by string tok of the schema; plain
+ * as check_object found it. */
+static bool
+has_member(struct run *r, int i, int tok, bool plain)
+{
+	size_t len;
+
+	for (int m = bb_json_member(r->d, i, -1); m >= 0;
+	    m = bb_json_member(r->d, i, m)) {
+		if (plain) {
+			const char *name = bb_json_raw(r->d, m, &len);
+			if (is_schema_string(r, name, len, tok, true))
+				return true;
+		} else if (same_string(r, r->d, m, &r->s->doc, tok)) {
 			return true;
+		}
 	}
 	return false;
 }
@@ -1641,7 +1980,7 @@ has_member(struct run *r, int i, int tok)
 /* properties, patternProperties and additionalProperties, member by
  * member. */
 static bool
-check_members(struct run *r, const struct node *nd, int i)
+check_members(struct run *r, const struct node *nd, int i, bool plain)
 {
 	const struct bb_json *d = r->d;
 	const int *list = r->s->list;
@@ -1651,13 +1990,15 @@ check_members(struct run *r, const struct node *nd, int i)
 	    m = bb_json_member(d, i, m)) {
 		bool matched = false;
 		size_t len;
-		const char *name = NULL;
+		const char *name = plain ? bb_json_raw(d, m, &len) :
+		    text_of(d, m, &r->w->other, &len);
 		push_name(r, d, m);
-		for (int k = 0; k < nd->properties.n; k++) {
+		/* names of properties are distinct: one matches at most */
+		for (int k = 0; k < nd->properties.n && !matched; k++) {
 			const int *p = list + nd->properties.first + 2 * k;
 			if (!spend(r, 1))
 				break;
-			if (!same_string(r, d, m, &r->s->doc, p[0]))
+			if (!is_schema_string(r, name, len, p[0], plain))
 				continue;
 			matched = true;
 			if (!check_sub(r, p[1], m + 1, "properties"))
@@ -1665,7 +2006,10 @@ check_members(struct run *r, const struct node *nd, int i)
 		}
 		for (int k = 0; k < nd->pattern_properties.n; k++) {
 			const int *p = list + nd->pattern_properties.first + 2 * k;
-			name = text_of(d, m, &r->w->other, &len);
+			/* again: a subschema's check may have reused the
+			 * buffer that held it */
+			if (!plain)
+				name = text_of(d, m, &r->w->other, &len);
 			int hit = matches(r, p[0], name, len);
 			if (hit < 0) {
 				fail(r, "patternProperties", "a pattern ran past "
@@ -1698,6 +2042,7 @@ check_object(struct run *r, const struct node *nd, int i)
 	const struct bb_json *sd = &r->s->doc;
 	int n = bb_json_size(r->d, i);
 	bool ok = true;
+	bool plain = nd->plain_names && plain_members(r, i);
 
 	if (nd->max_properties >= 0 && n > nd->max_properties) {
 		fail(r, "maxProperties", "must have at most %lld members",
@@ -1713,7 +2058,7 @@ check_object(struct run *r, const struct node *nd, int i)
 		int t = nd->required_tok + 1;
 		for (int k = 0; k < bb_json_size(sd, nd->required_tok);
 		    k++, t++) {
-			if (has_member(r, i, t))
+			if (has_member(r, i, t, plain))
 				continue;
 			push_name(r, sd, t);
 			fail(r, "required", "required");
@@ -1725,15 +2070,15 @@ check_object(struct run *r, const struct node *nd, int i)
 	}
 	for (int k = 0; k < nd->dependencies.n; k++) {
 		const int *p = r->s->list + nd->dependencies.first + 2 * k;
-		if (!has_member(r, i, p[0]))
+		if (!has_member(r, i, p[0], plain))
 			continue;
 		if (p[1] >= 0) {
-			if (!check(r, p[1], i))
+			if (!check_sub(r, p[1], i, "dependencies"))
 				ok = false;
 		} else {
 			int names = -2 - p[1], t = names + 1;
 			for (int j = 0; j < bb_json_size(sd, names); j++, t++) {
-				if (has_member(r, i, t))
+				if (has_member(r, i, t, plain))
 					continue;
 				push_name(r, sd, t);
 				fail(r, "dependencies", "required by the "
@@ -1745,7 +2090,7 @@ check_object(struct run *r, const struct node *nd, int i)
 		if (!ok && done(r))
 			return false;
 	}
-	if (!check_members(r, nd, i))
+	if (!check_members(r, nd, i, plain))
 		ok = false;
 	return ok;
 }
@@ -1758,7 +2103,7 @@ check_applicators(struct run *r, const struct node *nd, int i)
 	int valid, k;
 
 	for (k = 0; k < nd->all_of.n; k++) {
-		if (!check(r, list[nd->all_of.first + k], i)) {
+		if (!check_sub(r, list[nd->all_of.first + k], i, "allOf")) {
 			ok = false;
 			if (done(r))
 				return false;
@@ -1789,7 +2134,8 @@ check_applicators(struct run *r, const struct node *nd, int i)
 	if (nd->if_ >= 0) {
 		int then_else = check_quietly(r, nd->if_, i) ? nd->then_ :
 		    nd->else_;
-		if (then_else >= 0 && !check(r, then_else, i))
+		if (then_else >= 0 && !check_sub(r, then_else, i,
+		    then_else == nd->then_ ? "then" : "else"))
 			ok = false;
 	}
 	return ok;
@@ -1838,7 +2184,7 @@ fail_type(struct run *r, unsigned types)
 }
 
 static bool
-check(struct run *r, int n, int i)
+check_node(struct run *r, int n, int i)
 {
 	const struct node *nd = &r->s->nodes[n];
 	bool ok = true;
@@ -1851,7 +2197,7 @@ check(struct run *r, int n, int i)
 		return nd->boolean == 1;
 	}
 	if (nd->ref >= 0)
-		return check(r, nd->ref, i);
+		return check_sub(r, nd->ref, i, "$ref");
 	if (nd->types && !type_matches(r, nd->types, i)) {
 		fail_type(r, nd->types);
 		ok = false;
@@ -1895,6 +2241,25 @@ check(struct run *r, int n, int i)
 	return check_applicators(r, nd, i) && ok;
 }
 
+static bool
+check(struct run *r, int n, int i)
+{
+	bool ok;
+
+	if (r->gave_up)
+		return false;
+	if (r->nest >= MAX_NEST) {
+		give_up(r, "validation nests subschemas too deep for the "
+		    "stack: the schema applies too many in a row at each "
+		    "level of this value");
+		return false;
+	}
+	r->nest++;
+	ok = check_node(r, n, i);
+	r->nest--;
+	return ok;
+}
+
 void
 bb_jsonschema_work_init(struct bb_jsonschema_work *w)
 {
@@ -1923,8 +2288,11 @@ bb_jsonschema_validate(const struct bb_jsonschema *s,
 	struct run r = { .s = s, .d = doc, .w = w, .errors = errors };
 	long long tokens = bb_json_next(doc, i) - i;
 
-	r.budget = (tokens + 1) * (s->nnodes + 1) * COST_PER_PAIR;
-	if (check(&r, 0, i))
+	r.budget = (tokens + 1) * ((long long)s->doc.ntok + 1) * COST_PER_PAIR;
+	/* Past the bound every check answers false, which a "not" (or an
+	 * "if" without "then") would turn into a pass: the bound itself must
+	 * fail the value. */
+	if (check(&r, 0, i) && !r.gave_up)
 		return 0;
 	return r.nerrors > 0 ? r.nerrors : 1;
 }

@@ -353,6 +353,206 @@ test_typed_schema_documents_agree_with_typed_validation(void)
 	}
 }
 
+/* Past the cost bound every subschema answers false; a "not" over one
+ * must not turn that into a pass. */
+static void
+test_value_over_the_cost_bound_never_passes(void)
+{
+	struct bb_buf schema, out;
+
+	bb_buf_init(&schema);
+	bb_buf_puts(&schema, "{\"not\":{\"$ref\":\"#/definitions/d30\"},"
+	    "\"definitions\":{\"d0\":{}");
+	for (int k = 1; k <= 30; k++)
+		bb_buf_printf(&schema, ",\"d%d\":{\"allOf\":[{\"$ref\":"
+		    "\"#/definitions/d%d\"},{\"$ref\":\"#/definitions/d%d\"}]}",
+		    k, k - 1, k - 1);
+	bb_buf_puts(&schema, "}}");
+	bb_buf_putc(&schema, '\0');
+	CU_ASSERT(run(schema.data, "1", &out) > 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.data, "\"keyword\":\"$ref\""));
+	bb_buf_free(&out);
+	bb_buf_free(&schema);
+}
+
+/* The stack a validation takes grows with the run of subschemas on one
+ * value times the depth of the value: past a bound the value fails, as
+ * past the cost bound, instead of the worker overflowing its stack. */
+static void
+test_deep_value_under_long_runs_of_subschemas_fails_at_a_bound(void)
+{
+	struct bb_buf schema, text, out;
+
+	bb_buf_init(&schema);
+	bb_buf_init(&text);
+	bb_buf_puts(&schema, "{\"$ref\":\"#/definitions/d200\","
+	    "\"definitions\":{\"d0\":{\"properties\":{\"a\":{\"$ref\":"
+	    "\"#/definitions/d200\"}}}");
+	for (int k = 1; k <= 200; k++)
+		bb_buf_printf(&schema, ",\"d%d\":{\"allOf\":[{\"$ref\":"
+		    "\"#/definitions/d%d\"}]}", k, k - 1);
+	bb_buf_puts(&schema, "}}");
+	bb_buf_putc(&schema, '\0');
+	for (int k = 0; k < 60; k++)
+		bb_buf_puts(&text, "{\"a\":");
+	bb_buf_puts(&text, "1");
+	for (int k = 0; k < 60; k++)
+		bb_buf_putc(&text, '}');
+	bb_buf_putc(&text, '\0');
+	CU_ASSERT_EQUAL(run(schema.data, text.data, &out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.data, "\"keyword\":\"$ref\""));
+	bb_buf_free(&out);
+	/* the same schema on a shallow value is fine */
+	CU_ASSERT_EQUAL(run(schema.data, "{\"a\":{\"a\":1}}", &out), 0);
+	bb_buf_free(&out);
+	bb_buf_free(&schema);
+	bb_buf_free(&text);
+}
+
+static void
+test_ref_to_a_plain_name_id(void)
+{
+	struct bb_buf out;
+	const char *s = "{\"properties\":{\"n\":{\"$ref\":\"#count\"}},"
+	    "\"definitions\":{\"c\":{\"$id\":\"#count\",\"type\":\"integer\"}}}";
+
+	CU_ASSERT_EQUAL(run(s, "{\"n\":3}", &out), 0);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run(s, "{\"n\":\"3\"}", &out), 1);
+	bb_buf_free(&out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(refusal("{\"$ref\":\"#nope\"}"),
+	    "/$ref: \"#nope\" names no $id"));
+}
+
+static void
+test_bad_pattern_property_is_refused_with_its_pointer(void)
+{
+	CU_ASSERT_PTR_NOT_NULL(strstr(refusal("{\"patternProperties\":"
+	    "{\"^a(\":{}}}"), "/patternProperties/^a(: the pattern does not "
+	    "compile"));
+}
+
+static void
+test_false_subschema_fails_with_the_keyword_that_holds_it(void)
+{
+	struct bb_buf out;
+
+	CU_ASSERT_EQUAL(run("{\"allOf\":[true,false]}", "1", &out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.data, "\"keyword\":\"allOf\""));
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run("{\"dependencies\":{\"a\":false}}", "{\"a\":1}",
+	    &out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.data, "\"keyword\":\"dependencies\""));
+	bb_buf_free(&out);
+}
+
+/* JSON numbers are decimal: multipleOf is decided on the literals. */
+static void
+test_multiple_of_is_exact_on_decimal_literals(void)
+{
+	struct bb_buf out;
+
+	CU_ASSERT_EQUAL(run("{\"multipleOf\":0.1}", "0.3", &out), 0);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run("{\"multipleOf\":0.01}", "19.99", &out), 0);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run("{\"multipleOf\":0.01}", "19.999", &out), 1);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run("{\"multipleOf\":1e-8}", "12391239123", &out), 0);
+	bb_buf_free(&out);
+	/* the quotient overflows a double; the answer is still no */
+	CU_ASSERT_EQUAL(run("{\"multipleOf\":0.123456789}", "1e308", &out), 1);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run("{\"multipleOf\":25}", "-7.5e1", &out), 0);
+	bb_buf_free(&out);
+}
+
+/* ECMA-262 meanings that PCRE2 spells otherwise (CONTRACT §10). */
+static void
+test_patterns_follow_ecma_262(void)
+{
+	static const struct {
+		const char *pattern, *value;
+		int errors;
+	} cases[] = {
+		{ "^\\\\s$", "\"\\u00a0\"", 0 },	/* \s is Unicode */
+		{ "^\\\\S$", "\"\\u2029\"", 1 },
+		{ "^\\\\d$", "\"\\u0664\"", 1 },	/* \d is ASCII */
+		{ "^.$", "\"\\r\"", 1 },		/* . stops at \r */
+		{ "^.$", "\"\\ud83d\\ude00\"", 0 },	/* one code point */
+		{ "^[]]$", "\"]\"", 1 },		/* [] matches nothing */
+		{ "^[^]$", "\"\\n\"", 0 },		/* [^] anything */
+		{ "^[[:alpha:]]$", "\"a\"", 1 },	/* no POSIX class */
+		{ "^\\\\u{1F600}$", "\"\\ud83d\\ude00\"", 0 },
+		{ "^abc$", "\"abc\\n\"", 1 },		/* $ is the very end */
+	};
+	char schema[128];
+	struct bb_buf out;
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		snprintf(schema, sizeof(schema), "{\"pattern\":\"%s\"}",
+		    cases[k].pattern);
+		if (run(schema, cases[k].value, &out) != cases[k].errors)
+			printf("\npattern %s on %s\n", cases[k].pattern,
+			    cases[k].value);
+		CU_ASSERT_EQUAL(run(schema, cases[k].value, &out),
+		    cases[k].errors);
+		bb_buf_free(&out);
+	}
+}
+
+/* draft-07 §8.3: every sibling of $ref is ignored, $id too. */
+static void
+test_id_beside_ref_does_not_change_the_base(void)
+{
+	struct bb_buf out;
+	const char *s = "{\"$id\":\"http://example.com/base/\","
+	    "\"definitions\":{\"foo\":{\"$id\":\"http://example.com/foo.json\","
+	    "\"type\":\"string\"},\"base_foo\":{\"$id\":\"foo.json\","
+	    "\"type\":\"number\"}},\"allOf\":[{\"$id\":\"http://example.com/\","
+	    "\"$ref\":\"foo.json\"}]}";
+
+	CU_ASSERT_EQUAL(run(s, "5", &out), 0);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run(s, "\"a\"", &out), 1);
+	bb_buf_free(&out);
+}
+
+/* A fresh working memory has no room for elements yet. */
+static void
+test_unique_items_of_short_arrays_with_fresh_memory(void)
+{
+	struct bb_buf out;
+
+	CU_ASSERT_EQUAL(run("{\"uniqueItems\":true}", "[]", &out), 0);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run("{\"uniqueItems\":true}", "[1]", &out), 0);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run("{\"uniqueItems\":true}", "[1,1.0]", &out), 1);
+	bb_buf_free(&out);
+}
+
+/* The cost bound grows with the schema's size, not its number of
+ * subschemas: a long enum is one subschema. */
+static void
+test_long_enum_is_within_the_cost_bound(void)
+{
+	struct bb_buf schema, out;
+
+	bb_buf_init(&schema);
+	bb_buf_puts(&schema, "{\"enum\":[");
+	for (int k = 0; k < 1000; k++)
+		bb_buf_printf(&schema, "%s\"v%d\"", k ? "," : "", k);
+	bb_buf_puts(&schema, "]}");
+	bb_buf_putc(&schema, '\0');
+	CU_ASSERT_EQUAL(run(schema.data, "\"v999\"", &out), 0);
+	bb_buf_free(&out);
+	CU_ASSERT_EQUAL(run(schema.data, "\"v1000\"", &out), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.data, "\"keyword\":\"enum\""));
+	bb_buf_free(&out);
+	bb_buf_free(&schema);
+}
+
 void
 add_jsonschema_tests(void)
 {
@@ -392,6 +592,24 @@ add_jsonschema_tests(void)
 		    test_equal_values_are_equal_whatever_member_order_and_number_form },
 		{ "typed schema documents agree with typed validation",
 		    test_typed_schema_documents_agree_with_typed_validation },
+		{ "value over the cost bound never passes",
+		    test_value_over_the_cost_bound_never_passes },
+		{ "deep value under long runs of subschemas fails at a bound",
+		    test_deep_value_under_long_runs_of_subschemas_fails_at_a_bound },
+		{ "$ref to a plain-name $id", test_ref_to_a_plain_name_id },
+		{ "bad patternProperties name is refused with its pointer",
+		    test_bad_pattern_property_is_refused_with_its_pointer },
+		{ "false subschema fails with the keyword that holds it",
+		    test_false_subschema_fails_with_the_keyword_that_holds_it },
+		{ "multipleOf is exact on decimal literals",
+		    test_multiple_of_is_exact_on_decimal_literals },
+		{ "patterns follow ECMA-262", test_patterns_follow_ecma_262 },
+		{ "$id beside $ref does not change the base",
+		    test_id_beside_ref_does_not_change_the_base },
+		{ "uniqueItems of short arrays with fresh memory",
+		    test_unique_items_of_short_arrays_with_fresh_memory },
+		{ "long enum is within the cost bound",
+		    test_long_enum_is_within_the_cost_bound },
 		CU_TEST_INFO_NULL,
 	};
 
