@@ -9,10 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include "format.h"
+#include "regex.h"
 #include "xalloc.h"
 
 /* A same-instance path ($ref, allOf, not, if, ...) longer than this is
@@ -32,14 +30,6 @@
  * schema, not nodes: an enum, const or required of n values costs up to n
  * comparisons at one node. */
 #define COST_PER_PAIR 4
-/* PCRE2's limits (pcre2api(3), "The match context"): the number of
- * backtracking steps grows with the subject, so a pattern that needs more
- * than a few per byte is cut off; no pattern can hang a worker. */
-#define MATCH_LIMIT_BASE 10000
-#define MATCH_LIMIT_PER_BYTE 64
-#define MATCH_DEPTH_LIMIT 10000
-#define MATCH_HEAP_LIMIT_KIB 2048
-
 /* A list of node or token indexes in s->list: [first, first + n). */
 struct range {
 	int first, n;
@@ -101,7 +91,7 @@ struct node {
 };
 
 struct pattern {
-	pcre2_code *code;
+	struct bb_regex *re;
 	int tok;
 };
 
@@ -125,7 +115,6 @@ struct bb_jsonschema {
 	int nids, ids_cap;
 	struct bb_buf names;	/* pointers and URIs, NUL-terminated */
 	int *node_of;		/* token -> its node, or -1 */
-	pcre2_match_context *mctx;
 	char *title, *description;
 };
 
@@ -138,7 +127,6 @@ struct bb_jsonschema_item {
 
 struct compiler {
 	struct bb_jsonschema *s;
-	pcre2_compile_context *cctx;
 	char *err;
 	size_t errlen;
 	bool failed;
@@ -458,83 +446,16 @@ types(struct compiler *c, int tok)
 	return bits;
 }
 
-/* ECMA-262's whitespace (ES2022 §22.2.2.9: WhiteSpace and
- * LineTerminator), as the inside of a PCRE2 class under PCRE2_ALT_BSUX. */
-#define ECMA_SPACE "\\t\\n\\x0b\\f\\r \\u00a0\\u1680\\u2000-\\u200a" \
-	"\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
-
-/* Rewrites an ECMA-262 pattern where PCRE2 would read the same text
- * otherwise: \s and \S with ECMA's whitespace (PCRE2's is ASCII unless
- * PCRE2_UCP, which would make \d and \w Unicode too, unlike ECMA's); "."
- * as anything but a line terminator (PCRE2's excludes \n only); "[]"
- * (matches nothing) and "[^]" (anything), which PCRE2 reads as the start
- * of a class holding "]"; "[" inside a class, a POSIX class to PCRE2.
- * What stays different: \S inside a class is PCRE2's (ASCII whitespace);
- * \p{} knows PCRE2's property names (\p{L}, \p{Greek}) but not ECMA's
- * long ones (\p{Letter}), and a lookbehind must have a fixed length: such
- * patterns do not compile, so the schema is refused; PCRE2 syntax that
- * ECMA-262 lacks (possessive and atomic groups, \A, \Z, (?i), ...)
- * compiles, with PCRE2's meaning. */
-static void
-ecma_pattern(const char *p, size_t len, struct bb_buf *out)
-{
-	bool in_class = false;
-
-	for (size_t k = 0; k < len; k++) {
-		char ch = p[k];
-		if (ch == '\\' && k + 1 < len) {
-			char e = p[++k];
-			if (e == 's')
-				bb_buf_puts(out, in_class ? ECMA_SPACE :
-				    "[" ECMA_SPACE "]");
-			else if (e == 'S' && !in_class)
-				bb_buf_puts(out, "[^" ECMA_SPACE "]");
-			else {
-				bb_buf_putc(out, '\\');
-				bb_buf_putc(out, e);
-			}
-		} else if (in_class) {
-			if (ch == '[')
-				bb_buf_putc(out, '\\');
-			bb_buf_putc(out, ch);
-			in_class = ch != ']';
-		} else if (ch == '.') {
-			bb_buf_puts(out, "[^\\n\\r\\u2028\\u2029]");
-		} else if (ch == '[' && k + 1 < len && p[k + 1] == ']') {
-			bb_buf_puts(out, "(?!)");
-			k++;
-		} else if (ch == '[' && k + 2 < len && p[k + 1] == '^' &&
-		    p[k + 2] == ']') {
-			bb_buf_puts(out, "[\\s\\S]");
-			k += 2;
-		} else if (ch == '[') {
-			bb_buf_putc(out, '[');
-			if (k + 1 < len && p[k + 1] == '^')
-				bb_buf_putc(out, p[++k]);
-			in_class = true;
-		} else {
-			bb_buf_putc(out, ch);
-		}
-	}
-}
-
 /* Compiles string tok, the value of keyword kw (NULL: the pointer names
  * it already, as for a member name of patternProperties). */
 static int
 compile_pattern(struct compiler *c, int tok, const char *kw)
 {
 	struct bb_jsonschema *s = c->s;
-	struct bb_buf src, ecma;
-	int errcode;
-	PCRE2_SIZE erroff;
-	pcre2_code *code;
+	struct bb_buf src;
+	struct bb_regex *re;
+	char why[256];
 	size_t mark = kw ? push_ptr(c, kw, strlen(kw)) : c->ptr.len;
-	/* ECMA-262 semantics where PCRE2 has a switch for them: $ matches
-	 * only at the very end, \u is a code point escape (and \u{...}, by
-	 * the compile context); \d and \w stay ASCII (no PCRE2_UCP), as in
-	 * ECMA-262. */
-	const uint32_t options = PCRE2_UTF | PCRE2_DOLLAR_ENDONLY |
-	    PCRE2_ALT_BSUX;
 
 	if (bb_json_type(&s->doc, tok) != BB_JSON_STRING) {
 		refuse(c, "must be a string");
@@ -542,41 +463,21 @@ compile_pattern(struct compiler *c, int tok, const char *kw)
 		return -1;
 	}
 	bb_buf_init(&src);
-	bb_buf_init(&ecma);
 	bb_json_unescape(&s->doc, tok, &src);
-	ecma_pattern(src.data ? src.data : "", src.len, &ecma);
-	code = pcre2_compile((PCRE2_SPTR)(ecma.data ? ecma.data : ""),
-	    ecma.len, options, &errcode, &erroff, c->cctx);
-	if (code == NULL) {
-		PCRE2_UCHAR msg[160];
-		/* the offset in the pattern as written, not as rewritten */
-		pcre2_code *as_written = pcre2_compile((PCRE2_SPTR)(src.data ?
-		    src.data : ""), src.len, options, &errcode, &erroff,
-		    c->cctx);
-		pcre2_get_error_message(errcode, msg, sizeof(msg));
-		if (as_written == NULL)
-			refuse(c, "the pattern does not compile: %s at offset "
-			    "%zu", (const char *)msg, (size_t)erroff);
-		else
-			refuse(c, "the pattern does not compile: %s",
-			    (const char *)msg);
-		pcre2_code_free(as_written);
-		bb_buf_free(&src);
-		bb_buf_free(&ecma);
-		pop_ptr(c, mark);
-		return -1;
-	}
+	re = bb_regex_compile(src.data ? src.data : "", src.len, why,
+	    sizeof(why));
 	bb_buf_free(&src);
-	bb_buf_free(&ecma);
+	if (re == NULL)
+		refuse(c, "the pattern does not compile: %s", why);
 	pop_ptr(c, mark);
-	/* JIT where the machine has it: the match limit applies there too. */
-	(void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+	if (re == NULL)
+		return -1;
 	if (s->npatterns == s->patterns_cap) {
 		s->patterns_cap = s->patterns_cap ? s->patterns_cap * 2 : 8;
 		s->patterns = bb_xreallocarray(s->patterns,
 		    (size_t)s->patterns_cap, sizeof(*s->patterns));
 	}
-	s->patterns[s->npatterns].code = code;
+	s->patterns[s->npatterns].re = re;
 	s->patterns[s->npatterns].tok = tok;
 	return s->npatterns++;
 }
@@ -1257,20 +1158,8 @@ bb_jsonschema_compile(const char *text, size_t len, char *err, size_t errlen)
 	s->node_of = bb_xreallocarray(NULL, (size_t)s->doc.ntok,
 	    sizeof(*s->node_of));
 	memset(s->node_of, 0xff, (size_t)s->doc.ntok * sizeof(*s->node_of));
-	s->mctx = pcre2_match_context_create(NULL);
-	if (s->mctx == NULL)
-		abort();
-	pcre2_set_depth_limit(s->mctx, MATCH_DEPTH_LIMIT);
-	pcre2_set_heap_limit(s->mctx, MATCH_HEAP_LIMIT_KIB);
-	c.cctx = pcre2_compile_context_create(NULL);
-	if (c.cctx == NULL)
-		abort();
-#ifdef PCRE2_EXTRA_ALT_BSUX	/* PCRE2 10.38: \u{hhh...} too */
-	pcre2_set_compile_extra_options(c.cctx, PCRE2_EXTRA_ALT_BSUX);
-#endif
 	compile_at(&c, 0, add_name(s, "", 0));
 	resolve_refs(&c);
-	pcre2_compile_context_free(c.cctx);
 	if (!c.failed)
 		check_chains(&c);
 	if (!c.failed)
@@ -1291,8 +1180,7 @@ bb_jsonschema_free(struct bb_jsonschema *s)
 	if (s == NULL)
 		return;
 	for (int k = 0; k < s->npatterns; k++)
-		pcre2_code_free(s->patterns[k].code);
-	pcre2_match_context_free(s->mctx);
+		bb_regex_free(s->patterns[k].re);
 	bb_json_free(&s->doc);
 	bb_buf_free(&s->names);
 	free(s->text);
@@ -1790,25 +1678,12 @@ check_number(struct run *r, const struct node *nd, int i)
 	return ok;
 }
 
-/* 1: matches, 0: does not, -1: ran past PCRE2's limits. */
+/* 1: matches, 0: does not, -1: ran past the engine's limits. */
 static int
 matches(struct run *r, int pattern, const char *s, size_t len)
 {
-	pcre2_match_context *mctx = r->s->mctx;
-	int rc;
-
-	if (r->w->match == NULL) {
-		r->w->match = pcre2_match_data_create(1, NULL);
-		if (r->w->match == NULL)
-			abort();
-	}
-	pcre2_set_match_limit(mctx, MATCH_LIMIT_BASE +
-	    (uint32_t)(len < 1000000 ? len : 1000000) * MATCH_LIMIT_PER_BYTE);
-	rc = pcre2_match(r->s->patterns[pattern].code, (PCRE2_SPTR)s, len, 0,
-	    PCRE2_NO_UTF_CHECK, r->w->match, mctx);
-	if (rc >= 0)
-		return 1;
-	return rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
+	return bb_regex_search(r->s->patterns[pattern].re, s, len,
+	    &r->w->match);
 }
 
 /* The pattern's source as the schema writes it, cut to fit a message. */
@@ -1845,13 +1720,13 @@ check_string(struct run *r, const struct node *nd, int i)
 	n = (nd->max_length >= 0 || nd->min_length >= 0) ?
 	    code_points(s, len) : 0;
 	if (nd->max_length >= 0 && n > (size_t)nd->max_length) {
-		fail(r, "maxLength", "must be at most %lld characters long",
-		    nd->max_length);
+		fail(r, "maxLength", "must be at most %lld character%s long",
+		    nd->max_length, nd->max_length == 1 ? "" : "s");
 		ok = false;
 	}
 	if (nd->min_length >= 0 && n < (size_t)nd->min_length) {
-		fail(r, "minLength", "must be at least %lld characters long",
-		    nd->min_length);
+		fail(r, "minLength", "must be at least %lld character%s long",
+		    nd->min_length, nd->min_length == 1 ? "" : "s");
 		ok = false;
 	}
 	if (nd->pattern >= 0 && (m = matches(r, nd->pattern, s, len)) != 1) {
@@ -1882,13 +1757,13 @@ check_array(struct run *r, const struct node *nd, int i)
 	bool ok = true, found;
 
 	if (nd->max_items >= 0 && n > nd->max_items) {
-		fail(r, "maxItems", "must have at most %lld elements",
-		    nd->max_items);
+		fail(r, "maxItems", "must have at most %lld element%s",
+		    nd->max_items, nd->max_items == 1 ? "" : "s");
 		ok = false;
 	}
 	if (nd->min_items >= 0 && n < nd->min_items) {
-		fail(r, "minItems", "must have at least %lld elements",
-		    nd->min_items);
+		fail(r, "minItems", "must have at least %lld element%s",
+		    nd->min_items, nd->min_items == 1 ? "" : "s");
 		ok = false;
 	}
 	if (nd->unique_items && repeated(r, i) >= 0) {
@@ -2045,13 +1920,13 @@ check_object(struct run *r, const struct node *nd, int i)
 	bool plain = nd->plain_names && plain_members(r, i);
 
 	if (nd->max_properties >= 0 && n > nd->max_properties) {
-		fail(r, "maxProperties", "must have at most %lld members",
-		    nd->max_properties);
+		fail(r, "maxProperties", "must have at most %lld member%s",
+		    nd->max_properties, nd->max_properties == 1 ? "" : "s");
 		ok = false;
 	}
 	if (nd->min_properties >= 0 && n < nd->min_properties) {
-		fail(r, "minProperties", "must have at least %lld members",
-		    nd->min_properties);
+		fail(r, "minProperties", "must have at least %lld member%s",
+		    nd->min_properties, nd->min_properties == 1 ? "" : "s");
 		ok = false;
 	}
 	if (nd->required_tok >= 0) {
@@ -2276,7 +2151,7 @@ bb_jsonschema_work_free(struct bb_jsonschema_work *w)
 	bb_buf_free(&w->other);
 	bb_buf_free(&w->field);
 	free(w->items);
-	pcre2_match_data_free(w->match);
+	bb_regex_match_free(w->match);
 	memset(w, 0, sizeof(*w));
 }
 

@@ -28,11 +28,11 @@ cp "$repo"/tests/fuzz/corpus/* "$work/corpus/"
 cp "$repo"/tests/fuzz/corpus-schema/* "$work/corpus-schema/"
 clang "${CFLAGS[@]}" \
     "$repo/tests/fuzz/fuzz_request.c" \
-    "$repo"/src/{buf,catalog,cloudevent,envelope,event,format,http,json,jsonschema,proxy,random,signature,uuid,validate}.c \
+    "$repo"/src/{buf,catalog,cloudevent,envelope,event,format,http,json,jsonschema,proxy,random,regex,signature,uuid,validate}.c \
     $(pkg-config --cflags --libs uuid libcrypto libpcre2-8) -lm -o "$work/fuzz_request"
 clang "${CFLAGS[@]}" \
     "$repo/tests/fuzz/fuzz_schema.c" \
-    "$repo"/src/{buf,format,json,jsonschema,random,uuid}.c \
+    "$repo"/src/{buf,format,json,jsonschema,random,regex,uuid}.c \
     $(pkg-config --cflags --libs uuid libcrypto libpcre2-8) -lm -o "$work/fuzz_schema"
 cd "$work"
 echo "--- fuzz_request, $request_seconds s"

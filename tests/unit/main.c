@@ -49,6 +49,7 @@ main(void)
 	add_jsonschema_tests();
 	add_metrics_tests();
 	add_proxy_tests();
+	add_regex_tests();
 	add_signature_tests();
 	add_tracker_tests();
 	add_uuid_tests();

@@ -18,6 +18,7 @@ void add_json_tests(void);
 void add_jsonschema_tests(void);
 void add_metrics_tests(void);
 void add_proxy_tests(void);
+void add_regex_tests(void);
 void add_signature_tests(void);
 void add_tracker_tests(void);
 void add_uuid_tests(void);
