@@ -123,6 +123,13 @@ struct bb_jsonschema_item {
 	int tok;
 };
 
+struct bb_jsonschema_memo {
+	uint64_t key;		/* node << 32 | token */
+	unsigned gen;		/* the validation that wrote it */
+	bool ok;
+	bool reported;		/* its failures were reported */
+};
+
 /* ------------------------------------------------------------ compiling */
 
 struct compiler {
@@ -1215,6 +1222,60 @@ bb_jsonschema_description(const struct bb_jsonschema *s)
 
 /* ------------------------------------------------------------ validating */
 
+/* The memo: open addressing, entries of older validations counting as
+ * empty, so that starting a validation clears nothing. */
+static struct bb_jsonschema_memo *
+memo_slot(struct bb_jsonschema_memo *m, size_t cap, unsigned gen,
+    uint64_t key)
+{
+	size_t k = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 20) & (cap - 1);
+
+	while (m[k].gen == gen && m[k].key != key)
+		k = (k + 1) & (cap - 1);
+	return &m[k];
+}
+
+/* The outcome of subschema n over value i if known: valid, or invalid
+ * and either quiet or reported already. */
+static int
+memo_get(const struct bb_jsonschema_work *w, int n, int i, bool quiet)
+{
+	uint64_t key = (uint64_t)(uint32_t)n << 32 | (uint32_t)i;
+	const struct bb_jsonschema_memo *e;
+
+	if (w->memo_used == 0)
+		return -1;
+	e = memo_slot(w->memo, w->memo_cap, w->memo_gen, key);
+	if (e->gen != w->memo_gen || !(e->ok || quiet || e->reported))
+		return -1;
+	return e->ok;
+}
+
+static void
+memo_put(struct bb_jsonschema_work *w, int n, int i, bool ok,
+    bool reported)
+{
+	uint64_t key = (uint64_t)(uint32_t)n << 32 | (uint32_t)i;
+	struct bb_jsonschema_memo *e;
+
+	if (2 * (w->memo_used + 1) > w->memo_cap) {
+		struct bb_jsonschema_memo *old = w->memo;
+		size_t cap = w->memo_cap;
+		w->memo_cap = cap ? cap * 2 : 256;
+		w->memo = bb_xcalloc(w->memo_cap, sizeof(*w->memo));
+		for (size_t k = 0; k < cap; k++) {
+			if (old[k].gen == w->memo_gen)
+				*memo_slot(w->memo, w->memo_cap, w->memo_gen,
+				    old[k].key) = old[k];
+		}
+		free(old);
+	}
+	e = memo_slot(w->memo, w->memo_cap, w->memo_gen, key);
+	if (e->gen != w->memo_gen)
+		w->memo_used++;
+	*e = (struct bb_jsonschema_memo){ key, w->memo_gen, ok, reported };
+}
+
 /* One step of the instance path: a member name (a token of doc) or an
  * array index. */
 struct step {
@@ -1289,6 +1350,11 @@ fail(struct run *r, const char *keyword, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
+	/* a message cut to fit ends on a whole UTF-8 sequence */
+	size_t len = strlen(message);
+	while (len > 0 && !bb_utf8_valid(message, len))
+		len--;
+	message[len] = '\0';
 	write_field(r, &r->w->field);
 	if (e->len)
 		bb_buf_putc(e, ',');
@@ -1686,13 +1752,13 @@ matches(struct run *r, int pattern, const char *s, size_t len)
 	    &r->w->match);
 }
 
-/* The pattern's source as the schema writes it, cut to fit a message. */
+/* String tok of the schema, unescaped and cut to fit a message (fail()
+ * trims a sequence the cut split). */
 static const char *
-pattern_text(struct run *r, int pattern)
+schema_text(struct run *r, int tok)
 {
 	size_t len;
-	const char *s = text_of(&r->s->doc, r->s->patterns[pattern].tok,
-	    &r->w->other, &len);
+	const char *s = text_of(&r->s->doc, tok, &r->w->other, &len);
 	static char tmp[160];
 
 	snprintf(tmp, sizeof(tmp), "%.*s", (int)len, s);
@@ -1732,7 +1798,7 @@ check_string(struct run *r, const struct node *nd, int i)
 	if (nd->pattern >= 0 && (m = matches(r, nd->pattern, s, len)) != 1) {
 		if (m == 0)
 			fail(r, "pattern", "must match the pattern %s",
-			    pattern_text(r, nd->pattern));
+			    schema_text(r, r->s->patterns[nd->pattern].tok));
 		else
 			fail(r, "pattern", "the pattern ran past its match "
 			    "limit on this value");
@@ -1957,7 +2023,7 @@ check_object(struct run *r, const struct node *nd, int i)
 					continue;
 				push_name(r, sd, t);
 				fail(r, "dependencies", "required by the "
-				    "member %s", raw_text(r->s, p[0]));
+				    "member %s", schema_text(r, p[0]));
 				r->depth--;
 				ok = false;
 			}
@@ -2120,9 +2186,18 @@ static bool
 check(struct run *r, int n, int i)
 {
 	bool ok;
+	int known;
 
 	if (r->gave_up)
 		return false;
+	/* Whether a value is valid under a subschema does not change: one
+	 * reached again over the same value (two branches of a oneOf that
+	 * both descend into it, a shared $ref) is not checked again -- unless
+	 * it failed quietly and must now say why -- so the work stays within
+	 * the schema's nodes times the value's tokens, and no failure is
+	 * reported twice. */
+	if ((known = memo_get(r->w, n, i, r->quiet > 0)) >= 0)
+		return known;
 	if (r->nest >= MAX_NEST) {
 		give_up(r, "validation nests subschemas too deep for the "
 		    "stack: the schema applies too many in a row at each "
@@ -2132,6 +2207,8 @@ check(struct run *r, int n, int i)
 	r->nest++;
 	ok = check_node(r, n, i);
 	r->nest--;
+	if (!r->gave_up)
+		memo_put(r->w, n, i, ok, r->quiet == 0);
 	return ok;
 }
 
@@ -2151,6 +2228,7 @@ bb_jsonschema_work_free(struct bb_jsonschema_work *w)
 	bb_buf_free(&w->other);
 	bb_buf_free(&w->field);
 	free(w->items);
+	free(w->memo);
 	bb_regex_match_free(w->match);
 	memset(w, 0, sizeof(*w));
 }
@@ -2162,6 +2240,15 @@ bb_jsonschema_validate(const struct bb_jsonschema *s,
 {
 	struct run r = { .s = s, .d = doc, .w = w, .errors = errors };
 	long long tokens = bb_json_next(doc, i) - i;
+
+	/* a new generation: every memo entry of earlier validations is
+	 * empty (generation 0 is never used, so calloc'd entries are too) */
+	if (++w->memo_gen == 0) {
+		if (w->memo)
+			memset(w->memo, 0, w->memo_cap * sizeof(*w->memo));
+		w->memo_gen = 1;
+	}
+	w->memo_used = 0;
 
 	r.budget = (tokens + 1) * ((long long)s->doc.ntok + 1) * COST_PER_PAIR;
 	/* Past the bound every check answers false, which a "not" (or an

@@ -39,6 +39,7 @@ const char *bb_jsonschema_description(const struct bb_jsonschema *s);
 /* Working memory of validations, kept from one to the next so that a
  * validation allocates nothing once it has grown; one per worker. */
 struct bb_jsonschema_item;
+struct bb_jsonschema_memo;
 struct bb_jsonschema_work {
 	struct bb_buf text;	/* a string value, unescaped */
 	struct bb_buf other;	/* another, to compare with it */
@@ -46,6 +47,11 @@ struct bb_jsonschema_work {
 	struct bb_jsonschema_item *items;	/* uniqueItems: hashed elements */
 	size_t items_cap;
 	void *match;		/* PCRE2 match data */
+	/* Outcomes of quiet checks (inside anyOf, oneOf, not, if,
+	 * contains) by subschema and value, of this validation only. */
+	struct bb_jsonschema_memo *memo;
+	size_t memo_cap, memo_used;
+	unsigned memo_gen;
 };
 
 void bb_jsonschema_work_init(struct bb_jsonschema_work *w);

@@ -84,8 +84,12 @@ write_field_schema(const struct bb_typed *t, const struct bb_field *f,
 		    "\"format\":\"uuid\"}");
 		break;
 	case BB_FIELD_COUNT_OR_NULL:
+		/* draft-07 counts 1.0 as an integer; the endpoint takes a
+		 * count written as one, and that the document can only say */
 		bb_buf_puts(out, "{\"type\":[\"integer\",\"null\"],"
-		    "\"minimum\":0}");
+		    "\"minimum\":0,\"maximum\":9223372036854775807,"
+		    "\"description\":\"written as an integer: no fraction or "
+		    "exponent, such as 1.0 or 1e3\"}");
 		break;
 	case BB_FIELD_OBJECT:
 		bb_buf_puts(out, "{\"type\":[\"object\",\"null\"],"
