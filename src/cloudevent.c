@@ -4,8 +4,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
-
 #include "format.h"
 #include "validate.h"
 
@@ -118,6 +116,36 @@ member(struct bb_buf *out, const char *name, size_t len)
 	bb_buf_putc(out, ':');
 }
 
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* RFC 3986 §4.1: a URI-reference holds only these characters, and "%"
+ * only before two hex digits. */
+static bool
+uri_reference(const char *s, size_t len)
+{
+	static const char allowed[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=";
+
+	for (size_t k = 0; k < len; k++) {
+		if (s[k] == '%' && k + 2 < len && hexval(s[k + 1]) >= 0 &&
+		    hexval(s[k + 2]) >= 0)
+			k += 2;
+		else if (s[k] == '\0' || strchr(allowed, s[k]) == NULL)
+			return false;
+	}
+	return true;
+}
+
 /* The attributes of one event as they are read: problems are counted,
  * and an attribute found wrong is not said to be missing as well. */
 struct reader {
@@ -158,11 +186,13 @@ string_problem(int a, const char *s, size_t len)
 		return "longer than 4096 bytes";
 	if (has_control(s, len))
 		return "must not hold control characters";
+	/* CloudEvents 1.0.2 §3.1: an attribute that is present is not
+	 * empty */
+	if (a >= 0 && len == 0)
+		return "must be a non-empty string";
 	switch (a) {
-	case BB_CE_ID:
 	case BB_CE_SOURCE:
-	case BB_CE_TYPE:
-		return len ? NULL : "must be a non-empty string";
+		return uri_reference(s, len) ? NULL : "must be a URI-reference";
 	case BB_CE_TIME:
 		return bb_format_check(BB_FORMAT_DATE_TIME, s, len) ? NULL :
 		    "must be an RFC 3339 timestamp";
@@ -247,19 +277,31 @@ specversion(struct reader *r, bool right)
 static bool
 base64_valid(const char *s, size_t len)
 {
-	unsigned char out[3 * 64];
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t pad = 0;
 
+	/* RFC 4648 §4: groups of four, "=" only as the last one or two */
 	if (len % 4 != 0)
 		return false;
-	/* in pieces, so that no buffer as large as the value is needed */
-	for (size_t k = 0; k < len; k += 4 * 64) {
-		size_t n = len - k < 4 * 64 ? len - k : 4 * 64;
-		if (EVP_DecodeBlock(out, (const unsigned char *)s + k, (int)n) < 0)
+	while (pad < 2 && pad < len && s[len - 1 - pad] == '=')
+		pad++;
+	for (size_t k = 0; k < len - pad; k++) {
+		if (s[k] == '\0' || strchr(alphabet, s[k]) == NULL)
 			return false;
-		if (k + n < len && memchr(s + k, '=', n))
-			return false;	/* padding only at the very end */
 	}
 	return true;
+}
+
+/* CloudEvents 1.0.2 §3.1.1: an Integer is 32 bits, written without a
+ * fraction or exponent. */
+static bool
+integer(const struct bb_json *doc, int v)
+{
+	long long n;
+
+	return bb_json_integer(doc, v, &n) && n >= -2147483648LL &&
+	    n <= 2147483647LL;
 }
 
 /* One member of a structured event. */
@@ -277,7 +319,9 @@ json_member(struct reader *r, const struct bb_json *doc, int m,
 	bb_json_unescape(doc, m, name);
 	bb_buf_putc(name, '\0');
 	name->len--;
-	if (strcmp(name->data, "specversion") == 0) {
+	if (t == BB_JSON_NULL && strcmp(name->data, "data") != 0) {
+		/* JSON event format §2.2: a null attribute is an absent one */
+	} else if (strcmp(name->data, "specversion") == 0) {
 		specversion(r, bb_json_string_equals(doc, v, "1.0"));
 	} else if (strcmp(name->data, "data") == 0) {
 		ce->data = v;
@@ -292,7 +336,7 @@ json_member(struct reader *r, const struct bb_json *doc, int m,
 		take(r, name->data, name->len, value->data ? value->data : "",
 		    value->len, doc, v);
 	} else if ((a = known(name->data, name->len)) < 0 &&
-	    (t == BB_JSON_NUMBER || t == BB_JSON_BOOL)) {
+	    (t == BB_JSON_BOOL || (t == BB_JSON_NUMBER && integer(doc, v)))) {
 		take(r, name->data, name->len, NULL, 0, doc, v);
 	} else {
 		char field[32];
@@ -300,7 +344,7 @@ json_member(struct reader *r, const struct bb_json *doc, int m,
 			r->seen |= 1u << a;
 		field_of(field, sizeof(field), name->data, name->len);
 		problem(r, field, a >= 0 ? "must be a string" : "an extension's "
-		    "value is a string, a number or a boolean");
+		    "value is a string, an integer (32 bits) or a boolean");
 	}
 }
 
@@ -322,18 +366,6 @@ bb_cloudevent_from_json(struct bb_cloudevent *ce, const struct bb_json *doc,
 	if (ce->data >= 0 && ce->data_base64 >= 0)
 		problem(&r, "data", "data and data_base64 exclude each other");
 	return finish(&r);
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* HTTP binding 1.0.2 §3.1.3.2: a header's value is percent-decoded, and
@@ -404,6 +436,9 @@ bb_cloudevent_from_headers(struct bb_cloudevent *ce,
 		} else if (strcmp(name.data, "datacontenttype") == 0) {
 			problem(&r, "datacontenttype", "in binary mode, the "
 			    "Content-Type header is the datacontenttype");
+		} else if (strcmp(name.data, "data") == 0) {
+			problem(&r, "data", "in binary mode, the body is the "
+			    "data");
 		} else {
 			take(&r, name.data, name.len, value.data ? value.data : "",
 			    value.len, NULL, -1);

@@ -2,6 +2,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -9,6 +10,7 @@
 
 #include "uuid.h"
 #include "validate.h"
+#include "xalloc.h"
 
 #define MAX_HEADER_VALUE 512
 
@@ -592,11 +594,7 @@ begin(struct bb_event *ev, const struct bb_request *req)
 static bool
 binary_mode(const struct bb_request *req)
 {
-	for (int k = 0; k < req->nce; k++) {
-		if (strncmp(req->ce[k].name, "SPECVERSION=", 12) == 0)
-			return true;
-	}
-	return req->nce < 0;
+	return req->ce_specversion;
 }
 
 /* causationid: one parent id or several joined by commas (§9.1). */
@@ -722,6 +720,51 @@ ce_attributes(struct bb_event *ev, struct bb_response *resp)
 	return 0;
 }
 
+static int
+by_name(const void *a, const void *b, void *doc)
+{
+	size_t la, lb;
+	const char *x = bb_json_raw(doc, *(const int *)a, &la);
+	const char *y = bb_json_raw(doc, *(const int *)b, &lb);
+	int c = memcmp(x, y, la < lb ? la : lb);
+
+	return c ? c : (la > lb) - (la < lb);
+}
+
+/* Appends members (JSON object members that this module wrote, so escaped
+ * one way only) sorted by name. */
+static void
+sorted_members(const struct bb_buf *members, struct bb_buf *out)
+{
+	struct bb_buf obj;
+	struct bb_json doc;
+	char err[64];
+	int *names, n = 0;
+
+	bb_buf_init(&obj);
+	bb_buf_putc(&obj, '{');
+	bb_buf_append(&obj, members->data, members->len);
+	bb_buf_putc(&obj, '}');
+	if (bb_json_parse(&doc, obj.data, obj.len, err, sizeof(err)) ==
+	    BB_JSON_OK) {
+		names = bb_xcalloc((size_t)bb_json_size(&doc, 0) + 1,
+		    sizeof(*names));
+		for (int m = bb_json_member(&doc, 0, -1); m >= 0;
+		    m = bb_json_member(&doc, 0, m))
+			names[n++] = m;
+		qsort_r(names, (size_t)n, sizeof(*names), by_name, &doc);
+		for (int k = 0; k < n; k++) {
+			bb_json_write_value(out, &doc, names[k]);
+			bb_buf_putc(out, ':');
+			bb_json_write_value(out, &doc, names[k] + 1);
+			bb_buf_putc(out, ',');
+		}
+		free(names);
+	}
+	bb_json_free(&doc);
+	bb_buf_free(&obj);
+}
+
 /* A CloudEvent whose attributes are read (data: its JSON data's token, or
  * -1), made the event that the native endpoints build. */
 static int
@@ -736,10 +779,10 @@ ce_finish(struct bb_event *ev, int data, bool json, struct bb_response *resp)
 	if (ev->data_base64.len)
 		ev->env.data_base64 = ev->data_base64.data;
 	/* "The same event" is the same attributes and data, whichever
-	 * mode or key order they came in. */
-	bb_buf_append(f, ev->ce.kept.data, ev->ce.kept.len);
+	 * mode or member order they came in. */
+	sorted_members(&ev->ce.kept, f);
 	bb_buf_putc(f, '\n');
-	bb_buf_append(f, ev->ce.meta.data, ev->ce.meta.len);
+	sorted_members(&ev->ce.meta, f);
 	bb_buf_printf(f, "\n%s\n", ev->env.event_type);
 	bb_buf_append(f, ev->payload.data, ev->payload.len);
 	bb_buf_putc(f, '\n');

@@ -71,6 +71,8 @@ bb_request_from_params(struct bb_request *req, char *const *params)
 		const char *eq = strchr(*p, '=');
 		if (eq == NULL || strncmp(*p, "HTTP_CE_", 8) != 0 || eq == *p + 8)
 			continue;
+		if (strncmp(*p, "HTTP_CE_SPECVERSION=", 20) == 0)
+			req->ce_specversion = true;
 		if (req->nce < 0 || req->nce == BB_CE_MAX_HEADERS) {
 			req->nce = -1;
 			continue;

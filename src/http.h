@@ -36,6 +36,7 @@ struct bb_request {
 	const char *hub_signature;	/* X-Hub-Signature, of webhooks */
 	struct bb_ce_header ce[BB_CE_MAX_HEADERS];
 	int nce;		/* -1: more than BB_CE_MAX_HEADERS */
+	bool ce_specversion;	/* a ce-specversion header: binary mode */
 	const char *body;	/* not owned */
 	size_t body_len;
 };

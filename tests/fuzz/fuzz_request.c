@@ -133,6 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mode == BINARY) {
 		req.ce[req.nce++] = (struct bb_ce_header){ "SPECVERSION=1.0",
 		    "1.0" };
+		req.ce_specversion = true;
 		for (int k = 0; k < 4; k++) {
 			char *eq = headers[k] ? strchr(headers[k], '=') : NULL;
 			if (eq)

@@ -19,6 +19,8 @@ request(struct bb_request *req, const char *content_type,
 	req->remote_addr = "192.0.2.7";
 	req->content_type = content_type;
 	for (; ce && *ce; ce++) {
+		if (strncmp(*ce, "SPECVERSION=", 12) == 0)
+			req->ce_specversion = true;
 		req->ce[req->nce].name = *ce;
 		req->ce[req->nce].value = strchr(*ce, '=') + 1;
 		req->nce++;
