@@ -5,13 +5,17 @@
 # denies it); scripts/stack.sh runs private instances instead.
 set -eu
 
+# nodejs and npm: the cloudevents step (the CloudEvents JavaScript SDK). A
+# nodejs from elsewhere (NodeSource) bundles npm and conflicts with Debian's
+# npm package: then npm is not asked for.
 PACKAGES="build-essential autoconf automake pkg-config libfcgi-dev librabbitmq-dev
 libhiredis-dev libiniparser-dev libcunit1-dev libjsmn-dev uuid-dev libssl-dev libpcre2-dev
 json-schema-test-suite python3-jsonschema python3-rfc3987
 lighttpd rabbitmq-server redis-server wrk python3 python3-pika python3-requests
 curl clang libclang-rt-14-dev spawn-fcgi nginx procps iproute2 git
 debhelper dpkg-dev lintian prometheus graphviz rsyslog
-podman podman-compose runc debootstrap openssl ca-certificates"
+podman podman-compose runc debootstrap openssl ca-certificates
+nodejs $(command -v npm >/dev/null 2>&1 || echo npm)"
 
 missing=""
 for p in $PACKAGES; do
