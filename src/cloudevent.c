@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "format.h"
 #include "validate.h"
 
@@ -116,18 +118,6 @@ member(struct bb_buf *out, const char *name, size_t len)
 	bb_buf_putc(out, ':');
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* RFC 3986 §4.1: a URI-reference holds only these characters, and "%"
  * only before two hex digits. */
 static bool
@@ -137,8 +127,9 @@ uri_reference(const char *s, size_t len)
 	    "abcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=";
 
 	for (size_t k = 0; k < len; k++) {
-		if (s[k] == '%' && k + 2 < len && hexval(s[k + 1]) >= 0 &&
-		    hexval(s[k + 2]) >= 0)
+		if (s[k] == '%' && k + 2 < len &&
+		    OPENSSL_hexchar2int((unsigned char)s[k + 1]) >= 0 &&
+		    OPENSSL_hexchar2int((unsigned char)s[k + 2]) >= 0)
 			k += 2;
 		else if (s[k] == '\0' || strchr(allowed, s[k]) == NULL)
 			return false;
@@ -379,7 +370,8 @@ percent_decode(const char *s, struct bb_buf *out)
 			bb_buf_putc(out, *s);
 			continue;
 		}
-		int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
+		int hi = OPENSSL_hexchar2int((unsigned char)s[1]);
+		int lo = hi < 0 ? -1 : OPENSSL_hexchar2int((unsigned char)s[2]);
 		if (hi < 0 || lo < 0)
 			return false;
 		bb_buf_putc(out, (char)(hi * 16 + lo));

@@ -95,6 +95,28 @@ printable_ascii(const char *s, size_t min, size_t max)
 	return true;
 }
 
+/* Adds the parents of a comma-separated list of UUIDs (X-Correlation-Ids,
+ * §5; causationid, §9.1). Returns -1 for an entry that is no UUID or a
+ * parent past BB_MAX_PARENTS. */
+static int
+add_parents(struct bb_event *ev, const char *ids)
+{
+	while (ids && *ids) {
+		size_t n = strcspn(ids, ",");
+		const char *id = ids;
+		size_t len = n;
+		while (len && *id == ' ')
+			id++, len--;
+		while (len && id[len - 1] == ' ')
+			len--;
+		if (!bb_uuid_valid(id, len) ||
+		    bb_envelope_add_parent(&ev->env, id) != 0)
+			return -1;
+		ids += n + (ids[n] == ',');
+	}
+	return 0;
+}
+
 /* CONTRACT §5: Idempotency-Key, X-Correlation-Ids, trace context. */
 static int
 read_headers(const struct bb_request *req, struct bb_event *ev,
@@ -120,21 +142,10 @@ read_headers(const struct bb_request *req, struct bb_event *ev,
 	}
 	ev->env.traceparent = req->traceparent;
 	ev->env.tracestate = req->tracestate;
-	while (ids && *ids) {
-		size_t n = strcspn(ids, ",");
-		const char *id = ids;
-		size_t len = n;
-		while (len && *id == ' ')
-			id++, len--;
-		while (len && id[len - 1] == ' ')
-			len--;
-		if (!bb_uuid_valid(id, len) ||
-		    bb_envelope_add_parent(&ev->env, id) != 0) {
-			bb_response_error(resp, 400, "invalid_request",
-			    "X-Correlation-Ids must be at most 32 comma-separated UUIDs");
-			return -1;
-		}
-		ids += n + (ids[n] == ',');
+	if (add_parents(ev, ids) != 0) {
+		bb_response_error(resp, 400, "invalid_request",
+		    "X-Correlation-Ids must be at most 32 comma-separated UUIDs");
+		return -1;
 	}
 	return 0;
 }
@@ -601,22 +612,9 @@ binary_mode(const struct bb_request *req)
 static void
 read_causation(struct bb_event *ev, const char *ids)
 {
-	while (ids && *ids) {
-		size_t n = strcspn(ids, ",");
-		const char *id = ids;
-		size_t len = n;
-		while (len && *id == ' ')
-			id++, len--;
-		while (len && id[len - 1] == ' ')
-			len--;
-		if (!bb_uuid_valid(id, len) ||
-		    bb_envelope_add_parent(&ev->env, id) != 0) {
-			bb_validate_error(&ev->errors, "causationid", "at most 32 "
-			    "event ids (UUIDs) joined by commas");
-			return;
-		}
-		ids += n + (ids[n] == ',');
-	}
+	if (add_parents(ev, ids) != 0)
+		bb_validate_error(&ev->errors, "causationid", "at most 32 "
+		    "event ids (UUIDs) joined by commas");
 }
 
 /* The trace context from the extensions, else from the headers (§5). */

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "format.h"
 #include "regex.h"
 #include "xalloc.h"
@@ -624,12 +626,6 @@ resolve_uri(const char *base, const char *r, struct bb_buf *out)
 	bb_buf_puts(out, r);
 }
 
-static int
-hex_digit(char ch)
-{
-	return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
-}
-
 /* Follows a JSON pointer (RFC 6901), given as a URI fragment (§6: percent-
  * encoded), from token from. Returns the token, or -1. */
 static int
@@ -645,8 +641,9 @@ follow_pointer(const struct bb_json *d, int from, const char *p)
 			char ch = *p;
 			if (ch == '%' && isxdigit((unsigned char)p[1]) &&
 			    isxdigit((unsigned char)p[2])) {
-				ch = (char)(hex_digit(p[1]) * 16 +
-				    hex_digit(p[2]));
+				ch = (char)(OPENSSL_hexchar2int(
+				    (unsigned char)p[1]) * 16 +
+				    OPENSSL_hexchar2int((unsigned char)p[2]));
 				p += 2;
 			}
 			if (ch == '~' && (p[1] == '0' || p[1] == '1')) {
