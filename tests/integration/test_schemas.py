@@ -662,11 +662,21 @@ class ZzSchemaReloadTest(SchemaCase):
         self.write('{"type":"object","properties":{"x":{"type":"string","minLenght":1}}}')
         log = os.path.join(bbtest.BB_STATE_DIR, "lighttpd.out")
         size = os.path.getsize(log) if os.path.exists(log) else 0
-        self.restart()
+        try:
+            self.restart()
+            serving = True
+        except RuntimeError as e:
+            # lighttpd 1.4 gives up itself when its first workers exit
+            # while it starts ("spawning gw failed"); whether they exit
+            # before it looks is a race
+            self.assertIn("lighttpd exited during startup", str(e))
+            serving = False
         # no worker serves with half of SCHEMA_DIR: nothing answers 200
         with Consumer() as c:
             for path, body in (("/healthz", None), ("/schemas", None),
                                (ORDER, jdump(order()))):
+                if not serving:
+                    break
                 resp = http("POST" if body else "GET", path, body,
                             content_type="application/json" if body else None)
                 self.assertGreaterEqual(resp.status_code, 500, (path, resp.content[:200]))
