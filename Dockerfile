@@ -16,7 +16,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential debhelper dpkg-dev autoconf automake pkg-config \
       libcunit1-dev libfcgi-dev libhiredis-dev libiniparser-dev libjsmn-dev \
-      libpcre2-dev librabbitmq-dev libssl-dev uuid-dev \
+      libpcre2-dev librabbitmq-dev libssl-dev uuid-dev python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /build/bloodbank
 COPY . .

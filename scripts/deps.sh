@@ -5,6 +5,11 @@
 # denies it); scripts/stack.sh runs private instances instead.
 set -eu
 
+# golang-github-containernetworking-plugin-dnsname and catatonit: the
+# containers step. podman recommends them, but they are not pulled in with
+# --no-install-recommends: without the first, containers on a compose
+# network cannot resolve each other's names; without the second, `podman
+# kube play` has no init for its pod's infra container.
 # nodejs and npm: the cloudevents step (the CloudEvents JavaScript SDK). A
 # nodejs from elsewhere (NodeSource) bundles npm and conflicts with Debian's
 # npm package: then npm is not asked for.
@@ -15,6 +20,7 @@ lighttpd rabbitmq-server redis-server wrk python3 python3-pika python3-requests
 curl clang libclang-rt-14-dev spawn-fcgi nginx procps iproute2 git
 debhelper dpkg-dev lintian prometheus graphviz rsyslog
 podman podman-compose runc debootstrap openssl ca-certificates
+golang-github-containernetworking-plugin-dnsname catatonit
 nodejs $(command -v npm >/dev/null 2>&1 || echo npm)"
 
 missing=""

@@ -81,6 +81,13 @@ grep -E '^(PASS|FAIL):' "$work/build.log" || true
 
 say "compose: redis, rabbitmq and bloodbank"
 (cd "$work/src" && "${compose[@]}" down -t 5 >/dev/null 2>&1 || true)
+# a network made before the DNS plugin was installed never gains DNS: the
+# containers could not find redis and rabbitmq by name
+if podman network exists "${PROJECT}_default" &&
+    [ "$(podman network inspect "${PROJECT}_default" --format '{{.DNSEnabled}}')" != true ]; then
+    echo "recreating ${PROJECT}_default: it was made without DNS"
+    podman network rm -f "${PROJECT}_default" >/dev/null
+fi
 (cd "$work/src" && "${compose[@]}" up -d >"$work/compose-up.log" 2>&1) ||
     { cat "$work/compose-up.log"; fail "podman-compose up"; }
 wait_healthy() {  # CONTAINER SECONDS
