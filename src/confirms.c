@@ -118,7 +118,7 @@ bb_confirms_returned(struct bb_confirms *c, const char *message_id,
 {
 	for (size_t k = c->head; k < c->len; k++) {
 		struct bb_publish *p = c->slots[k].p;
-		if (p && strlen(p->message_id) == len &&
+		if (p && !p->returned && strlen(p->message_id) == len &&
 		    memcmp(p->message_id, message_id, len) == 0) {
 			p->returned = true;
 			return;

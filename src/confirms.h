@@ -53,7 +53,8 @@ void bb_confirms_add(struct bb_confirms *c, struct bb_publish *p);
 int bb_confirms_settle(struct bb_confirms *c, uint64_t tag, bool multiple,
     bool ack);
 /* basic.return of the message with this message_id: its ack will mean
- * "unroutable". */
+ * "unroutable". Returns come in publish order, so of several messages with
+ * one id it is the first not returned yet. */
 void bb_confirms_returned(struct bb_confirms *c, const char *message_id,
     size_t len);
 /* Gives p up: a confirm that comes for it later is ignored. */

@@ -138,6 +138,27 @@ test_returned_then_acked_is_unroutable(void)
 	bb_confirms_free(&c);
 }
 
+/* Two messages with one message_id in flight (one Idempotency-Key with
+ * tracking off), both returned, one multiple ack: both are unroutable. A
+ * basic.return comes in publish order, so each marks the first one not
+ * returned yet. */
+static void
+test_two_returns_of_one_id_mark_both(void)
+{
+	static const char *same[] = { "k", "x", "k" };
+	struct bb_confirms c = { 0 };
+	struct bb_publish p[3];
+
+	written(&c, p, same, 3);
+	bb_confirms_returned(&c, "k", 1);
+	bb_confirms_returned(&c, "k", 1);
+	bb_confirms_settle(&c, 3, true, true);
+	CU_ASSERT_EQUAL(p[0].result, BB_PUBLISH_UNROUTABLE);
+	CU_ASSERT_EQUAL(p[1].result, BB_PUBLISH_OK);
+	CU_ASSERT_EQUAL(p[2].result, BB_PUBLISH_UNROUTABLE);
+	bb_confirms_free(&c);
+}
+
 static void
 test_settle_all_answers_every_waiting_one(void)
 {
@@ -203,6 +224,8 @@ add_confirms_tests(void)
 		    test_ack_for_a_tag_never_sent_is_an_error },
 		{ "returned then acked is unroutable",
 		    test_returned_then_acked_is_unroutable },
+		{ "two returns of one message id mark both",
+		    test_two_returns_of_one_id_mark_both },
 		{ "settle all answers every waiting one",
 		    test_settle_all_answers_every_waiting_one },
 		{ "many in flight settle to their own results",
