@@ -562,7 +562,9 @@ items_for(struct bb_call *call, int n)
 	return call->items;
 }
 
-/* The body as a JSON array of 1..BATCH_MAX_EVENTS values, in call->batch. */
+/* The body as a JSON array of 1..BATCH_MAX_EVENTS values, in call->batch.
+ * The array is one level more than its items, which meet the single
+ * event's depth limit when each is parsed on its own (CONTRACT §4.10). */
 static bool
 parse_batch(struct bb_app *app, struct bb_call *call)
 {
@@ -572,8 +574,8 @@ parse_batch(struct bb_app *app, struct bb_call *call)
 
 	bb_json_free(&call->batch);
 	switch (bb_json_parse_limit(&call->batch, call->body.data ?
-	    call->body.data : "", call->body.len, max * VALUES_PER_BATCH_ITEM,
-	    err, sizeof(err))) {
+	    call->body.data : "", call->body.len, BB_JSON_MAX_DEPTH + 1,
+	    max * VALUES_PER_BATCH_ITEM, err, sizeof(err))) {
 	case BB_JSON_INVALID:
 		bb_response_error(resp, 400, "invalid_json", err);
 		return false;
@@ -927,6 +929,7 @@ bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
 	struct bb_match m;
 
 	bb_response_reset(resp);
+	call->route = BB_ROUTE_NONE;	/* a 401 is counted under no route */
 	call->waiting = false;
 	call->started_us = bb_monotonic_us();
 	enum bb_route_result found = bb_route(req->method, req->path, &m);
@@ -979,8 +982,10 @@ bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
 	bool waiting = m.route == BB_ROUTE_BATCH ?
 	    begin_batch(app, call, req, read_body, ctx) :
 	    begin_publish(app, call, req, &m, read_body, ctx);
-	/* A request refused as a whole is one rejected event. */
-	if (!waiting && resp->status >= 400 && resp->status < 500)
+	/* A request refused as a whole is one rejected event; a webhook
+	 * delivery refused for its signature is no event at all. */
+	if (!waiting && resp->status >= 400 && resp->status < 500 &&
+	    resp->status != 401)
 		bb_metrics_add(BB_EVENTS_REJECTED, 1);
 	return waiting;
 }

@@ -325,6 +325,8 @@ build_fireflies(struct bb_event *ev, struct bb_response *resp)
 			bb_validate_error(&ev->errors, "data.title",
 			    "required: a string");
 		id = bb_json_get(d, data, "id");
+		if (id >= 0 && bb_json_type(d, id) == BB_JSON_NULL)
+			id = -1;	/* a delivery without a meeting id */
 		if (id >= 0 && bb_json_type(d, id) != BB_JSON_STRING &&
 		    bb_json_type(d, id) != BB_JSON_NUMBER)
 			bb_validate_error(&ev->errors, "data.id",

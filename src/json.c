@@ -430,7 +430,7 @@ walk_document(const struct bb_json *doc, char *err, size_t errlen)
  * when a ':' has pointed it at a closed container, and a count gone below
  * zero would bound nothing. */
 static enum bb_json_status
-prescan(const char *s, size_t len)
+prescan(const char *s, size_t len, int max_depth)
 {
 	int depth = 0;
 
@@ -442,7 +442,7 @@ prescan(const char *s, size_t len)
 			break;
 		case '[':
 		case '{':
-			if (++depth > BB_JSON_MAX_DEPTH)
+			if (++depth > max_depth)
 				return BB_JSON_TOO_LARGE;
 			break;
 		case ']':
@@ -494,13 +494,13 @@ enum bb_json_status
 bb_json_parse(struct bb_json *doc, const char *text, size_t len, char *err,
     size_t errlen)
 {
-	return bb_json_parse_limit(doc, text, len, BB_JSON_MAX_TOKENS, err,
-	    errlen);
+	return bb_json_parse_limit(doc, text, len, BB_JSON_MAX_DEPTH,
+	    BB_JSON_MAX_TOKENS, err, errlen);
 }
 
 enum bb_json_status
 bb_json_parse_limit(struct bb_json *doc, const char *text, size_t len,
-    int max_tokens, char *err, size_t errlen)
+    int max_depth, int max_tokens, char *err, size_t errlen)
 {
 	jsmn_parser parser;
 	int n;
@@ -513,10 +513,9 @@ bb_json_parse_limit(struct bb_json *doc, const char *text, size_t len,
 		snprintf(err, errlen, "document too large");
 		return BB_JSON_TOO_LARGE;
 	}
-	switch (prescan(text, len)) {
+	switch (prescan(text, len, max_depth)) {
 	case BB_JSON_TOO_LARGE:
-		snprintf(err, errlen, "nested deeper than %d levels",
-		    BB_JSON_MAX_DEPTH);
+		snprintf(err, errlen, "nested deeper than %d levels", max_depth);
 		return BB_JSON_TOO_LARGE;
 	case BB_JSON_INVALID:
 		snprintf(err, errlen, "malformed JSON: unmatched ']' or '}'");

@@ -49,10 +49,10 @@ struct bb_json {
  * err. The document must be released with bb_json_free either way. */
 enum bb_json_status bb_json_parse(struct bb_json *doc, const char *text,
     size_t len, char *err, size_t errlen);
-/* The same with another limit on the number of values than
- * BB_JSON_MAX_TOKENS (a batch of events allows more). */
+/* The same with other limits than BB_JSON_MAX_DEPTH and BB_JSON_MAX_TOKENS
+ * (a batch of events: one more level for its array, and more values). */
 enum bb_json_status bb_json_parse_limit(struct bb_json *doc, const char *text,
-    size_t len, int max_tokens, char *err, size_t errlen);
+    size_t len, int max_depth, int max_tokens, char *err, size_t errlen);
 void bb_json_free(struct bb_json *doc);
 
 enum bb_json_type bb_json_type(const struct bb_json *doc, int i);

@@ -25,6 +25,14 @@ def item(event_type, key=None, **extra):
     return it
 
 
+def nested(depth):
+    """A JSON object nested depth levels deep."""
+    value = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
 class BatchCase(BBTestCase):
 
     def batch(self, items, headers=None, status=None):
@@ -128,6 +136,20 @@ class BatchTest(BatchCase):
                                           * 501))
             self.assertError(resp, 413, "payload_too_large")
             self.assertEqual(self.received_ids(c), [])
+
+    def test_an_item_as_deep_as_a_single_event_is_published(self):
+        # the deepest payload a single POST /events takes: the event object
+        # and 63 levels of payload, 64 in all (CONTRACT §4.10: each item
+        # gets the single event's limits)
+        t = "batch.deep.%s" % run_tag()
+        deep = {"event_type": t, "payload": nested(63)}
+        self.assertJSONResponse(post("/events", json.dumps(deep)), 200)
+        too_deep = {"event_type": t, "payload": nested(64)}
+        self.assertError(post("/events", json.dumps(too_deep)), 413, "payload_too_large")
+        with Consumer(t) as c:
+            doc = self.batch([deep, item(t)], status=200)
+            self.assertEqual(len(self.received_ids(c)), 2)
+        self.assertEqual([r["status"] for r in doc["results"]], [200, 200], doc)
 
     def test_items_may_name_earlier_items_as_parents(self):
         tag = run_tag()

@@ -337,9 +337,13 @@ class FirefliesWebhookTest(EndpointCase):
         self.assertEqual(doc["event_id"], webhook_id(mid))
 
     def test_fireflies_without_meeting_id_has_null_meeting_id_and_random_event_id(self):
-        _, doc, _, _, env = self.deliver({"url": "https://ff/t/8", "title": "T"})
-        self.assertEqual(env["payload"]["metadata"], {"source": "fireflies", "meeting_id": None})
-        self.assertRegex(doc["event_id"], UUID4_RE)
+        for data in ({"url": "https://ff/t/8", "title": "T"},
+                     {"id": None, "url": "https://ff/t/8", "title": "T"}):
+            with self.subTest(data=data):
+                _, doc, _, _, env = self.deliver(data)
+                self.assertEqual(env["payload"]["metadata"],
+                                 {"source": "fireflies", "meeting_id": None})
+                self.assertRegex(doc["event_id"], UUID4_RE)
 
     def test_fireflies_redelivery_is_one_event_and_one_message(self):
         body = jdump({"data": {"id": "m-" + ikey("d"), "url": "https://ff/t/9", "title": "T"}})

@@ -22,6 +22,7 @@ import uuid
 import pika
 
 import bbtest
+import test_metrics
 from bbtest import BBTestCase, Consumer, SAMPLE_PROMPT, amqp_params, get, http, post
 from test_endpoints import EndpointCase, UNROUTED_ARGUMENTS, ikey, jdump, webhook_id
 from test_tracking import WorkerSettingsCase, claim_key, idempotent_id, redis, run_tag
@@ -315,6 +316,28 @@ class ZzSecuredStackTest(WorkerSettingsCase):
                 self.assertError(resp, 401, "unauthorized")
                 self.assertNotIn(self.SECRET.encode(), resp.content)
                 self.assertEqual(msgs, [])
+
+    def scrape(self):
+        resp = get("/metrics", headers=self.bearer())
+        self.assertEqual(resp.status_code, 200, resp.content[:300])
+        return test_metrics.parse(resp.content.decode("utf-8"))
+
+    def test_a_401_is_counted_under_no_route_and_is_no_rejected_event(self):
+        # the request before it had a route: its label must not carry over
+        self.assertJSONResponse(post("/events/llm/prompt", SAMPLE_PROMPT,
+                                     headers=self.bearer()), 200)
+        m0 = self.scrape()
+        self.assertError(post("/events/llm/prompt", SAMPLE_PROMPT), 401, "unauthorized")
+        resp, _ = self.webhook({"X-Hub-Signature": "0" * 64})
+        self.assertError(resp, 401, "unauthorized")
+        m1 = self.scrape()
+
+        def d(name, **labels):
+            return test_metrics.value(m1, name, **labels) - test_metrics.value(m0, name, **labels)
+        self.assertEqual(d("bloodbank_http_requests_total", route="none", code="401"), 1)
+        self.assertEqual(d("bloodbank_http_requests_total", route="prompt", code="401"), 0)
+        self.assertEqual(d("bloodbank_http_requests_total", route="fireflies", code="401"), 1)
+        self.assertEqual(d("bloodbank_events_total", outcome="rejected"), 0)
 
     def test_replay_over_the_cap_answers_the_id_only(self):
         key = "cap-" + run_tag()

@@ -306,8 +306,8 @@ run_file(struct run *r, const char *dir, const char *file,
 		total->failed++;
 		return;
 	}
-	if (bb_json_parse_limit(&doc, text, len, MAX_TOKENS, err,
-	    sizeof(err)) != BB_JSON_OK ||
+	if (bb_json_parse_limit(&doc, text, len, BB_JSON_MAX_DEPTH, MAX_TOKENS,
+	    err, sizeof(err)) != BB_JSON_OK ||
 	    bb_json_type(&doc, 0) != BB_JSON_ARRAY) {
 		printf("FAIL %s: not parsed: %s\n", file, err);
 		total->failed++;
@@ -423,8 +423,8 @@ run_case(const char *line, size_t len, struct bb_jsonschema_work *w,
 	char err[256];
 	int sch, inst;
 
-	if (bb_json_parse_limit(&doc, line, len, MAX_TOKENS, err,
-	    sizeof(err)) != BB_JSON_OK) {
+	if (bb_json_parse_limit(&doc, line, len, BB_JSON_MAX_DEPTH, MAX_TOKENS,
+	    err, sizeof(err)) != BB_JSON_OK) {
 		printf("error: line not parsed: %s\n", err);
 	} else if (bb_json_type(&doc, 0) != BB_JSON_OBJECT ||
 	    (sch = bb_json_get(&doc, 0, "schema")) < 0 ||

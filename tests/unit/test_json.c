@@ -121,6 +121,28 @@ test_limits_depth(void)
 	free(very);
 }
 
+/* A batch's array is one level above its items: its own depth limit. */
+static void
+test_limits_depth_of_its_own(void)
+{
+	char *batch = nested(BB_JSON_MAX_DEPTH + 1);
+	char *deeper = nested(BB_JSON_MAX_DEPTH + 2);
+	struct bb_json doc;
+	char err[128];
+
+	CU_ASSERT_EQUAL(bb_json_parse_limit(&doc, batch, strlen(batch),
+	    BB_JSON_MAX_DEPTH + 1, BB_JSON_MAX_TOKENS, err, sizeof(err)),
+	    BB_JSON_OK);
+	bb_json_free(&doc);
+	CU_ASSERT_EQUAL(bb_json_parse_limit(&doc, deeper, strlen(deeper),
+	    BB_JSON_MAX_DEPTH + 1, BB_JSON_MAX_TOKENS, err, sizeof(err)),
+	    BB_JSON_TOO_LARGE);
+	CU_ASSERT_STRING_EQUAL(err, "nested deeper than 65 levels");
+	bb_json_free(&doc);
+	free(batch);
+	free(deeper);
+}
+
 static void
 test_limits_token_count(void)
 {
@@ -565,6 +587,8 @@ add_json_tests(void)
 		    test_rejects_bad_literals_and_numbers },
 		{ "rejects bad strings and UTF-8", test_rejects_bad_strings },
 		{ "limits nesting depth", test_limits_depth },
+		{ "limits nesting depth by a limit of its own",
+		    test_limits_depth_of_its_own },
 		{ "limits token count", test_limits_token_count },
 		{ "I-JSON: numbers fit a double", test_ijson_numbers_fit_a_double },
 		{ "I-JSON: member names are unique",
