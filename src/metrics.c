@@ -112,7 +112,9 @@ held(int fd, off_t start, off_t len, bool *out)
 
 /* Under the header's lock: a file of another layout (an older version) or
  * a new, empty one is laid out afresh -- unless some worker still counts
- * in it. */
+ * in it. A file that is not ours (no header, and not one whose lay-out was
+ * interrupted after the truncation: all zero) is refused, never truncated:
+ * METRICS_PATH set to the wrong file must not destroy it. */
 static int
 prepare(int fd, char *err, size_t errlen)
 {
@@ -122,9 +124,19 @@ prepare(int fd, char *err, size_t errlen)
 
 	if (fstat(fd, &st) != 0)
 		goto syserr;
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		return -1;
+	}
 	if (st.st_size >= (off_t)sizeof(h) &&
 	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		goto syserr;
+	if (st.st_size > 0 && h.magic != MAGIC &&
+	    !(st.st_size == (off_t)FILE_SIZE && h.magic == 0 && h.layout == 0)) {
+		snprintf(err, errlen, "not a Bloodbank metrics file; refusing "
+		    "to overwrite it");
+		return -1;
+	}
 	if (h.magic == MAGIC && h.layout == LAYOUT &&
 	    h.slots == BB_METRICS_SLOTS && h.slot_size == sizeof(struct slot) &&
 	    st.st_size == (off_t)FILE_SIZE)
@@ -180,7 +192,7 @@ bb_metrics_open(const char *path, char *err, size_t errlen)
 	m.configured = path[0] != '\0';
 	if (!m.configured)
 		return 0;
-	m.fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+	m.fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
 	if (m.fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;

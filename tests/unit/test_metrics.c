@@ -1,3 +1,5 @@
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +179,45 @@ test_dead_workers_counts_stay_and_its_gauges_go(void)
 	unlink(path);
 }
 
+/* METRICS_PATH naming the wrong file: it is refused and left as it was. */
+static void
+test_a_file_not_ours_is_refused_and_kept(void)
+{
+	char path[] = "/tmp/bb-metrics-test.XXXXXX";
+	char link[sizeof(path) + 5], err[256], back[64];
+	const char text[] = "precious data\n";
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	CU_ASSERT_EQUAL(bb_metrics_open(path, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a Bloodbank metrics file"));
+	CU_ASSERT_FALSE(bb_metrics_enabled());
+	fd = open(path, O_RDONLY);
+	CU_ASSERT_EQUAL(read(fd, back, sizeof(back)), (ssize_t)strlen(text));
+	close(fd);
+	CU_ASSERT_EQUAL(memcmp(back, text, strlen(text)), 0);
+	unlink(path);
+
+	/* a symbolic link is not followed, even to a metrics file */
+	memcpy(path + sizeof(path) - 7, "XXXXXX", 6);
+	fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(bb_metrics_open(path, err, sizeof(err)), 0);
+	bb_metrics_close();
+	snprintf(link, sizeof(link), "%s.link", path);
+	CU_ASSERT_EQUAL_FATAL(symlink(path, link), 0);
+	CU_ASSERT_EQUAL(bb_metrics_open(link, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, strerror(ELOOP)));
+	unlink(link);
+	unlink(path);
+
+	CU_ASSERT_EQUAL(bb_metrics_open("/dev/null", err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+}
+
 static void
 test_empty_path_turns_counting_off(void)
 {
@@ -196,6 +237,8 @@ add_metrics_tests(void)
 		{ "label values escape backslash, quote and newline",
 		    test_label_values_escape_backslash_quote_and_newline },
 		{ "build_info label is escaped", test_build_info_label_is_escaped },
+		{ "a file not ours is refused and kept",
+		    test_a_file_not_ours_is_refused_and_kept },
 		{ "bucket bounds are inclusive and overflow to +Inf",
 		    test_bucket_bounds_are_inclusive_and_overflow_to_inf },
 		{ "histogram is cumulative with +Inf, _sum and _count",
