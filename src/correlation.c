@@ -3,27 +3,49 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "random.h"
 #include "uuid.h"
 #include "xalloc.h"
 
-/* An open-addressing set of ids, sized for the walk's cap: ids are UUIDs,
- * random in their first bytes, so those serve as the hash. */
-#define SET_SLOTS 32768		/* a power of two > 3 * BB_WALK_MAX_IDS */
+/* An open-addressing set of ids, sized for the walk's cap. Clients choose
+ * ids (X-Correlation-Ids names any UUID as a parent), so an id's slot comes
+ * from a hash keyed afresh for each walk: ids aimed at one slot would make
+ * every lookup a scan. */
+#define SET_BITS 15
+#define SET_SLOTS (1u << SET_BITS)	/* > 3 * BB_WALK_MAX_IDS */
 
 struct id_set {
 	uint8_t (*slot)[16];
 	bool *used;
 	int *node;		/* the id's number in the walk; 0 is the start */
+	uint64_t key[BB_ID_HASH_KEY];
 };
+
+/* Multilinear hashing (Lemire and Kaser, "Strongly universal string
+ * hashing is fast") of the id's four 32-bit words with 64-bit keys, taking
+ * the high half: two ids collide with probability about 2^-32 over the
+ * key, whatever their bytes. The set takes the hash's top bits, the ones
+ * multiplication mixes best. */
+uint32_t
+bb_id_hash(const uint64_t key[BB_ID_HASH_KEY], const uint8_t *id)
+{
+	uint64_t h = key[0];
+
+	for (int k = 0; k < 4; k++) {
+		uint32_t word;
+		memcpy(&word, id + 4 * k, sizeof(word));
+		h += key[k + 1] * word;
+	}
+	return (uint32_t)(h >> 32);
+}
 
 /* The slot of id, or the empty slot where it would go. */
 static uint32_t
 set_slot(const struct id_set *s, const uint8_t *id)
 {
-	uint32_t h;
+	uint32_t h = bb_id_hash(s->key, id) >> (32 - SET_BITS);
 
-	memcpy(&h, id, sizeof(h));
-	for (uint32_t k = h & (SET_SLOTS - 1);; k = (k + 1) & (SET_SLOTS - 1)) {
+	for (uint32_t k = h;; k = (k + 1) & (SET_SLOTS - 1)) {
 		if (!s->used[k] || memcmp(s->slot[k], id, 16) == 0)
 			return k;
 	}
@@ -175,6 +197,7 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 	w.seen.slot = bb_xcalloc(SET_SLOTS, 16);
 	w.seen.used = bb_xcalloc(SET_SLOTS, sizeof(bool));
 	w.seen.node = bb_xcalloc(SET_SLOTS, sizeof(int));
+	bb_random(w.seen.key, sizeof(w.seen.key));
 	w.first = bb_xcalloc(BB_WALK_MAX_IDS + 1, sizeof(size_t));
 	w.count = bb_xcalloc(BB_WALK_MAX_IDS + 1, sizeof(int));
 	set_add(&w.seen, start, 0);

@@ -6,6 +6,7 @@
 #define BB_CORRELATION_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "record.h"
@@ -36,6 +37,11 @@ struct bb_walk_result {
  * in the result. Returns 0, or -1 when fetch failed. */
 int bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
     enum bb_direction dir, int max_depth, struct bb_walk_result *out);
+
+/* The keyed hash of the walk's set of ids seen (exposed for its tests):
+ * with a random key, ids that differ anywhere hash apart. */
+#define BB_ID_HASH_KEY 5
+uint32_t bb_id_hash(const uint64_t key[BB_ID_HASH_KEY], const uint8_t *id);
 
 /* Writes ids (16 bytes each) as a JSON array of UUID strings. */
 void bb_write_id_array(struct bb_buf *out, const uint8_t *ids, size_t n);

@@ -14,8 +14,7 @@ struct store {
 static void
 id_of(int n, bb_id out)
 {
-	memset(out, 0, 16);
-	out[0] = (uint8_t)(n * 37 + 1);	/* spread over the hash set */
+	memset(out, 0xab, 16);		/* alike but for the last byte */
 	out[15] = (uint8_t)n;
 }
 
@@ -362,6 +361,31 @@ test_store_failure_is_reported(void)
 	store_free(&s);
 }
 
+/* Ids a client aimed at one slot of an unkeyed hash of their first bytes
+ * (here, all alike but for their last 12 bytes) spread over the set. */
+static void
+test_ids_alike_in_their_first_bytes_hash_apart(void)
+{
+	enum { N = 4096, SLOTS = 32768 };
+	static bool hit[SLOTS];
+	uint64_t key[BB_ID_HASH_KEY] = { 0x9e3779b97f4a7c15u, 0xbf58476d1ce4e5b9u,
+		0x94d049bb133111ebu, 0x2545f4914f6cdd1du, 0xd6e8feb86659fd93u };
+	int distinct = 0;
+	bb_id id;
+
+	memset(hit, 0, sizeof(hit));
+	for (int n = 0; n < N; n++) {
+		memset(id, 0x11, 16);
+		memcpy(id + 4, &n, sizeof(n));
+		memcpy(id + 12, &n, sizeof(n));
+		uint32_t slot = bb_id_hash(key, id) >> 17;	/* top 15 bits */
+		distinct += !hit[slot];
+		hit[slot] = true;
+	}
+	/* about N - N^2 / (2 SLOTS) = 3840 for a random function */
+	CU_ASSERT(distinct > 3500);
+}
+
 void
 add_correlation_tests(void)
 {
@@ -382,6 +406,8 @@ add_correlation_tests(void)
 		{ "event without relations has an empty chain",
 		    test_event_without_relations_has_empty_chain },
 		{ "store failure is reported", test_store_failure_is_reported },
+		{ "ids alike in their first bytes hash apart",
+		    test_ids_alike_in_their_first_bytes_hash_apart },
 		CU_TEST_INFO_NULL,
 	};
 	add_suite("correlation", tests);
