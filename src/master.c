@@ -1,5 +1,6 @@
 #include "master.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <netdb.h>
@@ -77,6 +78,40 @@ bind_unix(struct master *m, const char *path)
 	return fd;
 }
 
+/* 127.0.0.0/8 or ::1 (an IPv4-mapped one included). */
+static bool
+loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			return a->s6_addr[12] == 127;
+		return IN6_IS_ADDR_LOOPBACK(a);
+	}
+	return false;
+}
+
+/* A FastCGI peer sets REMOTE_ADDR, which TRUSTED_PROXIES and source.host
+ * believe: on an address others can reach, libfcgi must accept only the
+ * web servers that FCGI_WEB_SERVER_ADDRS lists. */
+static bool
+peers_limited(const struct addrinfo *res, const char *spec)
+{
+	const char *allowed = getenv("FCGI_WEB_SERVER_ADDRS");
+
+	if (loopback(res->ai_addr) || (allowed && allowed[0]))
+		return true;
+	bb_log_error("--listen %s: not a loopback address, so anyone who "
+	    "reaches it could speak FastCGI and set REMOTE_ADDR; set "
+	    "FCGI_WEB_SERVER_ADDRS to the web servers' addresses", spec);
+	return false;
+}
+
 static int
 bind_tcp(const char *spec)
 {
@@ -96,6 +131,10 @@ bind_tcp(const char *spec)
 	hints.ai_flags = AI_PASSIVE;
 	if ((rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res))) {
 		bb_log_error("cannot resolve %s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	if (!peers_limited(res, spec)) {
+		freeaddrinfo(res);
 		return -1;
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
