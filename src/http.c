@@ -7,16 +7,27 @@
 
 #include "json.h"
 
+/* The value of parameter name. One given twice is noted in req->repeated:
+ * two headers whose names differ only by '-' and '_' (X-Forwarded-For and
+ * X_Forwarded_For) reach us as one parameter, and which to believe is
+ * the sender's choice, not ours. */
 static const char *
-param(char *const *params, const char *name)
+param(struct bb_request *req, char *const *params, const char *name)
 {
 	size_t n = strlen(name);
+	const char *value = NULL;
 
 	for (; *params; params++) {
-		if (strncmp(*params, name, n) == 0 && (*params)[n] == '=')
-			return *params + n + 1;
+		if (strncmp(*params, name, n) != 0 || (*params)[n] != '=')
+			continue;
+		if (value != NULL) {
+			if (req->repeated == NULL)
+				req->repeated = *params;
+			break;
+		}
+		value = *params + n + 1;
 	}
-	return NULL;
+	return value;
 }
 
 /* RFC 9110 §8.6: Content-Length is a run of digits; anything else is
@@ -42,31 +53,31 @@ parse_length(const char *s, bool *malformed)
 int
 bb_request_from_params(struct bb_request *req, char *const *params)
 {
-	const char *uri = param(params, "REQUEST_URI");
-	const char *v;
+	const char *uri, *v;
 	size_t n;
 
 	memset(req, 0, sizeof(*req));
-	req->method = (v = param(params, "REQUEST_METHOD")) ? v : "GET";
+	uri = param(req, params, "REQUEST_URI");
+	req->method = (v = param(req, params, "REQUEST_METHOD")) ? v : "GET";
 	if (uri == NULL)
-		uri = (v = param(params, "SCRIPT_NAME")) ? v : "/";
+		uri = (v = param(req, params, "SCRIPT_NAME")) ? v : "/";
 	n = strcspn(uri, "?");
 	if (n >= sizeof(req->path))
 		return -1;
 	memcpy(req->path, uri, n);
 	req->path[n] = '\0';
-	req->query = (v = param(params, "QUERY_STRING")) ? v : "";
-	req->content_type = param(params, "CONTENT_TYPE");
-	req->content_length = parse_length(param(params, "CONTENT_LENGTH"),
+	req->query = (v = param(req, params, "QUERY_STRING")) ? v : "";
+	req->content_type = param(req, params, "CONTENT_TYPE");
+	req->content_length = parse_length(param(req, params, "CONTENT_LENGTH"),
 	    &req->content_length_malformed);
-	req->remote_addr = (v = param(params, "REMOTE_ADDR")) ? v : "";
-	req->authorization = param(params, "HTTP_AUTHORIZATION");
-	req->idempotency_key = param(params, "HTTP_IDEMPOTENCY_KEY");
-	req->correlation_ids = param(params, "HTTP_X_CORRELATION_IDS");
-	req->traceparent = param(params, "HTTP_TRACEPARENT");
-	req->tracestate = param(params, "HTTP_TRACESTATE");
-	req->forwarded_for = param(params, "HTTP_X_FORWARDED_FOR");
-	req->hub_signature = param(params, "HTTP_X_HUB_SIGNATURE");
+	req->remote_addr = (v = param(req, params, "REMOTE_ADDR")) ? v : "";
+	req->authorization = param(req, params, "HTTP_AUTHORIZATION");
+	req->idempotency_key = param(req, params, "HTTP_IDEMPOTENCY_KEY");
+	req->correlation_ids = param(req, params, "HTTP_X_CORRELATION_IDS");
+	req->traceparent = param(req, params, "HTTP_TRACEPARENT");
+	req->tracestate = param(req, params, "HTTP_TRACESTATE");
+	req->forwarded_for = param(req, params, "HTTP_X_FORWARDED_FOR");
+	req->hub_signature = param(req, params, "HTTP_X_HUB_SIGNATURE");
 	for (char *const *p = params; *p; p++) {
 		const char *eq = strchr(*p, '=');
 		if (eq == NULL || strncmp(*p, "HTTP_CE_", 8) != 0 || eq == *p + 8)
@@ -76,6 +87,11 @@ bb_request_from_params(struct bb_request *req, char *const *params)
 		if (req->nce < 0 || req->nce == BB_CE_MAX_HEADERS) {
 			req->nce = -1;
 			continue;
+		}
+		for (int k = 0; k < req->nce; k++) {
+			if (strncmp(req->ce[k].name, *p + 8, (size_t)(eq - *p - 7))
+			    == 0 && req->repeated == NULL)
+				req->repeated = *p;
 		}
 		req->ce[req->nce].name = *p + 8;
 		req->ce[req->nce].value = eq + 1;

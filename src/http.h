@@ -37,6 +37,8 @@ struct bb_request {
 	struct bb_ce_header ce[BB_CE_MAX_HEADERS];
 	int nce;		/* -1: more than BB_CE_MAX_HEADERS */
 	bool ce_specversion;	/* a ce-specversion header: binary mode */
+	/* "NAME=value" of a parameter we read that came twice, else NULL */
+	const char *repeated;
 	const char *body;	/* not owned */
 	size_t body_len;
 };

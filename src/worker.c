@@ -85,6 +85,24 @@ reply(struct worker *w, struct slot *s)
 	w->busy--;
 }
 
+/* Two headers that reach us as one FastCGI parameter (X-Forwarded-For and
+ * X_Forwarded_For, or one header sent twice): believing either would let a
+ * client choose, so the request is refused. */
+static void
+refuse_repeated(struct worker *w, struct slot *s)
+{
+	char detail[160];
+	int n = (int)strcspn(s->req.repeated, "=");
+
+	bb_log_info("request from %s refused: %.*s came twice",
+	    s->req.remote_addr, n > 64 ? 64 : n, s->req.repeated);
+	snprintf(detail, sizeof(detail), "a header came twice as %.*s (names "
+	    "differing only in '-' and '_' are one)", n > 64 ? 64 : n,
+	    s->req.repeated);
+	bb_call_error(s->call, 400, "invalid_request", detail);
+	reply(w, s);
+}
+
 /* Accepts one connection into a free slot and starts answering it: at
  * once, or once its event's confirm comes. Returns 1 when a connection
  * was taken, 0 when another worker took it first, -1 on a fatal error. */
@@ -110,6 +128,8 @@ take(struct worker *w)
 		bb_call_error(s->call, 400, "invalid_request",
 		    "request path too long");
 		reply(w, s);
+	} else if (s->req.repeated) {
+		refuse_repeated(w, s);
 	} else if (!bb_app_begin(w->app, s->call, &s->req, read_fcgi_body,
 	    s->fcgi.in)) {
 		reply(w, s);

@@ -317,6 +317,24 @@ class ZzSecuredStackTest(WorkerSettingsCase):
                 self.assertNotIn(self.SECRET.encode(), resp.content)
                 self.assertEqual(msgs, [])
 
+    def test_a_header_under_two_spellings_is_refused(self):
+        # lighttpd passes X-Forwarded-For and X_Forwarded_For as one FastCGI
+        # parameter: believing the first would let a client behind the
+        # trusted proxy choose its source.host (one spelling:
+        # test_forwarded_for_from_a_trusted_proxy_is_source_host)
+        for headers, param in (({"X-Forwarded-For": "203.0.113.7",
+                                 "X_Forwarded_For": "6.6.6.6"}, "HTTP_X_FORWARDED_FOR"),
+                               ({"Idempotency-Key": "a-" + run_tag(),
+                                 "Idempotency_Key": "b-" + run_tag()}, "HTTP_IDEMPOTENCY_KEY")):
+            with self.subTest(param=param):
+                with Consumer() as c:
+                    resp = post("/events/llm/prompt", SAMPLE_PROMPT,
+                                headers=self.bearer(headers))
+                    self.assertNothingPublished(c)
+                doc = self.assertError(resp, 400, "invalid_request")
+                self.assertIn(param, doc["detail"])
+                self.assertNotIn("6.6.6.6", doc["detail"])
+
     def scrape(self):
         resp = get("/metrics", headers=self.bearer())
         self.assertEqual(resp.status_code, 200, resp.content[:300])

@@ -118,6 +118,28 @@ test_request_from_params(void)
 	CU_ASSERT_STRING_EQUAL(v, "");
 }
 
+/* X-Forwarded-For and X_Forwarded_For both arrive as HTTP_X_FORWARDED_FOR:
+ * the request notes it rather than believe the first. */
+static void
+test_parameter_given_twice_is_noted(void)
+{
+	char *xff[] = { "REQUEST_URI=/events", "HTTP_X_FORWARDED_FOR=1.2.3.4",
+	    "HTTP_ACCEPT=*/*", "HTTP_X_FORWARDED_FOR=6.6.6.6", NULL };
+	char *ce[] = { "REQUEST_URI=/events", "HTTP_CE_ID=a", "HTTP_CE_IDX=b",
+	    "HTTP_CE_ID=c", NULL };
+	char *unread[] = { "REQUEST_URI=/", "HTTP_ACCEPT=a", "HTTP_ACCEPT=b",
+	    NULL };
+	struct bb_request req;
+
+	CU_ASSERT_EQUAL(bb_request_from_params(&req, xff), 0);
+	CU_ASSERT_PTR_EQUAL(req.repeated, xff[3]);
+	CU_ASSERT_EQUAL(bb_request_from_params(&req, ce), 0);
+	CU_ASSERT_PTR_EQUAL(req.repeated, ce[3]);
+	/* a parameter nobody reads may come twice */
+	CU_ASSERT_EQUAL(bb_request_from_params(&req, unread), 0);
+	CU_ASSERT_PTR_NULL(req.repeated);
+}
+
 static void
 test_malformed_content_length(void)
 {
@@ -194,6 +216,8 @@ add_http_tests(void)
 		    test_head_answer_has_length_and_no_body },
 		{ "unknown paths", test_unknown_paths },
 		{ "request from FastCGI params", test_request_from_params },
+		{ "a parameter given twice is noted",
+		    test_parameter_given_twice_is_noted },
 		{ "malformed Content-Length", test_malformed_content_length },
 		{ "content type", test_content_type },
 		{ "response serialization", test_response_serialization },
