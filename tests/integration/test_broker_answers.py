@@ -6,6 +6,7 @@ of them leaves a correlation record or an idempotency claim behind."""
 import json
 import os
 import signal
+import threading
 import time
 import unittest
 import uuid
@@ -13,6 +14,7 @@ import uuid
 import pika
 
 import bbtest
+import test_metrics
 from bbtest import BBTestCase, Consumer, get, post
 from test_tracking import (
     WorkerSettingsCase, claim_key, idempotent_id, publish_headers, record_key, redis,
@@ -186,3 +188,40 @@ class ZzBlockedBrokerTest(BBTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ZzWorkerKilledMidRequestTest(BBTestCase):
+    """Every worker SIGKILLed while a request waits for its confirm (the
+    broker stopped): the web server answers that request itself, 500 or
+    502, in the contract's JSON shape (lighttpd/errors), and starts new
+    workers."""
+
+    def test_a_lost_request_is_answered_in_json(self):
+        with open(os.path.join(bbtest.BB_STATE_DIR, "rabbitmq", "rabbitmq.pid")) as f:
+            beam = int(f.read().strip())
+        for _ in range(8):  # connected workers, so that the publish is written
+            self.assertJSONResponse(post("/events/killed.warm", b"{}"), 200)
+        answer = {}
+
+        def request():
+            answer["resp"] = post("/events/killed.midway", b'{"n":1}', timeout=20)
+        client = threading.Thread(target=request)
+        victims = test_metrics.stack_workers()
+        os.kill(beam, signal.SIGSTOP)
+        try:
+            client.start()
+            time.sleep(1.0)    # less than the connect budget and the confirm timeout
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+            client.join(25)
+        finally:
+            os.kill(beam, signal.SIGCONT)
+        resp = answer["resp"]
+        self.assertIn(resp.status_code, (500, 502), resp.content)
+        doc = self.assertJSONResponse(resp, resp.status_code)
+        self.assertEqual(doc.get("error"),
+                         {500: "internal_error", 502: "bad_gateway"}[resp.status_code], doc)
+        self.assertIn("unknown", doc.get("detail", ""))
+        test_metrics.wait_for(lambda: get("/healthz").status_code == 200 and
+                              not set(test_metrics.stack_workers()) & set(victims),
+                              30, "new workers")
