@@ -65,6 +65,9 @@ struct bb_publisher {
 	bool declare_ok;	/* the liveness question was answered */
 	long long last_recv_ms, last_send_ms;
 	int heartbeat_ms;	/* as negotiated; 0 = off */
+	/* A heartbeat SSL_write stalled: TLS holds its record, and the next
+	 * write must retry it with the same bytes before anything else. */
+	bool heartbeat_stalled;
 
 	long long retry_at;	/* no connect attempt before (ms) */
 	int backoff_ms;
@@ -114,6 +117,7 @@ disconnect(struct bb_publisher *pub)
 	pub->conn = NULL;
 	pub->fd = -1;
 	pub->ssl = NULL;
+	pub->heartbeat_stalled = false;
 	pub->blocked = false;
 	pub->nacked = false;
 	pub->ret = RETURN_NONE;
@@ -758,13 +762,25 @@ sock_read(struct bb_publisher *pub, void *buf, size_t len, const char **why)
 	return -1;
 }
 
+static const char heartbeat_frame[HEARTBEAT_FRAME_LEN] = {
+	AMQP_FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, (char)AMQP_FRAME_END
+};
+
 /* One non-blocking write, through TLS for amqps: the bytes written, 0 when
  * the socket is full, -1 (why set) when the connection is broken. A TLS
- * write that stalled must be retried with the same bytes. */
+ * write that stalled must be retried with the same bytes: a stalled
+ * heartbeat goes out first, before buf. */
 static ssize_t
 sock_write(struct bb_publisher *pub, const void *buf, size_t len,
     const char **why)
 {
+	if (pub->heartbeat_stalled && buf != heartbeat_frame) {
+		ssize_t n = sock_write(pub, heartbeat_frame,
+		    sizeof(heartbeat_frame), why);
+		if (n <= 0)
+			return n;
+		pub->heartbeat_stalled = false;
+	}
 	if (pub->ssl) {
 		ERR_clear_error();
 		errno = 0;
@@ -809,9 +825,6 @@ receive(struct bb_publisher *pub)
 static void
 heartbeats(struct bb_publisher *pub, long long now)
 {
-	static const char frame[HEARTBEAT_FRAME_LEN] = { AMQP_FRAME_HEARTBEAT,
-		0, 0, 0, 0, 0, 0, (char)AMQP_FRAME_END };
-
 	if (pub->conn == NULL || pub->heartbeat_ms == 0)
 		return;
 	if (now - pub->last_recv_ms > 2LL * pub->heartbeat_ms) {
@@ -823,11 +836,16 @@ heartbeats(struct bb_publisher *pub, long long now)
 	if (now - pub->last_send_ms < pub->heartbeat_ms / 2)
 		return;
 	const char *why = NULL;
-	ssize_t n = sock_write(pub, frame, sizeof(frame), &why);
-	if (n == (ssize_t)sizeof(frame))
+	ssize_t n = sock_write(pub, heartbeat_frame, sizeof(heartbeat_frame),
+	    &why);
+	if (n == (ssize_t)sizeof(heartbeat_frame)) {
+		pub->heartbeat_stalled = false;
 		pub->last_send_ms = now;
-	else if (n != 0)	/* broken, or half a frame on the wire */
+	} else if (n == 0 && pub->ssl) {
+		pub->heartbeat_stalled = true;	/* retried by the next write */
+	} else if (n != 0) {	/* broken, or half a frame on the wire */
 		disconnect(pub);
+	}
 }
 
 /* Waits for input until the deadline (sending heartbeats meanwhile), then
