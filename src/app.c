@@ -197,6 +197,13 @@ bb_app_service_broker(struct bb_app *app)
 	bb_publisher_service(app->pub);
 }
 
+void
+bb_app_idle(struct bb_app *app)
+{
+	if (bb_tracker_enabled(app->tracker))
+		bb_tracker_idle(app->tracker);
+}
+
 /* CONTRACT §4.1: the broker decides healthy or not; Redis only degrades. */
 static void
 handle_healthz(struct bb_app *app, struct bb_response *resp)

@@ -25,6 +25,9 @@ void bb_app_free(struct bb_app *app);
  * there is none), and what to call when it is readable or once a second. */
 int bb_app_broker_fd(const struct bb_app *app);
 void bb_app_service_broker(struct bb_app *app);
+/* Once a second when the broker is quiet: tracking replies that have come
+ * are read. */
+void bb_app_idle(struct bb_app *app);
 
 /* One request from its start to its answer; reused from request to
  * request. */

@@ -1,6 +1,7 @@
 #include "tracker.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -673,6 +674,16 @@ bb_tracker_settle(struct bb_tracker *t)
 	bb_buf_reset(&t->pending_events);
 }
 
+void
+bb_tracker_idle(struct bb_tracker *t)
+{
+	if (t->c == NULL)
+		return;
+	bb_tracker_flush(t);
+	struct pollfd p = { t->c ? t->c->fd : -1, POLLIN, 0 };
+	if (t->pending && poll(&p, 1, 0) > 0)
+		bb_tracker_settle(t);
+}
 
 enum bb_claim
 bb_tracker_claim(struct bb_tracker *t, const char *event_id,

@@ -54,6 +54,10 @@ void bb_tracker_flush(struct bb_tracker *t);
 /* Sends what is queued and reads the replies of every record sent, within
  * REDIS_TIMEOUT_MS each. */
 void bb_tracker_settle(struct bb_tracker *t);
+/* For an idle worker: settles once replies have come, never waiting for
+ * Redis, so that counters and failure logs do not wait for a next
+ * request. */
+void bb_tracker_idle(struct bb_tracker *t);
 
 /* Claims an idempotent event id before publishing it; on NEW the claim is
  * held in *claim. On REPLAY the original envelope is put in original. */

@@ -195,15 +195,20 @@ loop(struct worker *w)
 		};
 		int n = ppoll(p, 2, &ts, &waiting);
 		now = bb_monotonic_ms();
+		if (now - serviced >= 1000)
+			bb_app_idle(w->app);
 		if (p[1].revents || now - serviced >= 1000) {
 			bb_app_service_broker(w->app);
 			serviced = now;
 		}
-		complete(w, false);
 		if (n > 0 && (p[0].revents & POLLIN) && take(w) < 0) {
 			rc = 1;
 			break;
 		}
+		/* after take(): its publish or /healthz may have read the
+		 * confirms of calls in flight, which must not wait for the
+		 * next wake-up */
+		complete(w, false);
 	}
 	complete(w, true);
 	/* Stopping: answer what is already queued, then leave. */

@@ -240,6 +240,18 @@ class MetricsTest(BBTestCase):
         self.assertEqual(d("bloodbank_events_total", outcome="rejected"), 1)
         self.assertEqual(d("bloodbank_http_requests_total", route="batch", code="207"), 1)
 
+    def test_tracking_writes_of_a_burst_are_counted_once_the_workers_are_idle(self):
+        # a record's reply is read by the worker's next request, or on its
+        # idle tick: without the tick the last burst's stay unread
+        time.sleep(2.5)    # the tests before settle first
+        m0 = scrape()
+        n = 30
+        self.assertEqual(publish_many(n), [200] * n)
+        time.sleep(2.5)
+        m1 = scrape()
+        self.assertEqual(value(m1, "bloodbank_tracking_writes_total", outcome="ok")
+                         - value(m0, "bloodbank_tracking_writes_total", outcome="ok"), n)
+
     def test_replays_are_counted(self):
         key = "metrics-%s" % uuid.uuid4().hex
         m0 = scrape()
