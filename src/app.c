@@ -723,7 +723,8 @@ claim_item(struct bb_app *app, struct bb_call *call, struct bb_item *it)
 
 /* Writes every item still to publish, back to back, under one deadline.
  * Returns how many were written. Once the broker fails one, the rest are
- * not tried: they answer as it did. */
+ * not tried: they answer as it did; once the deadline has passed, they
+ * answer 503 unwritten. */
 static int
 send_items(struct bb_app *app, struct bb_call *call,
     enum bb_publish_result *failure)
@@ -738,6 +739,15 @@ send_items(struct bb_app *app, struct bb_call *call,
 			continue;
 		if (it->event.key && !claim_item(app, call, it))
 			continue;
+		/* The batch's time ran out (slow claims): the rest are not
+		 * written, rather than written already late, which would
+		 * fail the connection that other requests share. */
+		if (failed == BB_PUBLISH_PENDING && bb_monotonic_ms() >= deadline) {
+			bb_log_warning("a batch ran out of time after %d of its %d "
+			    "events; the rest are answered 503 unwritten", sent,
+			    call->nitems);
+			failed = BB_PUBLISH_UNAVAILABLE;
+		}
 		enum bb_publish_result r = failed;
 		if (r == BB_PUBLISH_PENDING) {
 			struct bb_message msg = message_of(&it->event);
