@@ -251,5 +251,38 @@ class ZzBatchConfirmTimeoutTest(WorkerSettingsCase):
         self.assertTrue(all(r["error"] == "broker_timeout" for r in doc["results"]))
 
 
+class ZzBatchDeadlineTest(WorkerSettingsCase):
+    """Redis hung (SIGSTOP) longer than the confirm timeout: the batch's
+    first keyed item waits REDIS_TIMEOUT_MS for its claim, past the batch's
+    deadline. The items not yet written are answered 503 unwritten and
+    reach no queue; they are not written late."""
+
+    SETTINGS = {"RABBIT_CONFIRM_TIMEOUT_MS": "500", "REDIS_TIMEOUT_MS": "1500"}
+
+    def test_items_past_the_deadline_are_503_unwritten(self):
+        path = os.path.join(bbtest.BB_STATE_DIR, "redis", "redis.pid")
+        with open(path) as f:
+            pid = int(f.read().strip())
+        t = "batch.late.%s" % run_tag()
+        for n in range(8):  # every worker connected to both
+            self.assertJSONResponse(post(BATCH, json.dumps([item(t, key="w%d-%s" % (n, t))])), 200)
+        items = [item(t), item(t, key="slow-" + t), item(t), item(t)]
+        with Consumer(t) as c:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                doc = self.batch(items, status=207)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            got = self.received_ids(c, wait=1.0)
+        statuses = [r["status"] for r in doc["results"]]
+        self.assertIn(statuses[0], (200, 504), doc)
+        self.assertEqual(statuses[1:], [503] * 3, doc)
+        self.assertTrue(all(r["error"] == "broker_unavailable" for r in doc["results"][1:]), doc)
+        # only the first item was written (a 504 may or may not have arrived)
+        self.assertLessEqual(len(got), 1, got)
+        if statuses[0] == 200:
+            self.assertEqual(got, [doc["results"][0]["event_id"]])
+
+
 if __name__ == "__main__":
     unittest.main()
