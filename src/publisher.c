@@ -1009,13 +1009,27 @@ bb_publisher_result(struct bb_publisher *pub, struct bb_publish *p)
 	if (p->result != BB_PUBLISH_PENDING ||
 	    bb_monotonic_ms() < p->deadline)
 		return p->result;
+	/* Its confirm may be waiting on the socket, unread while the worker
+	 * was busy: read that before calling it late (a connection lost
+	 * meanwhile settles it too). */
+	if (pub->conn)
+		receive(pub);
+	if (p->result != BB_PUBLISH_PENDING)
+		return p->result;
+	/* A broker that has said something since the message went out (a
+	 * confirm of another, a heartbeat) is alive, only slow for this one:
+	 * the connection and the other messages in flight on it are kept,
+	 * and a confirm that comes later for this one is ignored. So is a
+	 * blocked connection's: the broker will confirm when the alarm
+	 * clears, and until then the next publish is refused without
+	 * writing. A broker silent since then is given up on. */
+	bool alive = pub->blocked ||
+	    pub->last_recv_ms > p->deadline - pub->confirm_timeout_ms;
 	bb_log_warning("no confirm for event %s within %d ms%s", p->message_id,
-	    pub->confirm_timeout_ms,
-	    pub->blocked ? " (the broker blocks publishing)" : "");
-	/* A blocked connection is kept: the broker will confirm when the
-	 * alarm clears, and until then the next publish is refused without
-	 * writing. Otherwise a broker this slow is given up on. */
-	if (pub->blocked)
+	    pub->confirm_timeout_ms, pub->blocked ?
+	    " (the broker blocks publishing)" : alive ? "" :
+	    "; the broker is silent: closing the connection");
+	if (alive)
 		bb_confirms_forget(&pub->confirms, p);
 	else
 		disconnect(pub);
