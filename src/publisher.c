@@ -33,6 +33,8 @@
  * before an event is written on it: a broker that vanished without a
  * FIN would otherwise turn "nothing was published" into "unknown". */
 #define IDLE_CHECK_MS 1000
+/* After nacks, the connection is renewed at most this often. */
+#define NACK_RENEW_MS 1000
 #define CLOSE_TIMEOUT_MS 500
 
 enum return_state { RETURN_NONE, RETURN_HEADER, RETURN_BODY };
@@ -58,7 +60,8 @@ struct bb_publisher {
 	SSL *ssl;
 	long tls_verify_result;	/* X509_V_* of the last handshake */
 	bool blocked;		/* connection.blocked, not yet unblocked */
-	bool nacked;		/* a nack came: renew the channel (ready()) */
+	bool nacked;		/* nacks since the last ack: renew (ready()) */
+	long long renewed_ms;	/* when a nack last renewed the connection */
 	struct bb_confirms confirms;	/* written, awaiting their confirms */
 	enum return_state ret;	/* reading a basic.return */
 	uint64_t ret_left;	/* body bytes of it still to come */
@@ -607,6 +610,7 @@ handle_method(struct bb_publisher *pub, amqp_method_t *m)
 	case AMQP_BASIC_ACK_METHOD: {
 		amqp_basic_ack_t *a = m->decoded;
 		confirm(pub, a->delivery_tag, a->multiple, true);
+		pub->nacked = false;	/* the channel works */
 		break;
 	}
 	case AMQP_BASIC_NACK_METHOD: {
@@ -940,10 +944,16 @@ ready(struct bb_publisher *pub, long long deadline)
 	/* A nack may be the first of many on this channel: RabbitMQ 3.10
 	 * keeps nacking every publish to a quorum queue on a channel that
 	 * first published to it while its leader's node was down (seen with
-	 * tests/cluster). So after a nack, once nothing awaits a confirm, the
-	 * next publish goes out on a fresh connection and channel. */
-	if (pub->conn && pub->nacked && !bb_confirms_waiting(&pub->confirms)) {
+	 * tests/cluster). So after nacks with no ack since, once nothing
+	 * awaits a confirm, the next publish goes out on a fresh connection
+	 * and channel -- at most once a second, so that a queue that rightly
+	 * refuses every event (a full <exchange>.unrouted) does not turn
+	 * each into a reconnect. An ack proves the channel works. */
+	long long now = bb_monotonic_ms();
+	if (pub->conn && pub->nacked && !bb_confirms_waiting(&pub->confirms) &&
+	    now - pub->renewed_ms >= NACK_RENEW_MS) {
 		bb_log_info("AMQP: renewing the connection after a nack");
+		pub->renewed_ms = now;
 		close_connection(pub);
 	}
 	/* Idle: nothing heard for a while and nothing awaited (a message in

@@ -421,6 +421,23 @@ class ZzUnroutedLimitTest(WorkerSettingsCase):
         self.assertError(resp, 503, "broker_nack")
         self.assertIn("Retry-After", resp.headers)
 
+    def test_nacks_do_not_cost_a_reconnect_each(self):
+        # the queue is full (the test above): every event is nacked, and
+        # the workers renew their connections at most once a second each
+        self.assertEqual(post("/events/nobody.listens", b"{}").status_code, 503)
+        m0 = test_metrics.scrape()
+        t0 = time.monotonic()
+        for k in range(40):
+            self.assertError(post("/events/nobody.listens", jdump({"k": k})), 503,
+                             "broker_nack")
+        elapsed = time.monotonic() - t0
+        m1 = test_metrics.scrape()
+        connects = (test_metrics.value(m1, "bloodbank_broker_connections_total", result="ok")
+                    - test_metrics.value(m0, "bloodbank_broker_connections_total", result="ok"))
+        workers = int(os.environ.get("BB_WORKERS", "4"))
+        self.assertLessEqual(connects, workers * (1 + int(elapsed)),
+                             "%d reconnects for 40 nacks in %.1f s" % (connects, elapsed))
+
 
 class ZzUnroutedExistingQueueTest(WorkerSettingsCase):
     """<exchange>.unrouted declared earlier without a bound: used as it is,
