@@ -19,11 +19,11 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "worker.h"
 
-#define STOP_SECONDS 10		/* in-flight requests get this long */
 #define READY_SECONDS 10	/* a new worker must be ready within this */
 #define RESTART_WINDOW 10	/* seconds; more restarts than ... */
 #define RESTART_BURST 5		/* ... this within it are slowed down */
@@ -328,14 +328,14 @@ wait_signal(struct master *m, int ms)
 static void
 stop_worker(pid_t pid)
 {
-	time_t deadline = time(NULL) + STOP_SECONDS;
+	long long deadline = bb_monotonic_ms() + BB_STOP_SECONDS * 1000LL;
 	struct timespec pause = { 0, 100 * 1000000L };
 
 	kill(pid, SIGTERM);
 	while (waitpid(pid, NULL, WNOHANG) == 0) {
-		if (time(NULL) >= deadline) {
+		if (bb_monotonic_ms() >= deadline) {
 			bb_log_warning("worker %ld still busy after %d s; killing it",
-			    (long)pid, STOP_SECONDS);
+			    (long)pid, BB_STOP_SECONDS);
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			return;
@@ -390,7 +390,7 @@ reload(struct master *m)
 static void
 shutdown_workers(struct master *m)
 {
-	time_t deadline = time(NULL) + STOP_SECONDS;
+	long long deadline = bb_monotonic_ms() + BB_STOP_SECONDS * 1000LL;
 	bool any;
 
 	for (int k = 0; k < m->opt->workers; k++) {
@@ -404,11 +404,11 @@ shutdown_workers(struct master *m)
 			any |= (m->pid[k] != 0);
 		if (any)
 			wait_signal(m, 200);
-	} while (any && time(NULL) < deadline);
+	} while (any && bb_monotonic_ms() < deadline);
 	for (int k = 0; k < m->opt->workers; k++) {
 		if (m->pid[k] != 0) {
 			bb_log_warning("worker %ld still busy after %d s; killing it",
-			    (long)m->pid[k], STOP_SECONDS);
+			    (long)m->pid[k], BB_STOP_SECONDS);
 			kill(m->pid[k], SIGKILL);
 			waitpid(m->pid[k], NULL, 0);
 		}
@@ -460,7 +460,7 @@ bb_master_run(const struct bb_master_options *opt)
 			fill_slots(&m, false);
 	}
 	bb_log_info("stopping: no new connections; %d s for requests in flight",
-	    STOP_SECONDS);
+	    BB_STOP_SECONDS);
 	if (m.unix_path[0])
 		unlink(m.unix_path);	/* new connections fail at once */
 	shutdown_workers(&m);

@@ -20,7 +20,6 @@
 #include "metrics.h"
 #include "xalloc.h"
 
-#define DRAIN_SECONDS 10
 
 static volatile sig_atomic_t stop_requested;
 
@@ -52,6 +51,7 @@ struct worker {
 	struct slot *slots;
 	int nslots, busy;
 	struct bb_buf out;
+	long long request_ms;	/* the longest a request can take */
 };
 
 /* libfcgi closes a connection gracefully -- shutdown, then read until the
@@ -210,10 +210,11 @@ loop(struct worker *w)
 		 * next wake-up */
 		complete(w, false);
 	}
+	/* Stopping: finish what is in flight, and answer connections already
+	 * queued while one still fits before the kill (BB_STOP_SECONDS). */
+	long long stop_by = bb_monotonic_ms() + (BB_STOP_SECONDS - 1) * 1000LL;
 	complete(w, true);
-	/* Stopping: answer what is already queued, then leave. */
-	time_t deadline = time(NULL) + DRAIN_SECONDS;
-	while (rc == 0 && time(NULL) < deadline) {
+	while (rc == 0 && bb_monotonic_ms() + w->request_ms <= stop_by) {
 		struct pollfd p = { w->listen_fd, POLLIN, 0 };
 		if (poll(&p, 1, 0) <= 0 || take(w) <= 0)
 			break;
@@ -223,10 +224,13 @@ loop(struct worker *w)
 }
 
 static int
-serve(int listen_fd, struct bb_app *app, int concurrency)
+serve(int listen_fd, struct bb_app *app, const struct bb_config *cfg)
 {
 	struct worker w = { .listen_fd = listen_fd, .app = app,
-		.nslots = concurrency };
+		.nslots = cfg->worker_concurrency,
+		.request_ms = (long long)cfg->connect_timeout_ms +
+		    cfg->confirm_timeout_ms + 1000 };
+	int concurrency = w.nslots;
 	int rc = 1;
 
 	w.slots = bb_xcalloc((size_t)concurrency, sizeof(*w.slots));
@@ -300,7 +304,12 @@ bb_worker_run(int listen_fd, int ready_fd)
 			bb_log_warning("cannot tell the master that this worker is ready");
 		close(ready_fd);
 	}
-	rc = serve(listen_fd, app, cfg.worker_concurrency);
+	if (cfg.connect_timeout_ms + cfg.confirm_timeout_ms + 1000 >
+	    (BB_STOP_SECONDS - 1) * 1000)
+		bb_log_warning("RABBIT_CONNECT_TIMEOUT_MS + RABBIT_CONFIRM_TIMEOUT_MS "
+		    "+ 1 s is over %d s: a request in flight when the worker is "
+		    "stopped may be killed with it", BB_STOP_SECONDS - 1);
+	rc = serve(listen_fd, app, &cfg);
 	bb_log_info("worker stopping");
 	bb_app_free(app);
 	bb_catalog_free(catalog);

@@ -443,6 +443,57 @@ class ZzMasterReloadTest(PoolCase):
         self.assertEqual(published(fcgi_scrape(port)), 48)
 
 
+class ZzMasterReloadUnderLoadTest(PoolCase):
+    """SIGHUP and then SIGTERM to the master while clients keep posting: a
+    worker being replaced stops taking requests while one would still fit
+    before its kill, so no request is cut short by a SIGKILL."""
+
+    def test_a_reload_under_load_cuts_no_request(self):
+        port = PORT_BASE + 6
+        path = os.path.join(self.dir, "master.log")
+        log = open(path, "wb")
+        self.addCleanup(log.close)
+        master = subprocess.Popen([os.path.join(REPO, "src", "bloodbank"), "--workers",
+                                   str(self.WORKERS), "--listen", "127.0.0.1:%d" % port],
+                                  env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: master.poll() is None and (master.kill(), master.wait()))
+        self.wait_pool(port)
+        done = threading.Event()
+        answers, broken = [], []
+
+        def client(c):
+            i = 0
+            while not done.is_set():
+                try:
+                    s, _ = fcgi_request(port, "POST", PROMPT,
+                                        json.dumps({"prompt": "reload %d %d" % (c, i)}).encode())
+                    answers.append(s)
+                except Exception as e:  # a reset or an answer cut short
+                    broken.append(repr(e))
+                i += 1
+        clients = [threading.Thread(target=client, args=(c,)) for c in range(2 * self.WORKERS)]
+        for t in clients:
+            t.start()
+        try:
+            time.sleep(1)
+            master.send_signal(signal.SIGHUP)
+            with open(path, "rb") as f:
+                wait_for(lambda: b"reload done" in f.read() or f.seek(0), 40, "reload done")
+            time.sleep(1)
+        finally:
+            done.set()
+            for t in clients:
+                t.join(30)
+        master.terminate()
+        self.assertEqual(master.wait(30), 0)
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        self.assertEqual(broken, [], text[-2000:])
+        self.assertTrue(answers)
+        self.assertEqual(set(answers), {200})
+        self.assertNotIn("killing it", text)
+
+
 class ZzSpawnFcgiTest(PoolCase):
 
     def test_spawn_fcgi_pool_totals_across_its_workers(self):
