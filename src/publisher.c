@@ -831,6 +831,9 @@ heartbeats(struct bb_publisher *pub, long long now)
 {
 	if (pub->conn == NULL || pub->heartbeat_ms == 0)
 		return;
+	/* judged on what has arrived, not on what a busy worker has read */
+	if (now - pub->last_recv_ms > 2LL * pub->heartbeat_ms && receive(pub) != 0)
+		return;
 	if (now - pub->last_recv_ms > 2LL * pub->heartbeat_ms) {
 		bb_log_warning("AMQP: no heartbeat from the broker for %d s; "
 		    "closing the connection", 2 * pub->heartbeat_ms / 1000);
