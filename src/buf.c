@@ -23,6 +23,8 @@ bb_buf_free(struct bb_buf *b)
 void
 bb_buf_reset(struct bb_buf *b)
 {
+	if (b->cap > BB_BUF_KEEP)
+		bb_buf_free(b);
 	b->len = 0;
 }
 

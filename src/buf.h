@@ -12,6 +12,10 @@ struct bb_buf {
 
 void bb_buf_init(struct bb_buf *b);
 void bb_buf_free(struct bb_buf *b);
+/* Empties b for reuse. Memory is kept for the next use, except above
+ * BB_BUF_KEEP: one large answer (a lineage, a batch) must not hold its
+ * memory for the rest of the worker's life. */
+#define BB_BUF_KEEP (256 * 1024)
 void bb_buf_reset(struct bb_buf *b);
 /* Appending aborts the process on allocation failure: a worker that cannot
  * allocate a few kilobytes cannot answer anyway, and the web server

@@ -85,6 +85,7 @@ struct walk {
 	struct bb_buf children;		/* scratch for parsing */
 	struct bb_walk_result *out;
 	size_t found;
+	bool probe;		/* past max_depth: only look for more */
 	/* Going up, the parents of every node fetched, for the final order:
 	 * node n's parents are parents[first[n] .. first[n] + count[n]). */
 	struct bb_buf parents;		/* node numbers, as ints */
@@ -117,6 +118,16 @@ visit(void *ctx, int i, const char *val, size_t len)
 	bb_buf_reset(&w->children);
 	if (bb_record_parse(val, len, &rec, &w->children) != 0)
 		return;		/* a record we cannot read ends the path */
+	if (w->probe) {
+		for (int k = 0; w->dir == BB_ANCESTORS && k < rec.nparents; k++)
+			w->out->depth_capped |= !set_has(&w->seen,
+			    rec.parents[k]);
+		for (size_t k = 0; w->dir == BB_DESCENDANTS &&
+		    k < w->children.len; k += 16)
+			w->out->depth_capped |= !set_has(&w->seen,
+			    (const uint8_t *)w->children.data + k);
+		return;
+	}
 	if (w->dir == BB_ANCESTORS) {
 		int node = set_node(&w->seen, w->level + (size_t)i * 16);
 		w->first[node] = w->parents.len / sizeof(int);
@@ -190,6 +201,7 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 	out->nearest = 0;
 	out->truncated = false;
 	out->children_capped = false;
+	out->depth_capped = false;
 	bb_buf_init(&w.next);
 	bb_buf_init(&w.children);
 	bb_buf_init(&level);
@@ -215,6 +227,15 @@ bb_walk(bb_fetch_fn fetch, void *store, const bb_id start,
 			out->nearest = w.found;
 		bb_buf_reset(&level);
 		bb_buf_append(&level, w.next.data, w.next.len);
+	}
+	/* The farthest level's records are read only to tell whether the
+	 * walk stopped short of more. */
+	if (rc == 0 && level.len && !out->truncated) {
+		w.probe = true;
+		w.level = (const uint8_t *)level.data;
+		if (fetch(store, (const bb_id *)(const void *)level.data,
+		    (int)(level.len / 16), visit, &w) != 0)
+			rc = -1;
 	}
 	/* Breadth-first order is nearest first, as descendants read. */
 	if (rc == 0 && dir == BB_ANCESTORS)

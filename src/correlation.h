@@ -27,6 +27,9 @@ struct bb_walk_result {
 	struct bb_buf ids;	/* 16 bytes per id, in the contract's order */
 	size_t nearest;		/* how many ids are one step away */
 	bool truncated;		/* stopped at BB_WALK_MAX_IDS */
+	/* max_depth stopped the walk while the farthest events it reached
+	 * had relations it did not follow. */
+	bool depth_capped;
 	/* Going down: an event whose children were read had more than
 	 * CORRELATION_MAX_CHILDREN, so some are not in the result. */
 	bool children_capped;

@@ -109,6 +109,14 @@ draw_node(void *ctx, int i, const char *val, size_t len)
 	bb_dot_node(&l->dot, l->ids + (size_t)i * 16, ok ? &rec : NULL);
 }
 
+/* The walk left events out: its size bound, max_depth, or a capped list
+ * of children. */
+static bool
+cut(const struct bb_walk_result *w)
+{
+	return w->truncated || w->depth_capped || w->children_capped;
+}
+
 static void
 answer_dot(struct bb_tracker *t, const bb_id id,
     const struct bb_walk_result *w, struct bb_response *resp)
@@ -121,6 +129,7 @@ answer_dot(struct bb_tracker *t, const bb_id id,
 	if (n)
 		memcpy(ids + 16, w->ids.data, n * 16);
 	bb_dot_begin(&l.dot, &resp->body, id, ids + 16, n);
+	l.dot.truncated = cut(w);
 	int rc = bb_tracker_fetch(t, (const bb_id *)ids, (int)n + 1, draw_node,
 	    &l);
 	bb_dot_end(&l.dot);
@@ -151,8 +160,8 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 	char text[BB_UUID_STRLEN + 1];
 	struct lookup l = { false, { NULL, 0, 0 } };
 	struct bb_record rec;
-	struct bb_walk_result up = { { NULL, 0, 0 }, 0, false, false };
-	struct bb_walk_result down = { { NULL, 0, 0 }, 0, false, false };
+	struct bb_walk_result up = { .truncated = false };
+	struct bb_walk_result down = { .truncated = false };
 	enum bb_direction dir;
 	int depth;
 	bool dot;
@@ -202,7 +211,7 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 		bb_buf_printf(out, ",\"count\":%zu,\"metadata\":", n);
 		write_metadata(out, &rec);
 		bb_buf_printf(out, ",\"truncated\":%s}",
-		    down.truncated || down.children_capped ? "true" : "false");
+		    cut(&down) ? "true" : "false");
 		goto end;
 	}
 	if (walk(t, id, BB_ANCESTORS, depth, &up, resp) != 0 ||
@@ -219,8 +228,8 @@ bb_debug_handle(struct bb_tracker *t, const struct bb_match *m,
 	bb_write_id_array(out, (const uint8_t *)up.ids.data, up.ids.len / 16);
 	bb_buf_puts(out, ",\"descendants\":");
 	bb_write_id_array(out, (const uint8_t *)down.ids.data, down.ids.len / 16);
-	bb_buf_printf(out, ",\"truncated\":%s}", up.truncated ||
-	    down.truncated || down.children_capped ? "true" : "false");
+	bb_buf_printf(out, ",\"truncated\":%s}",
+	    cut(&up) || cut(&down) ? "true" : "false");
 end:
 	bb_buf_free(&l.value);
 	bb_buf_free(&up.ids);

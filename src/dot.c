@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "correlation.h"
 #include "envelope.h"
 #include "uuid.h"
 #include "xalloc.h"
@@ -18,6 +19,9 @@ bb_dot_begin(struct bb_dot *d, struct bb_buf *out, const bb_id start,
     const uint8_t *chain, size_t n)
 {
 	d->out = out;
+	d->first = out->len;
+	d->nodes = d->edges = d->nodes_left = d->edges_left = 0;
+	d->truncated = false;
 	d->n = n + 1;
 	d->sorted = bb_xcalloc(d->n, 16);
 	memcpy(d->sorted, start, 16);
@@ -42,12 +46,25 @@ escaped(struct bb_buf *out, const char *s)
 	}
 }
 
+static bool
+in_graph(const struct bb_dot *d, const bb_id id)
+{
+	return bsearch(id, d->sorted, d->n, 16, compare_ids) != NULL;
+}
+
 void
 bb_dot_node(struct bb_dot *d, const bb_id id, const struct bb_record *rec)
 {
 	char text[BB_UUID_STRLEN + 1], ts[BB_TIMESTAMP_LEN + 1];
 	bool known = rec && rec->has_meta;
 
+	if (d->out->len - d->first > BB_DOT_MAX_BYTES) {
+		d->nodes_left++;
+		for (int k = 0; rec && k < rec->nparents; k++)
+			d->edges_left += in_graph(d, rec->parents[k]);
+		return;
+	}
+	d->nodes++;
 	bb_id_format(id, text);
 	bb_buf_printf(d->out, "  \"%s\" [label=\"", text);
 	if (known) {
@@ -65,9 +82,9 @@ bb_dot_node(struct bb_dot *d, const bb_id id, const struct bb_record *rec)
 	bb_buf_puts(d->out, "];\n");
 	for (int k = 0; rec && k < rec->nparents; k++) {
 		char parent[BB_UUID_STRLEN + 1];
-		if (bsearch(rec->parents[k], d->sorted, d->n, 16,
-		    compare_ids) == NULL)
+		if (!in_graph(d, rec->parents[k]))
 			continue;
+		d->edges++;
 		bb_id_format(rec->parents[k], parent);
 		bb_buf_printf(d->out, "  \"%s\" -> \"%s\";\n", parent, text);
 	}
@@ -76,6 +93,20 @@ bb_dot_node(struct bb_dot *d, const bb_id id, const struct bb_record *rec)
 void
 bb_dot_end(struct bb_dot *d)
 {
+	if (d->nodes_left || d->truncated) {
+		bb_buf_puts(d->out, "  truncated [shape=note, color=red, "
+		    "fontcolor=red, label=\"truncated:");
+		if (d->nodes_left)
+			bb_buf_printf(d->out, " %zu events and %zu edges drawn, "
+			    "%zu and %zu more left out (over %d bytes)", d->nodes,
+			    d->edges, d->nodes_left, d->edges_left,
+			    BB_DOT_MAX_BYTES);
+		if (d->truncated)
+			bb_buf_printf(d->out, "%sthe walk stopped at its bound "
+			    "(max_depth, %d events, or a capped child list)",
+			    d->nodes_left ? "; " : " ", BB_WALK_MAX_IDS);
+		bb_buf_puts(d->out, "\"];\n");
+	}
 	bb_buf_puts(d->out, "}\n");
 	free(d->sorted);
 	d->sorted = NULL;

@@ -233,16 +233,26 @@ test_linear_chain_both_ways(void)
 	}
 	walk_numbers(&s, 5, BB_ANCESTORS, 100, got, sizeof(got), &w);
 	CU_ASSERT_STRING_EQUAL(got, "1 2 3 4");
+	CU_ASSERT_FALSE(w.depth_capped);
 	bb_buf_free(&w.ids);
 	walk_numbers(&s, 1, BB_DESCENDANTS, 100, got, sizeof(got), &w);
 	CU_ASSERT_STRING_EQUAL(got, "2 3 4 5");
 	CU_ASSERT_EQUAL(w.nearest, 1);
+	CU_ASSERT_FALSE(w.depth_capped);
 	bb_buf_free(&w.ids);
+	/* max_depth stops short of more: said */
 	walk_numbers(&s, 1, BB_DESCENDANTS, 2, got, sizeof(got), &w);
 	CU_ASSERT_STRING_EQUAL(got, "2 3");
+	CU_ASSERT_TRUE(w.depth_capped);
 	bb_buf_free(&w.ids);
 	walk_numbers(&s, 5, BB_ANCESTORS, 2, got, sizeof(got), &w);
 	CU_ASSERT_STRING_EQUAL(got, "3 4");
+	CU_ASSERT_TRUE(w.depth_capped);
+	bb_buf_free(&w.ids);
+	/* max_depth reached exactly where the lineage ends: nothing left out */
+	walk_numbers(&s, 5, BB_ANCESTORS, 4, got, sizeof(got), &w);
+	CU_ASSERT_STRING_EQUAL(got, "1 2 3 4");
+	CU_ASSERT_FALSE(w.depth_capped);
 	bb_buf_free(&w.ids);
 	store_free(&s);
 }

@@ -27,7 +27,7 @@ record(const char *type, const char *parent1, const char *parent2)
 
 /* A -> B -> C, walked down from A; B also names X, outside the walk. */
 static char *
-draw(void)
+draw(bool truncated)
 {
 	bb_id a, b, c;
 	uint8_t chain[32];
@@ -46,6 +46,7 @@ draw(void)
 	bb_dot_node(&d, a, &ra);
 	bb_dot_node(&d, b, &rb);
 	bb_dot_node(&d, c, NULL);
+	d.truncated = truncated;
 	bb_dot_end(&d);
 	bb_buf_putc(&out, '\0');
 	return out.data;
@@ -54,7 +55,7 @@ draw(void)
 static void
 test_dot_is_a_digraph_with_one_node_per_event(void)
 {
-	char *s = draw();
+	char *s = draw(false);
 
 	CU_ASSERT_EQUAL(strncmp(s, "digraph lineage {\n", 18), 0);
 	CU_ASSERT_EQUAL(strcmp(s + strlen(s) - 2, "}\n"), 0);
@@ -66,7 +67,7 @@ test_dot_is_a_digraph_with_one_node_per_event(void)
 static void
 test_dot_edges_go_parent_to_child_within_the_walk(void)
 {
-	char *s = draw();
+	char *s = draw(false);
 
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"11111111-1111-4111-8111-111111111111\""
 	    " -> \"22222222-2222-4222-8222-222222222222\";\n"));
@@ -77,7 +78,7 @@ test_dot_edges_go_parent_to_child_within_the_walk(void)
 static void
 test_dot_highlights_the_start_and_dashes_unknown_events(void)
 {
-	char *s = draw();
+	char *s = draw(false);
 	char *a = strstr(s, "\"11111111-1111-4111-8111-111111111111\" [");
 	char *c = strstr(s, "\"33333333-3333-4333-8333-333333333333\" [");
 
@@ -108,6 +109,55 @@ test_dot_escapes_quotes_in_labels(void)
 	bb_buf_free(&out);
 }
 
+/* 2,000 events, each a child of 30 earlier ones: far over the bound. */
+static void
+test_dot_of_a_dense_lineage_is_bounded_and_says_so(void)
+{
+	enum { N = 2000, P = 30 };
+	uint8_t *ids = calloc(N, 16);
+	struct bb_record rec;
+	struct bb_dot d;
+	struct bb_buf out;
+
+	for (int n = 0; n < N; n++) {
+		ids[n * 16] = (uint8_t)(n >> 8);
+		ids[n * 16 + 1] = (uint8_t)n;
+	}
+	bb_buf_init(&out);
+	bb_dot_begin(&d, &out, ids, ids + 16, N - 1);
+	for (int n = 0; n < N; n++) {
+		memset(&rec, 0, sizeof(rec));
+		rec.has_meta = true;
+		strcpy(rec.event_type, "dense");
+		for (int k = 0; k < P && k < n; k++)
+			memcpy(rec.parents[rec.nparents++],
+			    ids + (size_t)(n - k - 1) * 16, 16);
+		bb_dot_node(&d, ids + (size_t)n * 16, &rec);
+	}
+	bb_dot_end(&d);
+	bb_buf_putc(&out, '\0');
+	CU_ASSERT(out.len < BB_DOT_MAX_BYTES + 8192);
+	CU_ASSERT(d.nodes > 0 && d.nodes < N);
+	CU_ASSERT_EQUAL(d.nodes + d.nodes_left, N);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.data, "  truncated [shape=note"));
+	CU_ASSERT_EQUAL(strcmp(out.data + strlen(out.data) - 2, "}\n"), 0);
+	bb_buf_free(&out);
+	free(ids);
+}
+
+static void
+test_dot_says_when_the_walk_was_truncated(void)
+{
+	char *s = draw(false);
+	char *cut = draw(true);
+
+	CU_ASSERT_PTR_NULL(strstr(s, "truncated"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(cut, "  truncated [shape=note, color=red, "
+	    "fontcolor=red, label=\"truncated: the walk stopped at its bound"));
+	free(s);
+	free(cut);
+}
+
 void
 add_dot_tests(void)
 {
@@ -119,6 +169,10 @@ add_dot_tests(void)
 		{ "dot highlights the start and dashes unknown events",
 		    test_dot_highlights_the_start_and_dashes_unknown_events },
 		{ "dot escapes quotes in labels", test_dot_escapes_quotes_in_labels },
+		{ "dot of a dense lineage is bounded and says so",
+		    test_dot_of_a_dense_lineage_is_bounded_and_says_so },
+		{ "dot says when the walk was truncated",
+		    test_dot_says_when_the_walk_was_truncated },
 		CU_TEST_INFO_NULL,
 	};
 	add_suite("dot", tests);

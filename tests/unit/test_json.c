@@ -354,6 +354,28 @@ test_writer_escapes(void)
 	bb_buf_free(&out);
 }
 
+/* The writers' buffer: reused, unless one answer made it large. */
+static void
+test_a_large_buffer_is_released_on_reset(void)
+{
+	struct bb_buf b;
+
+	bb_buf_init(&b);
+	bb_buf_puts(&b, "small");
+	bb_buf_reset(&b);
+	CU_ASSERT_PTR_NOT_NULL(b.data);
+	CU_ASSERT(b.cap > 0);
+	memset(bb_buf_space(&b, BB_BUF_KEEP + 1), 'x', BB_BUF_KEEP + 1);
+	b.len = BB_BUF_KEEP + 1;
+	bb_buf_reset(&b);
+	CU_ASSERT_PTR_NULL(b.data);
+	CU_ASSERT_EQUAL(b.cap, 0);
+	CU_ASSERT_EQUAL(b.len, 0);
+	bb_buf_puts(&b, "again");
+	CU_ASSERT_EQUAL(memcmp(b.data, "again", 5), 0);
+	bb_buf_free(&b);
+}
+
 static void
 test_write_value_is_compact_and_canonical(void)
 {
@@ -599,6 +621,8 @@ add_json_tests(void)
 		    test_string_equals_compares_unescaped },
 		{ "member steps through names", test_member_steps_through_names },
 		{ "writer escapes", test_writer_escapes },
+		{ "a large buffer is released on reset",
+		    test_a_large_buffer_is_released_on_reset },
 		{ "write_value is compact and canonical",
 		    test_write_value_is_compact_and_canonical },
 		{ "linear: object of many members",
