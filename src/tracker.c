@@ -109,6 +109,12 @@ struct bb_tracker {
 	char *sentinels;		/* REDIS_SENTINELS; "": none */
 	char *sentinel_master;
 	char *sentinel_password;
+	/* The entry of REDIS_SENTINELS asked first; after the master it named
+	 * failed (not a master any more, or unreachable), the next one is,
+	 * so that a Sentinel that has not learnt of a failover is not asked
+	 * first again and again. */
+	int sentinel_first;
+	int sentinel_named;		/* the entry that named t->host */
 	int db;
 	char *password;
 	struct timeval timeout;
@@ -406,20 +412,29 @@ done:
 	return true;
 }
 
-/* Asks the Sentinels in order until one names the master. */
+/* Asks the Sentinels in turn, from t->sentinel_first round the list,
+ * until one names the master. */
 static bool
 find_master(struct bb_tracker *t)
 {
-	const char *list = t->sentinels;
 	char host[256];
-	int port, got;
+	int port, got = 0, n = 0;
 
-	while ((got = bb_host_port_next(&list, host, sizeof(host), &port)) != 0) {
-		if (got < 0)
+	for (const char *list = t->sentinels;
+	    bb_host_port_next(&list, host, sizeof(host), &port) != 0;)
+		n++;
+	for (int step = 0; step < n; step++) {
+		int k = (t->sentinel_first + step) % n;
+		const char *list = t->sentinels;
+		for (int skip = 0; skip <= k; skip++)
+			got = bb_host_port_next(&list, host, sizeof(host), &port);
+		if (got < 0) {
 			bb_log_warning("a REDIS_SENTINELS entry is not host:port "
 			    "with a host under %zu bytes; skipped", sizeof(host));
-		else if (ask_sentinel(t, host, port))
+		} else if (ask_sentinel(t, host, port)) {
+			t->sentinel_named = k;
 			return true;
+		}
 	}
 	bb_log_warning("Redis master %s: no Sentinel named it",
 	    t->sentinel_master);
@@ -452,6 +467,8 @@ ensure(struct bb_tracker *t)
 		bb_log_warning("Redis at %s:%d unavailable: %s", t->host, t->port,
 		    t->c && t->c->errstr[0] ? t->c->errstr : why);
 		bb_metrics_add(BB_REDIS_CONNECT_FAILED, 1);
+		if (t->sentinels[0])	/* its Sentinel named a wrong master */
+			t->sentinel_first = t->sentinel_named + 1;
 		fail(t);
 		return false;
 	}
