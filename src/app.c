@@ -378,6 +378,14 @@ read_signed_body(struct bb_app *app, struct bb_call *call,
 		    "X-Hub-Signature");
 		return -1;
 	}
+	/* The signature covers the body only: headers that would give a
+	 * captured delivery another id or lineage are not the sender's. */
+	if (req->idempotency_key || req->correlation_ids || req->traceparent) {
+		bb_response_error(&call->resp, 400, "invalid_request", "a signed "
+		    "webhook takes no Idempotency-Key, X-Correlation-Ids or "
+		    "traceparent header: the signature does not cover them");
+		return -1;
+	}
 	return check_json_content_type(call, req);
 }
 
@@ -398,6 +406,7 @@ build_event(struct bb_app *app, struct bb_call *call,
 	clock_gettime(CLOCK_REALTIME, &now);
 	call->event.catalog = app->catalog;
 	call->event.cloudevents_out = app->cloudevents_out;
+	call->event.signed_body = webhook_signed(app, m->route);
 	return bb_event_build(&call->event, m->route, m->arg, m->arg_len, req,
 	    call->body.data, call->body.len, &now, &call->resp);
 }

@@ -303,6 +303,19 @@ build_payload(struct bb_event *ev, int obj, struct bb_response *resp)
 	return 0;
 }
 
+/* "sha256:<hex>" of the request body, the name of a signed delivery
+ * without a meeting id. */
+static void
+body_digest_name(const struct bb_event *ev, struct bb_buf *out)
+{
+	uint8_t hash[32];
+
+	EVP_Digest(ev->doc.text, ev->doc.len, hash, NULL, EVP_sha256(), NULL);
+	bb_buf_puts(out, "sha256:");
+	for (size_t k = 0; k < sizeof(hash); k++)
+		bb_buf_printf(out, "%02x", hash[k]);
+}
+
 /* §4.5: the Fireflies webhook becomes an artifact.created event. */
 static int
 build_fireflies(struct bb_event *ev, struct bb_response *resp)
@@ -352,19 +365,20 @@ build_fireflies(struct bb_event *ev, struct bb_response *resp)
 	set_type(ev, "artifact.created", strlen("artifact.created"));
 	ev->env.source_type = "hook";
 	ev->env.source_app = "fireflies";
-	if (id >= 0) {
-		/* A redelivered webhook is the same event, whatever
-		 * Idempotency-Key came with it: its id is over the meeting id
-		 * alone (assign_event_id). */
-		struct bb_buf *key = &ev->webhook_key;
-		if (bb_json_type(d, id) == BB_JSON_STRING)
-			bb_json_unescape(d, id, key);
-		else
-			bb_json_write_value(key, d, id);
-		if (key->len) {
-			ev->key = key->data;
-			ev->key_len = key->len;
-		}
+	/* A redelivered webhook is the same event, whatever Idempotency-Key
+	 * came with it: its id is over the meeting id alone (assign_event_id)
+	 * -- or, signed and without one, over the signed body's SHA-256, so
+	 * that a captured delivery sent again is a replay, not a new event. */
+	struct bb_buf *key = &ev->webhook_key;
+	if (id >= 0 && bb_json_type(d, id) == BB_JSON_STRING)
+		bb_json_unescape(d, id, key);
+	else if (id >= 0)
+		bb_json_write_value(key, d, id);
+	else if (ev->signed_body)
+		body_digest_name(ev, key);
+	if (key->len) {
+		ev->key = key->data;
+		ev->key_len = key->len;
 	}
 	return 0;
 }

@@ -53,6 +53,9 @@ struct bb_event {
 	/* ENVELOPE_FORMAT=cloudevents: the document is a CloudEvent (§9.3);
 	 * set by the caller, like the catalog. */
 	bool cloudevents_out;
+	/* The body came with a signature that was checked (a signed
+	 * webhook): set by the caller for each request. */
+	bool signed_body;
 };
 
 void bb_event_init(struct bb_event *ev);

@@ -357,6 +357,31 @@ class ZzSecuredStackTest(WorkerSettingsCase):
         self.assertEqual(d("bloodbank_http_requests_total", route="fireflies", code="401"), 1)
         self.assertEqual(d("bloodbank_events_total", outcome="rejected"), 0)
 
+    def test_a_signed_webhook_refuses_the_headers_its_signature_does_not_cover(self):
+        body = jdump({"data": {"id": "m-" + ikey("hdr"), "url": "https://ff/h",
+                               "title": "Headers"}})
+        sig = sign(self.SECRET, body)
+        for name, value in (("Idempotency-Key", "k-" + run_tag()),
+                            ("X-Correlation-Ids", str(uuid.uuid4())),
+                            ("traceparent",
+                             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")):
+            with self.subTest(header=name):
+                resp, msgs = self.webhook({"X-Hub-Signature": sig, name: value}, body)
+                self.assertError(resp, 400, "invalid_request")
+                self.assertEqual(msgs, [])
+
+    def test_a_signed_delivery_without_a_meeting_id_sent_again_is_a_replay(self):
+        body = jdump({"data": {"id": None, "url": "https://ff/nomid/" + run_tag(),
+                               "title": "No meeting id"}})
+        headers = {"X-Hub-Signature": sign(self.SECRET, body)}
+        eid = webhook_id("sha256:" + hashlib.sha256(body).hexdigest())
+        first, msgs = self.webhook(headers, body)
+        self.assertEqual(self.assertJSONResponse(first, 200), {"status": "ok", "event_id": eid})
+        self.assertEqual([m[1].message_id for m in msgs], [eid])
+        again, msgs = self.webhook(headers, body)
+        self.assertEqual(self.assertJSONResponse(again, 200)["event_id"], eid)
+        self.assertEqual(msgs, [])
+
     def test_replay_over_the_cap_answers_the_id_only(self):
         key = "cap-" + run_tag()
         body = jdump({"prompt": "x" * 2048})
