@@ -14,7 +14,7 @@ BB_STATE_DIR, MAX_BODY_BYTES), plus the settings the workers were started
 with: RABBIT_CONFIRM_TIMEOUT_MS, RABBIT_CONNECT_TIMEOUT_MS (the answer-time
 bound is their sum plus one second) and BB_WORKERS.
 
-Knobs: BB_FAULT_CLIENTS (BB_WORKERS) concurrent clients; BB_FAULT_WARM (2)
+Knobs: BB_FAULT_CLIENTS (4 x BB_WORKERS) concurrent clients; BB_FAULT_WARM (2)
 seconds of load before the fault, BB_FAULT_AFTER (4) after it is removed;
 BB_FAULT_PACE_MS (5) pause of a client after a 200, BB_FAULT_ERROR_PACE_MS (20)
 after anything else; BB_FAULT_LARGE_BYTES (MAX_BODY_BYTES - 8192) size of the
@@ -52,9 +52,11 @@ CONFIRM_MS = int(os.environ.get("RABBIT_CONFIRM_TIMEOUT_MS") or 5000)
 CONNECT_MS = int(os.environ.get("RABBIT_CONNECT_TIMEOUT_MS") or 2000)
 BOUND_MS = CONNECT_MS + CONFIRM_MS + 1000 + int(os.environ.get("BB_FAULT_SLACK_MS") or 0)
 WORKERS = int(os.environ.get("BB_WORKERS") or 4)
-# No more clients than workers: a request queued behind a busy worker would
-# add that worker's wait to its own answer time.
-CLIENTS = int(os.environ.get("BB_FAULT_CLIENTS") or WORKERS)
+# Four clients per worker, so that several publishes are in flight on each
+# worker's connection when a fault strikes (a worker answers up to
+# WORKER_CONCURRENCY, 16, at once: none waits behind another).
+CLIENTS_PER_WORKER = 4
+CLIENTS = int(os.environ.get("BB_FAULT_CLIENTS") or CLIENTS_PER_WORKER * WORKERS)
 WARM_S = float(os.environ.get("BB_FAULT_WARM") or 2)
 AFTER_S = float(os.environ.get("BB_FAULT_AFTER") or 4)
 # Busy enough that a publish is usually in flight when the fault strikes; an
@@ -487,7 +489,7 @@ def main(argv):
         # lighttpd 1.4.69 starts min-procs (default 4) of max-procs workers
         log("WARNING: BB_WORKERS=%d but lighttpd runs %d workers" % (WORKERS, running))
         if "BB_FAULT_CLIENTS" not in os.environ:
-            CLIENTS = running
+            CLIENTS = CLIENTS_PER_WORKER * running
     log("%s, amqp %s; %d clients, %d workers, bound %d ms (connect %d + confirm %d + 1000), "
         "client timeout %.0f s" % (bbtest.BB_URL, bbtest.BB_AMQP_URL, CLIENTS, WORKERS,
                                    BOUND_MS, CONNECT_MS, CONFIRM_MS, CLIENT_TIMEOUT_S))
