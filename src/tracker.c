@@ -118,6 +118,7 @@ struct bb_tracker {
 	int db;
 	char *password;
 	struct timeval timeout;
+	long long until_ms;		/* a caller's deadline (0: none) */
 	long long ttl_ms;
 	long long window_ms;		/* how long a replay is possible */
 	long max_stored;		/* larger envelopes are not kept */
@@ -187,6 +188,24 @@ bool
 bb_tracker_enabled(const struct bb_tracker *t)
 {
 	return t->enabled;
+}
+
+/* How long the next connect or reply may take: REDIS_TIMEOUT_MS, or less
+ * when a caller's deadline is nearer. */
+static struct timeval
+wait_for(const struct bb_tracker *t)
+{
+	if (t->until_ms == 0)
+		return t->timeout;
+	long long left = t->until_ms - bb_monotonic_ms();
+	long long full = t->timeout.tv_sec * 1000LL + t->timeout.tv_usec / 1000;
+	if (left > full)
+		return t->timeout;
+	if (left < 1)
+		left = 1;
+	struct timeval tv = { (time_t)(left / 1000),
+		(suseconds_t)(left % 1000) * 1000 };
+	return tv;
 }
 
 /* Drops the connection after an error and schedules the next attempt. */
@@ -368,12 +387,13 @@ ask_sentinel(struct bb_tracker *t, const char *host, int port)
 	const char *get[] = { "SENTINEL", "get-master-addr-by-name",
 	    t->sentinel_master };
 	char master[256], why[160] = "";
-	redisContext *s = redisConnectWithTimeout(host, port, t->timeout);
+	struct timeval tv = wait_for(t);
+	redisContext *s = redisConnectWithTimeout(host, port, tv);
 	redisReply *r = NULL;
 	int master_port;
 	bool ok = false;
 
-	if (s == NULL || s->err || redisSetTimeout(s, t->timeout) != REDIS_OK) {
+	if (s == NULL || s->err || redisSetTimeout(s, tv) != REDIS_OK) {
 		snprintf(why, sizeof(why), "%s", s ? s->errstr : "out of memory");
 		goto done;
 	}
@@ -424,6 +444,8 @@ find_master(struct bb_tracker *t)
 	    bb_host_port_next(&list, host, sizeof(host), &port) != 0;)
 		n++;
 	for (int step = 0; step < n; step++) {
+		if (t->until_ms && bb_monotonic_ms() >= t->until_ms)
+			break;		/* the caller's deadline: ask no more */
 		int k = (t->sentinel_first + step) % n;
 		const char *list = t->sentinels;
 		for (int skip = 0; skip <= k; skip++)
@@ -458,11 +480,11 @@ ensure(struct bb_tracker *t)
 		return false;
 	}
 	if (t->host[0] == '/')
-		t->c = redisConnectUnixWithTimeout(t->host, t->timeout);
+		t->c = redisConnectUnixWithTimeout(t->host, wait_for(t));
 	else
-		t->c = redisConnectWithTimeout(t->host, t->port, t->timeout);
+		t->c = redisConnectWithTimeout(t->host, t->port, wait_for(t));
 	if (t->c == NULL || t->c->err ||
-	    redisSetTimeout(t->c, t->timeout) != REDIS_OK ||
+	    redisSetTimeout(t->c, wait_for(t)) != REDIS_OK ||
 	    !login(t, why, sizeof(why))) {
 		bb_log_warning("Redis at %s:%d unavailable: %s", t->host, t->port,
 		    t->c && t->c->errstr[0] ? t->c->errstr : why);
@@ -480,19 +502,31 @@ ensure(struct bb_tracker *t)
 }
 
 bool
-bb_tracker_healthy(struct bb_tracker *t)
+bb_tracker_healthy(struct bb_tracker *t, int budget_ms)
 {
 	redisReply *r;
+	bool up = false;
 
+	if (!t->enabled)
+		return false;
+	t->until_ms = bb_monotonic_ms() + budget_ms;
+	if (t->c)
+		redisSetTimeout(t->c, wait_for(t));
 	bb_tracker_settle(t);
-	if (!t->enabled || !ensure(t))
-		return false;
-	if (redisAppendCommand(t->c, "PING") != REDIS_OK || !read_reply(t, &r)) {
-		fail(t);
-		return false;
+	if (ensure(t)) {
+		redisSetTimeout(t->c, wait_for(t));
+		if (redisAppendCommand(t->c, "PING") != REDIS_OK ||
+		    !read_reply(t, &r)) {
+			fail(t);
+		} else {
+			freeReplyObject(r);
+			up = true;
+		}
 	}
-	freeReplyObject(r);
-	return true;
+	t->until_ms = 0;
+	if (t->c)
+		redisSetTimeout(t->c, t->timeout);
+	return up;
 }
 
 static void

@@ -36,8 +36,9 @@ struct bb_tracker *bb_tracker_new(const struct bb_config *cfg,
 void bb_tracker_free(struct bb_tracker *t);
 
 bool bb_tracker_enabled(const struct bb_tracker *t);
-/* Connects if need be (and if the backoff allows) and pings. */
-bool bb_tracker_healthy(struct bb_tracker *t);
+/* Connects if need be (and if the backoff allows) and pings, all within
+ * budget_ms: a Sentinel or a Redis that hangs costs no more. */
+bool bb_tracker_healthy(struct bb_tracker *t, int budget_ms);
 
 /* Queues the record of a confirmed event: its metadata, and it as a child
  * of each parent, with the TTL on every key -- one script, run atomically.

@@ -8,7 +8,8 @@ printed); every event published SETTLE_S after that is tracked; the debug
 endpoints answer a parent-child-grandchild chain published after the
 promotion; the Sentinels name the new master, and the old one, back as a
 replica, never sees a worker (no SCRIPT LOAD, no EVALSHA); the worker log says
-which Sentinel named which master and never holds the Sentinels' password.
+which Sentinel named which master and never holds the Sentinels' password;
+last, /healthz answers within 1 s with the master and every Sentinel hung.
 
 Environment (from run.sh): BB_URL, BB_SENTINEL_DIR, BB_SENTINEL_MASTER_PORT,
 BB_SENTINEL_REPLICA_PORT, BB_SENTINEL_ABSENT_PORT, BB_SENTINEL_PORTS,
@@ -286,6 +287,33 @@ def main():
         text += f.read()
     check(PASSWORD not in text,
           "the Sentinels' password appears in no log line (Sentinels %s)" % sentinel_ports)
+
+    # last (the Sentinels go into TILT after being stopped): /healthz within
+    # 1 s while the master and every Sentinel hang, connected or not
+    hung = [REPLICA] + SENTINELS
+    pids = []
+    for p in hung:
+        with open(os.path.join(DIR, "redis", "%d.pid" % p)) as f:
+            pids.append(int(f.read()))
+    slowest = 0.0
+    answers = []
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        for _ in range(4 * CLIENTS):
+            t0 = time.monotonic()
+            status, doc = request("GET", "/healthz")
+            slowest = max(slowest, time.monotonic() - t0)
+            answers.append((status, (doc or {}).get("redis")))
+            time.sleep(0.1)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    log("/healthz with the master and the Sentinels hung: slowest %.2f s; %s"
+        % (slowest, sorted(set(answers))))
+    check(slowest < 1.1, "/healthz answers within 1 s while Redis and every Sentinel hang")
+    check(all(a == (200, "down") for a in answers),
+          "and says Redis is down")
 
     if failures:
         log("%d check(s) failed" % len(failures))
