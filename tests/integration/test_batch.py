@@ -251,7 +251,7 @@ class ZzBatchConfirmTimeoutTest(WorkerSettingsCase):
         self.assertTrue(all(r["error"] == "broker_timeout" for r in doc["results"]))
 
 
-class ZzBatchDeadlineTest(WorkerSettingsCase):
+class ZzBatchDeadlineTest(WorkerSettingsCase, BatchCase):
     """Redis hung (SIGSTOP) longer than the confirm timeout: the batch's
     first keyed item waits REDIS_TIMEOUT_MS for its claim, past the batch's
     deadline. The items not yet written are answered 503 unwritten and
