@@ -95,6 +95,22 @@ in_net(const struct bb_net *net, const struct bb_net *a)
 	return (net->addr[full] & mask) == (a->addr[full] & mask);
 }
 
+/* An IPv4-mapped IPv6 address (::ffff:10.0.0.1, as a dual-stack socket
+ * reports an IPv4 peer) is that IPv4 address: it must meet the IPv4
+ * entries of the list, and be written as one. */
+static void
+unmap(struct bb_net *a)
+{
+	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0xff, 0xff };
+
+	if (a->family == AF_INET6 && memcmp(a->addr, prefix, 12) == 0) {
+		memmove(a->addr, a->addr + 12, 4);
+		a->family = AF_INET;
+		a->bits = 32;
+	}
+}
+
 static bool
 trusted(const struct bb_proxies *p, const char *s, size_t len)
 {
@@ -102,6 +118,7 @@ trusted(const struct bb_proxies *p, const char *s, size_t len)
 
 	if (!parse_address(s, len, &a))
 		return false;
+	unmap(&a);
 	for (int k = 0; k < p->n; k++) {
 		if (in_net(&p->nets[k], &a))
 			return true;
@@ -130,6 +147,7 @@ bb_proxies_client(const struct bb_proxies *p, const char *remote,
 			e--;
 		if (!parse_address(s, (size_t)(e - s), &a))
 			return remote;
+		unmap(&a);
 		/* the canonical text: what was written may differ (zeros,
 		 * case) */
 		inet_ntop(a.family, a.addr, out, BB_ADDRESS_MAX);

@@ -71,6 +71,23 @@ test_trusted_peer_gives_the_nearest_untrusted_entry(void)
 	    "2001:DB8::0001", out), "2001:db8::1");
 }
 
+/* A dual-stack listener reports an IPv4 peer as ::ffff:a.b.c.d. */
+static void
+test_an_ipv4_mapped_address_is_its_ipv4_address(void)
+{
+	struct bb_proxies p = parsed("127.0.0.1");
+	char out[BB_ADDRESS_MAX];
+
+	CU_ASSERT_STRING_EQUAL(bb_proxies_client(&p, "::ffff:127.0.0.1",
+	    "198.51.100.7", out), "198.51.100.7");
+	CU_ASSERT_STRING_EQUAL(bb_proxies_client(&p, "127.0.0.1",
+	    "::FFFF:198.51.100.7", out), "198.51.100.7");
+	CU_ASSERT_STRING_EQUAL(bb_proxies_client(&p, "127.0.0.1",
+	    "198.51.100.7, ::ffff:127.0.0.1", out), "198.51.100.7");
+	CU_ASSERT_STRING_EQUAL(bb_proxies_client(&p, "::ffff:10.0.0.1",
+	    "198.51.100.7", out), "::ffff:10.0.0.1");
+}
+
 static void
 test_garbage_or_absence_keeps_the_peer(void)
 {
@@ -98,6 +115,8 @@ add_proxy_tests(void)
 		    test_untrusted_peer_is_the_client },
 		{ "a trusted peer gives the nearest untrusted entry",
 		    test_trusted_peer_gives_the_nearest_untrusted_entry },
+		{ "an IPv4-mapped address is its IPv4 address",
+		    test_an_ipv4_mapped_address_is_its_ipv4_address },
 		{ "garbage or absence keeps the peer",
 		    test_garbage_or_absence_keeps_the_peer },
 		CU_TEST_INFO_NULL,
