@@ -8,8 +8,9 @@ CONTRACT.md §6 is what they check:
   - no event answered 503 broker_unavailable is in the queue        (false "not published")
   - every answer is a 200, or a 503/504 the service wrote (JSON with an
     "error"); anything else -- 500, 502, a web server's own 503, no answer --
-    is "other", except on a fault that SIGKILLs workers, where up to one per
-    kill is an unknown outcome (the request that was in flight on it)
+    is "other", except on a fault that SIGKILLs workers, where a request in
+    flight when a worker was killed may be an unknown outcome (a worker
+    answers several at once, so one kill can leave several)
   - no answer took longer than the bound (connect + confirm timeout + 1 s)
   - publishing works again after the fault (a final request answers 200)
 """
@@ -100,12 +101,13 @@ class Verdict:
         return not self.failures
 
 
-def evaluate(requests, queue_ids, bound_ms, removed_at, kills=0):
+def evaluate(requests, queue_ids, bound_ms, removed_at, kills=()):
     """requests: every Request of the fault (load and final polls);
     queue_ids: the message ids read from the queue (one per message);
     removed_at: when the fault was certainly gone, i.e. its removal command
       returned (monotonic, same clock as Request.t0);
-    kills: how many workers were SIGKILLed (unknown outcomes allowed)."""
+    kills: (start, end) of each SIGKILL of a worker (monotonic): a request
+      in flight then may be left without a true answer."""
     v = Verdict()
     in_queue = {}
     for mid in queue_ids:
@@ -131,9 +133,12 @@ def evaluate(requests, queue_ids, bound_ms, removed_at, kills=0):
             v.in_queue_504 += 1
         if k == "other":
             strange.append(r)
-    # a SIGKILLed worker leaves its request without a true answer
-    allowed = min(kills, len(strange))
-    v.unknown, v.other = strange[:allowed], strange[allowed:]
+    # a SIGKILLed worker leaves the requests it held without a true answer
+    def at_a_kill(r):
+        end = r.t1 if r.t1 is not None else float("inf")
+        return any(r.t0 <= k1 and end >= k0 for k0, k1 in kills)
+    v.unknown = [r for r in strange if at_a_kill(r)]
+    v.other = [r for r in strange if not at_a_kill(r)]
     v.counts["other"] = len(v.other)
     finals = [r for r in requests if r.final]
     v.final_ok = bool(finals) and finals[-1].kind() == 200

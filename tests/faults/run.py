@@ -255,7 +255,7 @@ class Fault:
     """inject() and remove() run while the load runs; restore() undoes the
     fault whatever happened (idempotent)."""
     hold = 3.0
-    kills = 0
+    kills = ()      # (start, end) of each worker SIGKILL
     large = False
     pace = PACE_S
 
@@ -286,7 +286,7 @@ class Fault:
 
 class WorkerKill(Fault):
     """SIGKILL a worker, wait, SIGKILL another one: lighttpd answers the
-    request each was serving itself (an unknown outcome) and respawns them.
+    requests each was serving itself (unknown outcomes) and respawns them.
     The clients do not pause between requests, so that a killed worker is
     most likely serving one."""
     pace = 0
@@ -294,14 +294,19 @@ class WorkerKill(Fault):
     def __init__(self):
         super().__init__("worker-kill", [], [], hold=2.0,
                          doc="SIGKILL a worker under load, twice")
-        self.kills = 2
+        self.kills = []
         self.respawned = None
+
+    def kill(self):
+        t0 = time.monotonic()
+        stack("kill-worker")
+        self.kills.append((t0, time.monotonic()))
 
     def inject(self):
         self.injected = True
-        stack("kill-worker")
+        self.kill()
         time.sleep(self.hold)
-        stack("kill-worker")
+        self.kill()
 
     def remove(self):
         self.removed = True
