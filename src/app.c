@@ -20,9 +20,9 @@
 #include "xalloc.h"
 
 /* /healthz answers within 1 s: the broker's check has up to 900 ms, and
- * Redis (Sentinels included) what is left of 950 ms, at least 50. */
+ * Redis (Sentinels included) what is left of 900 ms, at least 50. */
 #define HEALTH_CONNECT_TIMEOUT_MS 900
-#define HEALTH_ANSWER_MS 950
+#define HEALTH_ANSWER_MS 900
 #define HEALTH_REDIS_MIN_MS 50
 #define RETRY_AFTER_SECONDS "5"
 
