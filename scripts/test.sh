@@ -21,7 +21,7 @@
 # processes left by an interrupted run are found and stopped by the next one).
 set -eu
 
-STEPS="deps build unit schemas alerts fuzz integration cloudevents faults tls cluster sentinel asan_build asan_integration asan_tls asan_sentinel packaging containers"
+STEPS="deps build unit schemas alerts fuzz integration cloudevents faults tls cluster sentinel asan_build asan_integration asan_tls asan_sentinel packaging containers fresh"
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -321,6 +321,11 @@ step_packaging() {
 # the Dockerfile, compose.yaml and k8s/ with podman (tests/containers/run.sh)
 step_containers() {
     bash "$repo/tests/containers/run.sh"
+}
+
+# scripts/deps.sh and the first steps on a clean Debian 12 (tests/fresh/run.sh)
+step_fresh() {
+    bash "$repo/tests/fresh/run.sh"
 }
 
 # ---------------------------------------------------------------- runner

@@ -46,19 +46,7 @@ mkdir -p "$work"
 t0=$SECONDS
 
 say "base images debian:bookworm and debian:bookworm-slim"
-if podman image exists docker.io/library/debian:bookworm; then
-    echo "reused from podman's storage"
-else
-    rm -rf "$work/rootfs"
-    debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian \
-        >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log"; fail debootstrap; }
-    rm -rf "$work/rootfs/var/lib/apt/lists"/* "$work/rootfs/var/cache/apt"/*.bin
-    tar -C "$work/rootfs" -c . |
-        podman import --change 'CMD ["/bin/bash"]' - docker.io/library/debian:bookworm >/dev/null
-    rm -rf "$work/rootfs"
-    echo "built with debootstrap in $((SECONDS - t0)) s"
-fi
-podman tag docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim
+bash "$repo/tests/containers/base-image.sh" "$work" || fail "the base image (debootstrap)"
 
 say "redis:7 and rabbitmq:3-management from Debian's packages"
 podman build -q --format docker -t docker.io/library/redis:7 \
