@@ -22,6 +22,8 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "rpc.h"
+#include "topology.h"
 #include "xalloc.h"
 
 #define CHANNEL 1
@@ -159,211 +161,6 @@ bb_publisher_free(struct bb_publisher *pub)
 	free(pub);
 }
 
-static struct timeval
-ms_to_tv(long long ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-	return tv;
-}
-
-/* Describes a failed RPC for the log; never includes credentials. */
-static bool
-rpc_ok(amqp_rpc_reply_t r, const char *what)
-{
-	switch (r.reply_type) {
-	case AMQP_RESPONSE_NORMAL:
-		return true;
-	case AMQP_RESPONSE_LIBRARY_EXCEPTION: {
-		/* A TLS failure after the handshake (a broker that wants a
-		 * client certificate says so here): OpenSSL knows why. */
-		char tls[256] = "";
-		if (r.library_error == AMQP_STATUS_SSL_ERROR && ERR_peek_error())
-			ERR_error_string_n(ERR_peek_error(), tls, sizeof(tls));
-		ERR_clear_error();
-		bb_log_warning("AMQP %s failed: %s%s%s", what,
-		    amqp_error_string2(r.library_error), tls[0] ? ": " : "", tls);
-		return false;
-	}
-	case AMQP_RESPONSE_SERVER_EXCEPTION:
-		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-			amqp_connection_close_t *c = r.reply.decoded;
-			bb_log_warning("AMQP %s refused: connection closed: %d %.*s",
-			    what, c->reply_code, (int)c->reply_text.len,
-			    (const char *)c->reply_text.bytes);
-		} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-			amqp_channel_close_t *c = r.reply.decoded;
-			bb_log_warning("AMQP %s refused: channel closed: %d %.*s",
-			    what, c->reply_code, (int)c->reply_text.len,
-			    (const char *)c->reply_text.bytes);
-		} else {
-			bb_log_warning("AMQP %s refused by the broker", what);
-		}
-		return false;
-	default:
-		bb_log_warning("AMQP %s failed", what);
-		return false;
-	}
-}
-
-/* Gives the next RPC what is left of the connect budget, so that the whole
- * connect (login, channel, declares, confirm.select) stays within it. */
-static void
-budget(amqp_connection_state_t conn, long long deadline)
-{
-	long long left = deadline - bb_monotonic_ms();
-	struct timeval tv = ms_to_tv(left > 1 ? left : 1);
-
-	amqp_set_rpc_timeout(conn, &tv);
-}
-
-/* After the broker refused a declaration by closing the channel: the
- * refusal is logged, the close acknowledged and the channel opened again,
- * so that the connection goes on. True too when r is no refusal; false
- * when the connection failed, or the channel could not be reopened. */
-static bool
-reopen_channel(amqp_connection_state_t conn, amqp_rpc_reply_t r,
-    const char *what, long long deadline)
-{
-	amqp_channel_close_ok_t close_ok;
-
-	if (rpc_ok(r, what) || r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
-	    r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-		return r.reply_type == AMQP_RESPONSE_NORMAL;
-	if (amqp_send_method(conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD,
-	    &close_ok) != AMQP_STATUS_OK)
-		return false;
-	budget(conn, deadline);
-	amqp_channel_open(conn, CHANNEL);
-	return rpc_ok(amqp_get_rpc_reply(conn), "channel reopen");
-}
-
-static amqp_table_entry_t entry(const char *key, uint8_t kind);
-
-/* The RabbitMQ pattern that names the unrouted queue alone: its name with
- * every character but letters and digits escaped. */
-static void
-queue_pattern(const char *name, char *out, size_t outlen)
-{
-	size_t used = 0;
-
-	out[used++] = '^';
-	for (; *name && used + 4 < outlen; name++) {
-		if (!(*name >= 'a' && *name <= 'z') && !(*name >= 'A' &&
-		    *name <= 'Z') && !(*name >= '0' && *name <= '9'))
-			out[used++] = '\\';
-		out[used++] = *name;
-	}
-	out[used++] = '$';
-	out[used] = '\0';
-}
-
-/* The unrouted queue is bounded (UNROUTED_MAX_BYTES) and refuses what does
- * not fit, so that the broker nacks an unroutable event instead of growing
- * until its memory or disk alarm stops every publisher. A queue declared
- * earlier with other arguments (unbounded, or of another type) cannot be
- * redeclared: the broker closes the channel with 406, and then the queue is
- * used as it is and the operator told how to bound it. Any refusal leaves
- * publishing going: only a failed connection is an error. */
-static bool
-declare_unrouted_queue(amqp_connection_state_t conn, struct bb_publisher *pub,
-    long long deadline)
-{
-	amqp_table_entry_t a[3] = {
-		entry("x-queue-type", AMQP_FIELD_KIND_UTF8),
-		entry("x-max-length-bytes", AMQP_FIELD_KIND_I64),
-		entry("x-overflow", AMQP_FIELD_KIND_UTF8),
-	};
-	amqp_table_t args = { 3, a };
-	char pattern[2 * 256 + 3];
-
-	a[0].value.value.bytes = amqp_cstring_bytes(pub->unrouted_queue_type);
-	a[1].value.value.i64 = pub->unrouted_max_bytes;
-	a[2].value.value.bytes = amqp_cstring_bytes("reject-publish");
-	budget(conn, deadline);
-	amqp_queue_declare(conn, CHANNEL, amqp_cstring_bytes(pub->unrouted), 0, 1,
-	    0, 0, args);
-	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
-	if (r.reply_type == AMQP_RESPONSE_NORMAL)
-		return true;
-	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
-	    ((amqp_channel_close_t *)r.reply.decoded)->reply_code ==
-	    AMQP_PRECONDITION_FAILED) {
-		queue_pattern(pub->unrouted, pattern, sizeof(pattern));
-		bb_log_warning("queue %s exists with other arguments (not a %s "
-		    "queue bounded to %ld bytes with reject-publish); using it as "
-		    "it is. Bound it with: rabbitmqctl set_policy --apply-to queues "
-		    "bloodbank-unrouted '%s' '{\"max-length-bytes\":%ld,"
-		    "\"overflow\":\"reject-publish\"}'", pub->unrouted,
-		    pub->unrouted_queue_type, pub->unrouted_max_bytes, pattern,
-		    pub->unrouted_max_bytes);
-	}
-	return reopen_channel(conn, r, "declare of the unrouted queue", deadline);
-}
-
-/* The exchange carries an alternate exchange so that an event no queue is
- * bound for lands in the durable <exchange>.unrouted queue instead of being
- * acknowledged into nowhere. If the exchange already exists with other
- * arguments (declared elsewhere), the broker closes the channel with 406;
- * then it is used as it is, and mandatory publishing refuses what it cannot
- * route. A refused declaration or binding of the unrouted exchange or queue
- * is logged and publishing goes on: an event that then finds no queue is
- * returned and refused (503 broker_unroutable), never lost. */
-static bool
-declare_topology(amqp_connection_state_t conn, struct bb_publisher *pub,
-    long long deadline)
-{
-	amqp_table_entry_t ae;
-	amqp_table_t args = { 1, &ae };
-
-	budget(conn, deadline);
-	amqp_exchange_declare(conn, CHANNEL, amqp_cstring_bytes(pub->unrouted),
-	    amqp_cstring_bytes("fanout"), 0, 1, 0, 0, amqp_empty_table);
-	if (!reopen_channel(conn, amqp_get_rpc_reply(conn),
-	    "declare of the unrouted exchange", deadline) ||
-	    !declare_unrouted_queue(conn, pub, deadline))
-		return false;
-	budget(conn, deadline);
-	amqp_queue_bind(conn, CHANNEL, amqp_cstring_bytes(pub->unrouted),
-	    amqp_cstring_bytes(pub->unrouted), amqp_empty_bytes, amqp_empty_table);
-	if (!reopen_channel(conn, amqp_get_rpc_reply(conn),
-	    "bind of the unrouted queue", deadline))
-		return false;
-
-	ae.key = amqp_cstring_bytes("alternate-exchange");
-	ae.value.kind = AMQP_FIELD_KIND_UTF8;
-	ae.value.value.bytes = amqp_cstring_bytes(pub->unrouted);
-	budget(conn, deadline);
-	amqp_exchange_declare(conn, CHANNEL, amqp_cstring_bytes(pub->exchange),
-	    amqp_cstring_bytes(pub->exchange_type), 0, 1, 0, 0, args);
-	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
-	if (r.reply_type == AMQP_RESPONSE_NORMAL)
-		return true;
-	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
-	    r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-		return rpc_ok(r, "declare of the exchange");
-	bb_log_warning("exchange %s exists with other arguments (no alternate "
-	    "exchange); using it as it is: unroutable events will be refused",
-	    pub->exchange);
-	if (!reopen_channel(conn, r, "declare of the exchange", deadline))
-		return false;
-	budget(conn, deadline);
-	amqp_exchange_declare(conn, CHANNEL, amqp_cstring_bytes(pub->exchange),
-	    amqp_cstring_bytes(pub->exchange_type), 1, 0, 0, 0, amqp_empty_table);
-	return rpc_ok(amqp_get_rpc_reply(conn), "passive declare of the exchange");
-}
-
-static amqp_table_entry_t
-entry(const char *key, uint8_t kind)
-{
-	amqp_table_entry_t e;
-
-	memset(&e, 0, sizeof(e));
-	e.key = amqp_cstring_bytes(key);
-	e.value.kind = kind;
-	return e;
-}
-
 /* Logs in asking for connection.blocked: without the capability RabbitMQ
  * blocks the connection silently, and every publish would wait for its
  * deadline. (librabbitmq 0.11 merges these into its own capabilities.) */
@@ -371,11 +168,11 @@ static bool
 login(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
     int heartbeat_s)
 {
-	amqp_table_entry_t cap = entry("connection.blocked",
+	amqp_table_entry_t cap = bb_amqp_entry("connection.blocked",
 	    AMQP_FIELD_KIND_BOOLEAN);
 	amqp_table_entry_t prop[2] = {
-		entry("capabilities", AMQP_FIELD_KIND_TABLE),
-		entry("connection_name", AMQP_FIELD_KIND_UTF8),
+		bb_amqp_entry("capabilities", AMQP_FIELD_KIND_TABLE),
+		bb_amqp_entry("connection_name", AMQP_FIELD_KIND_UTF8),
 	};
 	amqp_table_t props = { 2, prop };
 
@@ -384,7 +181,7 @@ login(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
 	prop[1].value.value.bytes = amqp_cstring_bytes("bloodbank");
 	/* "amqp://host:port/" parses to an empty vhost; like other clients,
 	 * take it as the default vhost "/". */
-	return rpc_ok(amqp_login_with_properties(conn, ci->vhost[0] ? ci->vhost :
+	return bb_rpc_ok(amqp_login_with_properties(conn, ci->vhost[0] ? ci->vhost :
 	    "/", 0, FRAME_MAX, heartbeat_s, &props, AMQP_SASL_METHOD_PLAIN,
 	    ci->user, ci->password), "login");
 }
@@ -475,7 +272,9 @@ open_connection(struct bb_publisher *pub, const char *url, long long deadline)
 	struct amqp_connection_info ci;
 	amqp_connection_state_t conn = NULL;
 	amqp_socket_t *sock;
-	struct timeval tv = ms_to_tv(deadline - bb_monotonic_ms());
+	struct timeval tv = bb_ms_to_tv(deadline - bb_monotonic_ms());
+	const struct bb_topology topology = { pub->exchange, pub->exchange_type,
+		pub->unrouted, pub->unrouted_queue_type, pub->unrouted_max_bytes };
 	char *copy = bb_xstrdup(url);
 	bool ok = false;
 
@@ -498,14 +297,14 @@ open_connection(struct bb_publisher *pub, const char *url, long long deadline)
 	}
 	if (!login(conn, &ci, pub->heartbeat_s))
 		goto end;
-	budget(conn, deadline);
+	bb_rpc_budget(conn, deadline);
 	amqp_channel_open(conn, CHANNEL);
-	if (!rpc_ok(amqp_get_rpc_reply(conn), "channel open") ||
-	    !declare_topology(conn, pub, deadline))
+	if (!bb_rpc_ok(amqp_get_rpc_reply(conn), "channel open") ||
+	    !bb_topology_declare(conn, CHANNEL, &topology, deadline))
 		goto end;
-	budget(conn, deadline);
+	bb_rpc_budget(conn, deadline);
 	amqp_confirm_select(conn, CHANNEL);
-	if (!rpc_ok(amqp_get_rpc_reply(conn), "confirm.select"))
+	if (!bb_rpc_ok(amqp_get_rpc_reply(conn), "confirm.select"))
 		goto end;
 	bb_log_info("AMQP connected to %s:%d%s, exchange %s, heartbeat %d s",
 	    ci.host, ci.port, pub->ssl ? " over TLS" : "", pub->exchange,
