@@ -12,7 +12,7 @@ which Sentinel named which master and never holds the Sentinels' password;
 last, /healthz answers within 1 s with the master and every Sentinel hung.
 
 Environment (from run.sh): BB_URL, BB_SENTINEL_DIR, BB_SENTINEL_MASTER_PORT,
-BB_SENTINEL_REPLICA_PORT, BB_SENTINEL_ABSENT_PORT, BB_SENTINEL_PORTS,
+BB_SENTINEL_REPLICA_PORT, BB_SENTINEL_ABSENT_PORT, BB_SENTINEL_STALE_PORT, BB_SENTINEL_PORTS,
 BB_SENTINEL_PASSWORD, BB_WORKER_LOG (where the workers' stderr goes). Knobs: BB_SENTINEL_CLIENTS (4),
 BB_SENTINEL_BOUND_S (30).
 """
@@ -37,6 +37,7 @@ DIR = os.environ["BB_SENTINEL_DIR"]
 MASTER = int(os.environ["BB_SENTINEL_MASTER_PORT"])
 REPLICA = int(os.environ["BB_SENTINEL_REPLICA_PORT"])
 ABSENT = int(os.environ["BB_SENTINEL_ABSENT_PORT"])
+STALE = int(os.environ["BB_SENTINEL_STALE_PORT"])
 SENTINELS = [int(p) for p in os.environ["BB_SENTINEL_PORTS"].split()]
 PASSWORD = os.environ["BB_SENTINEL_PASSWORD"]
 WORKER_LOG = os.environ["BB_WORKER_LOG"]
@@ -190,8 +191,14 @@ def main():
           "the worker log says the Sentinel listed first (:%d, none there) refused"
           % ABSENT)
     check("Redis master mymaster is at 127.0.0.1:%d (from Sentinel 127.0.0.1:%d)"
+          % (REPLICA, STALE) in text and
+          "Redis at 127.0.0.1:%d unavailable: not a master (ROLE slave)" % REPLICA in text,
+          "the worker log says the stale Sentinel listed second (:%d) named the replica"
+          " :%d, which is no master" % (STALE, REPLICA))
+    check("Redis master mymaster is at 127.0.0.1:%d (from Sentinel 127.0.0.1:%d)"
           % (MASTER, SENTINELS[0]) in text,
-          "the worker log says which Sentinel named the master")
+          "the worker log says which Sentinel named the master: the one after the stale"
+          " one was asked next")
 
     load = Load()
     load.start()

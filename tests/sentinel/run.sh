@@ -11,7 +11,9 @@
 # usage: tests/sentinel/run.sh [DIR]      (default /tmp/bb-sentinel-test)
 #
 # BB_SENTINEL_PORT (19390) is the master's port; +1 the replica's, +2 stays
-# free (a Sentinel listed first that does not answer), +3..+5 the Sentinels'.
+# free (a Sentinel listed first that does not answer), +3..+5 the Sentinels',
+# +6 a stale Sentinel listed second (stale_sentinel.py: it names the replica
+# as the master), so that a worker must move on past it.
 # The stack takes the BB_* settings of scripts/stack.sh (BB_HTTP_PORT ...).
 set -eu
 
@@ -24,6 +26,7 @@ master=$base
 replica=$((base + 1))
 absent=$((base + 2))
 sentinels="$((base + 3)) $((base + 4)) $((base + 5))"
+stale=$((base + 6))
 stack="$repo/scripts/stack.sh"
 
 log() { echo "sentinel: $*" >&2; }
@@ -43,13 +46,17 @@ stop_all() {
         fi
         rm -f "$pf"
     done
+    if [ -s "$dir/stale.pid" ]; then
+        kill "$(cat "$dir/stale.pid")" 2>/dev/null || true
+        rm -f "$dir/stale.pid"
+    fi
 }
 
 stop_all    # left by an interrupted run
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-for p in $master $replica $absent $sentinels; do
+for p in $master $replica $absent $sentinels $stale; do
     if ss -Hltn "sport = :$p" | grep -q .; then
         die "port $p is in use (BB_SENTINEL_PORT=$base)"
     fi
@@ -110,7 +117,9 @@ until ready; do
 done
 log "master 127.0.0.1:$master, replica :$replica, Sentinels :${sentinels// /, :} ready"
 
-list="127.0.0.1:$absent"
+/usr/bin/python3 "$here/stale_sentinel.py" "$stale" 127.0.0.1 "$replica" &
+echo $! > "$dir/stale.pid"
+list="127.0.0.1:$absent,127.0.0.1:$stale"
 for p in $sentinels; do
     list="$list,127.0.0.1:$p"
 done
@@ -122,6 +131,6 @@ REDIS_TIMEOUT_MS=1000 BB_STATE_DIR="$dir/stack" BB_BIN=${BB_BIN:-$repo/src/blood
 
 BB_URL=${BB_URL:-http://127.0.0.1:${BB_HTTP_PORT:-8682}} \
 BB_SENTINEL_DIR=$dir BB_SENTINEL_MASTER_PORT=$master BB_SENTINEL_REPLICA_PORT=$replica \
-BB_SENTINEL_ABSENT_PORT=$absent BB_SENTINEL_PORTS=$sentinels \
+BB_SENTINEL_ABSENT_PORT=$absent BB_SENTINEL_STALE_PORT=$stale BB_SENTINEL_PORTS=$sentinels \
 BB_SENTINEL_PASSWORD=$password BB_WORKER_LOG="$dir/stack/lighttpd.out" \
     /usr/bin/python3 "$here/run.py"
