@@ -489,30 +489,38 @@ count_result(const struct bb_call *call, enum bb_publish_result r,
 		bb_metrics_add(bb_metrics_outcome(r), n);
 }
 
+/* What one event's outcome leaves in Redis, for a single publish and a
+ * batch item alike: a confirmed event is recorded (queued: the caller
+ * flushes), and only a confirmed one (CONTRACT §7); any other gives its
+ * claim up -- after an unknown outcome too: a retry publishes the same id
+ * again, and consumers deduplicate on it. */
+static void
+record_or_release(struct bb_app *app, const struct bb_event *ev,
+    struct bb_claim_token *claim, enum bb_publish_result r)
+{
+	const struct bb_envelope *env = &ev->env;
+
+	if (r == BB_PUBLISH_OK) {
+		bb_log_debug("published event %s (%s)", env->event_id,
+		    env->event_type);
+		bb_tracker_record(app->tracker, env, ev->json.data, ev->json.len,
+		    claim);
+	} else {
+		bb_log_warning("event %s (%s) not published: %s", env->event_id,
+		    env->event_type, bb_publish_result_name(r));
+		bb_tracker_release(app->tracker, env->event_id, claim);
+	}
+}
+
 /* Answers a publish whose outcome is known, recording it if confirmed. */
 static void
 conclude(struct bb_app *app, struct bb_call *call, enum bb_publish_result r)
 {
-	const struct bb_event *ev = &call->event;
-	const struct bb_envelope *env = &ev->env;
-
 	count_result(call, r, 1);
-	if (r == BB_PUBLISH_OK) {
-		bb_log_debug("published event %s (%s)", env->event_id,
-		    env->event_type);
-		/* Only a confirmed event is recorded (CONTRACT §7). */
-		bb_tracker_record(app->tracker, env, ev->json.data, ev->json.len,
-		    &call->claim);
-		bb_tracker_flush(app->tracker);
-	} else {
-		bb_log_warning("event %s (%s) not published: %s", env->event_id,
-		    env->event_type, bb_publish_result_name(r));
-		/* Released after an unknown outcome too: a retry publishes
-		 * the same id again, and consumers deduplicate on it. */
-		bb_tracker_release(app->tracker, env->event_id, &call->claim);
-	}
+	record_or_release(app, &call->event, &call->claim, r);
+	bb_tracker_flush(app->tracker);
 	call->waiting = false;
-	answer_publish(ev, call->route, r, &call->resp);
+	answer_publish(&call->event, call->route, r, &call->resp);
 }
 
 /* Up to writing the event to the broker; true when it is written and its
@@ -849,19 +857,13 @@ conclude_batch(struct bb_app *app, struct bb_call *call)
 			continue;
 		it->sent = false;
 		enum bb_publish_result r = it->publish.result;
-		const struct bb_event *ev = &it->event;
+		record_or_release(app, &it->event, &it->claim, r);
 		if (r == BB_PUBLISH_OK) {
 			it->status = 200;
-			bb_tracker_record(app->tracker, &ev->env, ev->json.data,
-			    ev->json.len, &it->claim);
 			continue;
 		}
-		bb_log_warning("event %s (%s) of a batch not published: %s",
-		    ev->env.event_id, ev->env.event_type,
-		    bb_publish_result_name(r));
-		bb_tracker_release(app->tracker, ev->env.event_id, &it->claim);
 		bb_response_reset(&call->scratch);
-		answer_publish(ev, BB_ROUTE_EVENTS, r, &call->scratch);
+		answer_publish(&it->event, BB_ROUTE_EVENTS, r, &call->scratch);
 		item_error(it, &call->scratch);
 	}
 	bb_tracker_flush(app->tracker);
