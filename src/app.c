@@ -418,6 +418,43 @@ build_event(struct bb_app *app, struct bb_call *call,
 	    call->body.data, call->body.len, &now, &call->resp);
 }
 
+/* The answer to an event whose claim refuses it: 409 while the same event
+ * is being published, 422 when it was published with other content. key
+ * names the key as the client gave it, content what it covers. */
+static void
+refuse_claim(const struct bb_event *ev, enum bb_claim c, const char *key,
+    const char *content, struct bb_response *resp)
+{
+	char detail[160];
+
+	if (c == BB_CLAIM_IN_FLIGHT) {
+		snprintf(detail, sizeof(detail), ev->cloudevent ? "a CloudEvent "
+		    "with this source and id is being published now" : "an event "
+		    "with this %s is being published now", key);
+		bb_response_error(resp, 409, "idempotency_conflict", detail);
+	} else {
+		snprintf(detail, sizeof(detail), ev->cloudevent ? "a CloudEvent "
+		    "with this source and id was published with other attributes "
+		    "or data" : "this %s was used with a different %s", key,
+		    content);
+		bb_response_error(resp, 422, "validation_error", detail);
+	}
+}
+
+/* The idempotency claim of an event with a key, over what makes it "the
+ * same event"; a replay's original envelope in call->original. */
+static enum bb_claim
+claim_event(struct bb_app *app, struct bb_call *call,
+    const struct bb_event *ev, struct bb_claim_token *claim)
+{
+	uint8_t hash[BB_BODY_HASH_LEN];
+
+	bb_event_fingerprint(ev, hash);
+	bb_buf_reset(&call->original);
+	return bb_tracker_claim(app->tracker, ev->env.event_id, hash,
+	    &call->original, claim);
+}
+
 /* Takes the idempotency claim of an event with a key. Returns false when
  * the answer is already known (a replay, a conflict, a mismatch). */
 static bool
@@ -425,13 +462,9 @@ claim_key(struct bb_app *app, struct bb_call *call)
 {
 	const struct bb_envelope *env = &call->event.env;
 	struct bb_response *resp = &call->resp;
+	enum bb_claim c = claim_event(app, call, &call->event, &call->claim);
 
-	uint8_t hash[BB_BODY_HASH_LEN];
-
-	bb_event_fingerprint(&call->event, hash);
-	bb_buf_reset(&call->original);
-	switch (bb_tracker_claim(app->tracker, env->event_id, hash,
-	    &call->original, &call->claim)) {
+	switch (c) {
 	case BB_CLAIM_NEW:
 		return true;
 	case BB_CLAIM_UNAVAILABLE:
@@ -443,16 +476,8 @@ claim_key(struct bb_app *app, struct bb_call *call)
 		bb_response_header(resp, "Idempotent-Replayed", "true");
 		return false;
 	case BB_CLAIM_IN_FLIGHT:
-		bb_response_error(resp, 409, "idempotency_conflict",
-		    call->event.cloudevent ? "a CloudEvent with this source "
-		    "and id is being published now" : "an event with this "
-		    "Idempotency-Key is being published now");
-		return false;
 	case BB_CLAIM_MISMATCH:
-		bb_response_error(resp, 422, "validation_error",
-		    call->event.cloudevent ? "a CloudEvent with this source "
-		    "and id was published with other attributes or data" :
-		    "this Idempotency-Key was used with a different body");
+		refuse_claim(&call->event, c, "Idempotency-Key", "body", resp);
 		return false;
 	}
 	return false;
@@ -715,13 +740,10 @@ refuse_repeated_keys(struct bb_call *call)
 static bool
 claim_item(struct bb_app *app, struct bb_call *call, struct bb_item *it)
 {
-	uint8_t hash[BB_BODY_HASH_LEN];
 	const struct bb_event *ev = &it->event;
+	enum bb_claim c = claim_event(app, call, ev, &it->claim);
 
-	bb_event_fingerprint(ev, hash);
-	bb_buf_reset(&call->original);
-	switch (bb_tracker_claim(app->tracker, ev->env.event_id, hash,
-	    &call->original, &it->claim)) {
+	switch (c) {
 	case BB_CLAIM_NEW:
 	case BB_CLAIM_UNAVAILABLE:
 		return true;
@@ -730,16 +752,10 @@ claim_item(struct bb_app *app, struct bb_call *call, struct bb_item *it)
 		it->replayed = true;
 		return false;
 	case BB_CLAIM_IN_FLIGHT:
-		item_fail(call, it, 409, "idempotency_conflict",
-		    ev->cloudevent ? "a CloudEvent with this source and id is "
-		    "being published now" : "an event with this "
-		    "idempotency_key is being published now");
-		return false;
 	case BB_CLAIM_MISMATCH:
-		item_fail(call, it, 422, "validation_error", ev->cloudevent ?
-		    "a CloudEvent with this source and id was published with "
-		    "other attributes or data" : "this idempotency_key was "
-		    "used with a different item");
+		bb_response_reset(&call->scratch);
+		refuse_claim(ev, c, "idempotency_key", "item", &call->scratch);
+		item_error(it, &call->scratch);
 		return false;
 	}
 	return false;
