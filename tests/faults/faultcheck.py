@@ -9,8 +9,9 @@ CONTRACT.md §6 is what they check:
   - every answer is a 200, or a 503/504 the service wrote (JSON with an
     "error"); anything else -- 500, 502, a web server's own 503, no answer --
     is "other", except on a fault that SIGKILLs workers, where a request in
-    flight when a worker was killed may be an unknown outcome (a worker
-    answers several at once, so one kill can leave several)
+    flight when a worker was killed, or sent before lighttpd noticed the
+    death, may be an unknown outcome (a worker answers several at once, so
+    one kill can leave several)
   - no answer took longer than the bound (connect + confirm timeout + 1 s)
   - publishing works again after the fault (a final request answers 200)
 """

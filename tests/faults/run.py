@@ -67,6 +67,8 @@ LARGE_BYTES = int(os.environ.get("BB_FAULT_LARGE_BYTES")
                   or bbtest.MAX_BODY_BYTES - 8192)
 # long enough to measure a hung request, short enough to end the run
 CLIENT_TIMEOUT_S = max(15.0, 3.0 * BOUND_MS / 1000.0)
+# how long after a worker's SIGKILL lighttpd may still route to it
+KILL_NOTICED_S = 1.0
 FINAL_DEADLINE_S = 20.0     # publishing must work again within this after the load
 HEALTH_DEADLINE_S = 30.0
 
@@ -300,7 +302,10 @@ class WorkerKill(Fault):
     def kill(self):
         t0 = time.monotonic()
         stack("kill-worker")
-        self.kills.append((t0, time.monotonic()))
+        # until lighttpd has seen the death, it may still hand a new request
+        # to the dead worker's socket and answer it 500 itself (seen 0.1 s
+        # after a kill at 16 clients)
+        self.kills.append((t0, time.monotonic() + KILL_NOTICED_S))
 
     def inject(self):
         self.injected = True
