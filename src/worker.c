@@ -20,7 +20,6 @@
 #include "metrics.h"
 #include "xalloc.h"
 
-
 static volatile sig_atomic_t stop_requested;
 
 static void
@@ -224,13 +223,11 @@ loop(struct worker *w)
 }
 
 static int
-serve(int listen_fd, struct bb_app *app, const struct bb_config *cfg)
+serve(int listen_fd, struct bb_app *app, int concurrency,
+    long long request_ms)
 {
 	struct worker w = { .listen_fd = listen_fd, .app = app,
-		.nslots = cfg->worker_concurrency,
-		.request_ms = (long long)cfg->connect_timeout_ms +
-		    cfg->confirm_timeout_ms + 1000 };
-	int concurrency = w.nslots;
+		.nslots = concurrency, .request_ms = request_ms };
 	int rc = 1;
 
 	w.slots = bb_xcalloc((size_t)concurrency, sizeof(*w.slots));
@@ -304,12 +301,14 @@ bb_worker_run(int listen_fd, int ready_fd)
 			bb_log_warning("cannot tell the master that this worker is ready");
 		close(ready_fd);
 	}
-	if (cfg.connect_timeout_ms + cfg.confirm_timeout_ms + 1000 >
-	    (BB_STOP_SECONDS - 1) * 1000)
+	/* the longest a request can take (CONTRACT §6's bound) */
+	long long request_ms = (long long)cfg.connect_timeout_ms +
+	    cfg.confirm_timeout_ms + 1000;
+	if (request_ms > (BB_STOP_SECONDS - 1) * 1000LL)
 		bb_log_warning("RABBIT_CONNECT_TIMEOUT_MS + RABBIT_CONFIRM_TIMEOUT_MS "
 		    "+ 1 s is over %d s: a request in flight when the worker is "
 		    "stopped may be killed with it", BB_STOP_SECONDS - 1);
-	rc = serve(listen_fd, app, &cfg);
+	rc = serve(listen_fd, app, cfg.worker_concurrency, request_ms);
 	bb_log_info("worker stopping");
 	bb_app_free(app);
 	bb_catalog_free(catalog);
