@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,8 +36,11 @@ read_fcgi_body(void *ctx, char *buf, size_t len)
 	return FCGX_GetStr(buf, (int)len, (FCGX_Stream *)ctx);
 }
 
-/* One request a worker is answering: its FastCGI connection and the call
- * that answers it. */
+/* A place for one request: its FastCGI connection and the call that
+ * answers it. A slot that is not busy may still hold a connection the web
+ * server keeps open for its next request (nginx's fastcgi_keep_conn): such
+ * a kept connection is read only once it is readable, and only a slot
+ * without one takes a new connection from the listening socket. */
 struct slot {
 	FCGX_Request fcgi;
 	struct bb_request req;
@@ -49,9 +53,29 @@ struct worker {
 	struct bb_app *app;
 	struct slot *slots;
 	int nslots, busy;
+	struct pollfd *polled;	/* the loop's wait: listen, broker, kept */
+	struct slot **polled_slot;	/* the slot of each kept one */
 	struct bb_buf out;
 	long long request_ms;	/* the longest a request can take */
+	bool stopping;		/* answers close their connections */
 };
+
+static bool
+kept(const struct slot *s)
+{
+	return !s->busy && s->fcgi.ipcFd >= 0;
+}
+
+/* A free slot with no connection, or NULL. */
+static struct slot *
+unconnected(struct worker *w)
+{
+	for (int k = 0; k < w->nslots; k++) {
+		if (!w->slots[k].busy && w->slots[k].fcgi.ipcFd < 0)
+			return &w->slots[k];
+	}
+	return NULL;
+}
 
 /* libfcgi closes a connection gracefully -- shutdown, then read until the
  * web server closes too, three system calls -- so that unread input cannot
@@ -68,11 +92,16 @@ finish(FCGX_Request *fcgi)
 	FCGX_Finish_r(fcgi);
 }
 
-/* Writes the slot's answer in one record and closes the connection. */
+/* Writes the slot's answer in one record and ends the request: the
+ * connection is closed, unless the web server asked to keep it and the
+ * worker is not stopping. */
 static void
 reply(struct worker *w, struct slot *s)
 {
 	const struct bb_response *resp = bb_call_response(s->call);
+
+	if (w->stopping)
+		s->fcgi.keepConnection = 0;
 
 	bb_metrics_request(bb_call_route(s->call), resp->status);
 	bb_buf_reset(&w->out);
@@ -102,16 +131,15 @@ refuse_repeated(struct worker *w, struct slot *s)
 	reply(w, s);
 }
 
-/* Accepts one connection into a free slot and starts answering it: at
- * once, or once its event's confirm comes. Returns 1 when a connection
- * was taken, 0 when another worker took it first, -1 on a fatal error. */
+/* Reads the next request into a free slot -- from its kept connection, or
+ * from a connection accepted on the listening socket -- and starts
+ * answering it: at once, or once its event's confirm comes. Returns 1 when
+ * a request was taken, 0 when there was none (another worker took the
+ * connection first, or the web server closed the kept one), -1 on a fatal
+ * error. */
 static int
-take(struct worker *w)
+take(struct worker *w, struct slot *s)
 {
-	struct slot *s = w->slots;
-
-	while (s->busy)
-		s++;
 	int rc = FCGX_Accept_r(&s->fcgi);
 	if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
 		return 0;
@@ -149,11 +177,11 @@ complete(struct worker *w, bool wait)
 }
 
 /* How long the loop may sleep: until the next second (heartbeats, stop
- * requests) or the earliest deadline of a call in flight. */
+ * requests), the earliest deadline of a call in flight, or limit. */
 static struct timespec
-sleep_time(const struct worker *w, long long now)
+sleep_time(const struct worker *w, long long now, long long limit)
 {
-	long long until = now + 1000;
+	long long until = now + 1000 < limit ? now + 1000 : limit;
 
 	for (int k = 0; k < w->nslots; k++) {
 		const struct slot *s = &w->slots[k];
@@ -165,59 +193,123 @@ sleep_time(const struct worker *w, long long now)
 	return ts;
 }
 
+/* Fills the loop's wait: the listening socket while a slot without a
+ * connection is free (and listening is true), the broker, and every kept
+ * connection. Returns how many kept connections there are. */
+static int
+watch(struct worker *w, bool listening)
+{
+	int nkept = 0;
+
+	w->polled[0] = (struct pollfd){ listening && unconnected(w) ?
+		w->listen_fd : -1, POLLIN, 0 };
+	w->polled[1] = (struct pollfd){ bb_app_broker_fd(w->app), POLLIN, 0 };
+	for (int k = 0; k < w->nslots; k++) {
+		struct slot *s = &w->slots[k];
+		if (kept(s)) {
+			w->polled[2 + nkept] = (struct pollfd){ s->fcgi.ipcFd,
+				POLLIN, 0 };
+			w->polled_slot[nkept++] = s;
+		}
+	}
+	return nkept;
+}
+
+/* Whether the web server has closed a kept connection. A stopping worker
+ * asks before reading it, because libfcgi, meeting the close, goes on to
+ * accept a new connection. */
+static bool
+closed_by_web_server(const struct slot *s)
+{
+	char c;
+
+	return recv(s->fcgi.ipcFd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Takes the requests the wait found: on kept connections, then on the
+ * listening socket. Returns -1 on a fatal error. */
+static int
+take_ready(struct worker *w, int nkept)
+{
+	for (int i = 0; i < nkept; i++) {
+		struct slot *s = w->polled_slot[i];
+		if (w->polled[2 + i].revents == 0)
+			continue;
+		if (w->stopping && closed_by_web_server(s))
+			FCGX_Free(&s->fcgi, 1);
+		else if (take(w, s) < 0)
+			return -1;
+	}
+	struct slot *s;
+	if ((w->polled[0].revents & POLLIN) && (s = unconnected(w)) != NULL &&
+	    take(w, s) < 0)
+		return -1;
+	return 0;
+}
+
 /* The listening socket is non-blocking, so that a worker that loses the
  * race for a connection goes back to waiting (and can see a stop request)
  * instead of blocking in accept(). Signals are blocked except while
  * waiting, so that no request is interrupted half way.
  *
  * A worker answers up to WORKER_CONCURRENCY requests at once: it takes a
- * new connection while earlier events wait for their confirms, so that the
+ * new request while earlier events wait for their confirms, so that the
  * broker confirms several together (one disk flush for all). The same wait
  * watches the AMQP connection between requests: heartbeats,
- * connection.blocked and a broker that closes are seen when idle too. */
+ * connection.blocked and a broker that closes are seen when idle too.
+ *
+ * Stopping, a worker finishes what is in flight and closes each kept
+ * connection after its next answer, or once the web server closes it; it
+ * takes connections already queued while a whole request still fits a
+ * second before the kill (BB_STOP_SECONDS), and then closes what is left. */
 static int
 loop(struct worker *w)
 {
 	sigset_t waiting;
-	long long serviced = 0;
+	long long serviced = 0, stop_by = 0;
 	int rc = 0;
 
 	sigprocmask(SIG_BLOCK, NULL, &waiting);
 	sigdelset(&waiting, SIGTERM);
 	sigdelset(&waiting, SIGINT);
-	while (!stop_requested) {
-		long long now = bb_monotonic_ms();
-		struct timespec ts = sleep_time(w, now);
-		struct pollfd p[2] = {
-			{ w->busy < w->nslots ? w->listen_fd : -1, POLLIN, 0 },
-			{ bb_app_broker_fd(w->app), POLLIN, 0 },	/* -1: ignored */
-		};
-		int n = ppoll(p, 2, &ts, &waiting);
+	for (;;) {
+		long long now = bb_monotonic_ms(), limit = now + 1000;
+		if (stop_requested && !w->stopping) {
+			w->stopping = true;
+			stop_by = now + (BB_STOP_SECONDS - 1) * 1000LL;
+		}
+		if (w->stopping && now >= stop_by)
+			break;
+		int nkept = watch(w, !w->stopping ||
+		    now + w->request_ms <= stop_by);
+		bool idle = w->busy == 0 && nkept == 0;
+		if (w->stopping)
+			limit = idle ? now : stop_by;
+		struct timespec ts = sleep_time(w, now, limit);
+		int n = ppoll(w->polled, (nfds_t)(2 + nkept), &ts, &waiting);
+		if (w->stopping && idle && n == 0)
+			break;
 		now = bb_monotonic_ms();
 		if (now - serviced >= 1000)
 			bb_app_idle(w->app);
-		if (p[1].revents || now - serviced >= 1000) {
+		if (w->polled[1].revents || now - serviced >= 1000) {
 			bb_app_service_broker(w->app);
 			serviced = now;
 		}
-		if (n > 0 && (p[0].revents & POLLIN) && take(w) < 0) {
+		if (n > 0 && take_ready(w, nkept) < 0) {
 			rc = 1;
 			break;
 		}
-		/* after take(): its publish or /healthz may have read the
+		/* after a take: its publish or /healthz may have read the
 		 * confirms of calls in flight, which must not wait for the
 		 * next wake-up */
 		complete(w, false);
 	}
-	/* Stopping: finish what is in flight, and answer connections already
-	 * queued while one still fits before the kill (BB_STOP_SECONDS). */
-	long long stop_by = bb_monotonic_ms() + (BB_STOP_SECONDS - 1) * 1000LL;
+	w->stopping = true;
 	complete(w, true);
-	while (rc == 0 && bb_monotonic_ms() + w->request_ms <= stop_by) {
-		struct pollfd p = { w->listen_fd, POLLIN, 0 };
-		if (poll(&p, 1, 0) <= 0 || take(w) <= 0)
-			break;
-		complete(w, true);
+	for (int k = 0; k < w->nslots; k++) {
+		if (kept(&w->slots[k]))
+			FCGX_Free(&w->slots[k].fcgi, 1);
 	}
 	return rc;
 }
@@ -231,6 +323,9 @@ serve(int listen_fd, struct bb_app *app, int concurrency,
 	int rc = 1;
 
 	w.slots = bb_xcalloc((size_t)concurrency, sizeof(*w.slots));
+	w.polled = bb_xcalloc((size_t)concurrency + 2, sizeof(*w.polled));
+	w.polled_slot = bb_xcalloc((size_t)concurrency,
+	    sizeof(*w.polled_slot));
 	bb_buf_init(&w.out);
 	for (int k = 0; k < concurrency; k++) {
 		if (FCGX_InitRequest(&w.slots[k].fcgi, listen_fd, 0) != 0) {
@@ -244,6 +339,8 @@ end:
 	for (int k = 0; k < concurrency; k++)
 		bb_call_free(w.slots[k].call);
 	free(w.slots);
+	free(w.polled);
+	free(w.polled_slot);
 	bb_buf_free(&w.out);
 	return rc;
 }

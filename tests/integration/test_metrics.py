@@ -24,6 +24,8 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import requests
+
 import bbtest
 from bbtest import BBTestCase, get, post
 
@@ -107,6 +109,14 @@ def stack_env():
     return env
 
 
+def requests_status(url):
+    """The status of GET url, or None when nothing answers."""
+    try:
+        return requests.get(url, timeout=5).status_code
+    except requests.RequestException:
+        return None
+
+
 def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while True:
@@ -120,8 +130,9 @@ def wait_for(predicate, timeout, what):
 
 # ------------------------------------------------------------------ FastCGI
 
-def fcgi_request(port, method, path, body=b"", timeout=10):
-    """One FastCGI request (FastCGI spec §3, §5) -> (status, body bytes)."""
+def fcgi_message(method, path, body=b"", keep=False):
+    """One FastCGI request's records (FastCGI spec §3, §5); keep sets
+    FCGI_KEEP_CONN, as nginx's fastcgi_keep_conn does."""
     def record(rtype, content):
         return struct.pack(">BBHHBx", 1, rtype, 1, len(content), 0) + content
 
@@ -137,22 +148,55 @@ def fcgi_request(port, method, path, body=b"", timeout=10):
     if body:
         params["CONTENT_TYPE"] = "application/json"
         params["CONTENT_LENGTH"] = str(len(body))
-    msg = record(1, struct.pack(">HBxxxxx", 1, 0)) + record(4, pairs(params)) + record(4, b"")
+    msg = (record(1, struct.pack(">HBxxxxx", 1, 1 if keep else 0)) + record(4, pairs(params))
+           + record(4, b""))
     if body:
         msg += record(5, body)
-    msg += record(5, b"")
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(msg)
-        data = bbtest.read_to_eof(s)
+    return msg + record(5, b"")
+
+
+def fcgi_answer(data):
+    """(status, body bytes, rest) from a FastCGI answer's records; rest is
+    what follows its FCGI_END_REQUEST, or None when that has not come."""
     out = b""
     while len(data) >= 8:
         _, rtype, _, clen, plen = struct.unpack(">BBHHB", data[:7])
+        if len(data) < 8 + clen + plen:
+            break
         if rtype == 6:
             out += data[8:8 + clen]
         data = data[8 + clen + plen:]
-    head, _, content = out.partition(b"\r\n\r\n")
-    status = int(re.search(rb"Status: (\d+)", head).group(1))
+        if rtype == 3:
+            head, _, content = out.partition(b"\r\n\r\n")
+            return int(re.search(rb"Status: (\d+)", head).group(1)), content, data
+    return None, out, None
+
+
+def fcgi_request(port, method, path, body=b"", timeout=10):
+    """One FastCGI request on a connection of its own -> (status, body bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(fcgi_message(method, path, body))
+        status, content, _ = fcgi_answer(bbtest.read_to_eof(s))
+    if status is None:
+        raise AssertionError("the FastCGI answer ended early: %r" % content[:300])
     return status, content
+
+
+def fcgi_kept_request(sock, method, path, body=b""):
+    """One request on a kept connection -> (status, body bytes); the
+    connection stays open unless the worker closes it."""
+    sock.sendall(fcgi_message(method, path, body, keep=True))
+    data = b""
+    while True:
+        status, content, rest = fcgi_answer(data)
+        if status is not None:
+            if rest:
+                raise AssertionError("bytes after FCGI_END_REQUEST: %r" % rest[:100])
+            return status, content
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("the worker closed a kept connection mid-answer")
+        data += chunk
 
 
 def fcgi_scrape(port):
@@ -492,6 +536,142 @@ class ZzMasterReloadUnderLoadTest(PoolCase):
         self.assertTrue(answers)
         self.assertEqual(set(answers), {200})
         self.assertNotIn("killing it", text)
+
+
+class ZzKeptConnectionTest(PoolCase):
+    """nginx's fastcgi_keep_conn: the web server keeps a FastCGI connection
+    open between requests. The worker watches it beside its other work, so
+    an idle kept connection never stops it answering others; stopping, it
+    answers the next request on a kept connection and then closes it."""
+
+    WORKERS = 1
+
+    def test_kept_connections_are_served_beside_new_ones_and_closed_on_stop(self):
+        port = PORT_BASE + 7
+        path = os.path.join(self.dir, "master.log")
+        log = open(path, "wb")
+        self.addCleanup(log.close)
+        master = subprocess.Popen([os.path.join(REPO, "src", "bloodbank"), "--workers",
+                                   str(self.WORKERS), "--listen", "127.0.0.1:%d" % port],
+                                  env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: master.poll() is None and (master.kill(), master.wait()))
+        self.wait_pool(port)
+
+        def body(n):
+            return json.dumps({"prompt": "kept %d" % n}).encode()
+        kept = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(kept.close)
+        self.assertEqual(fcgi_kept_request(kept, "POST", PROMPT, body(1))[0], 200)
+        # kept and idle: a new connection is answered all the same
+        self.assertEqual(fcgi_request(port, "POST", PROMPT, body(2), timeout=5)[0], 200)
+        self.assertEqual(fcgi_kept_request(kept, "POST", PROMPT, body(3))[0], 200)
+        other = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(other.close)
+        self.assertEqual(fcgi_kept_request(other, "GET", "/healthz")[0], 200)
+        self.assertEqual(fcgi_kept_request(kept, "POST", PROMPT, body(4))[0], 200)
+        self.assertEqual(published(fcgi_scrape(port)), 4)
+
+        master.terminate()
+        time.sleep(0.5)
+        self.assertEqual(fcgi_kept_request(kept, "POST", PROMPT, body(5))[0], 200)
+        self.assertEqual(kept.recv(1), b"", "a stopping worker closes a kept "
+                         "connection after its answer")
+        self.assertIsNone(master.poll(), "the worker waits for the web server "
+                          "to close its other kept connection")
+        other.close()
+        self.assertEqual(master.wait(5), 0)
+        with open(path, "rb") as f:
+            self.assertNotIn(b"killing it", f.read())
+
+
+class ZzNginxKeptReloadUnderLoadTest(PoolCase):
+    """nginx in front of the master with fastcgi_keep_conn and an upstream
+    keepalive, as the shipped site: while clients keep posting, a SIGHUP
+    replaces every worker. A stopping worker closes each kept connection
+    after its next answer, or waits for nginx to close it (its upstream
+    keepalive_timeout is shorter than the drain), so nginx never writes a
+    request into a connection the worker has closed: no 502, no SIGKILL."""
+
+    def test_a_reload_behind_nginx_keep_alive_loses_no_request(self):
+        port = PORT_BASE + 8
+        sock = os.path.join(self.dir, "master.sock")
+        path = os.path.join(self.dir, "master.log")
+        log = open(path, "wb")
+        self.addCleanup(log.close)
+        master = subprocess.Popen([os.path.join(REPO, "src", "bloodbank"), "--workers",
+                                   str(self.WORKERS), "--listen", "unix:" + sock,
+                                   "--socket-mode", "0666"],
+                                  env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: master.poll() is None and (master.kill(), master.wait()))
+        wait_for(lambda: os.path.exists(sock), 10, "the master's socket")
+        os.chmod(self.dir, 0o755)  # for nginx's workers
+        for d in ("body", "fastcgi"):
+            os.mkdir(os.path.join(self.dir, d))
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""worker_processes 2;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/nginx-error.log;
+events { worker_connections 256; }
+http {
+    access_log %(dir)s/access.log;
+    client_body_temp_path %(dir)s/body;
+    fastcgi_temp_path %(dir)s/fastcgi;
+    upstream bloodbank { server unix:%(sock)s; keepalive 8; keepalive_timeout 4s; }
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            fastcgi_pass bloodbank;
+            fastcgi_keep_conn on;
+            include /etc/nginx/fastcgi_params;
+        }
+    }
+}
+""" % {"dir": self.dir, "sock": sock, "port": port})
+        subprocess.run(["nginx", "-c", conf], check=True)
+        self.addCleanup(lambda: subprocess.run(["nginx", "-c", conf, "-s", "stop"],
+                                               stderr=subprocess.DEVNULL))
+        url = "http://127.0.0.1:%d" % port
+        wait_for(lambda: requests_status(url + "/healthz") == 200, 20, "nginx and the pool")
+
+        done = threading.Event()
+        answers, broken = [], []
+
+        def client(c):
+            session = requests.Session()
+            i = 0
+            while not done.is_set():
+                try:
+                    r = session.post(url + PROMPT, timeout=15,
+                                     json={"prompt": "nginx reload %d %d" % (c, i)})
+                    answers.append(r.status_code)
+                except Exception as e:  # a reset or an answer cut short
+                    broken.append(repr(e))
+                i += 1
+        clients = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+        for t in clients:
+            t.start()
+        try:
+            time.sleep(1)
+            master.send_signal(signal.SIGHUP)
+            with open(path, "rb") as f:
+                wait_for(lambda: b"reload done" in f.read() or f.seek(0), 60, "reload done")
+            time.sleep(1)
+        finally:
+            done.set()
+            for t in clients:
+                t.join(30)
+        kept = subprocess.run(["ss", "-x", "-H", "src", sock], stdout=subprocess.PIPE,
+                              universal_newlines=True).stdout.splitlines()
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        with open(os.path.join(self.dir, "nginx-error.log"), "rb") as f:
+            nginx_errors = f.read().decode("utf-8", "replace")
+        self.assertEqual(broken, [], text[-2000:])
+        self.assertTrue(answers)
+        self.assertEqual(set(answers), {200}, nginx_errors[-2000:])
+        self.assertNotIn("killing it", text)
+        self.assertTrue(kept, "nginx keeps its FastCGI connections open between requests")
 
 
 class ZzSpawnFcgiTest(PoolCase):
