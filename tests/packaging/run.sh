@@ -255,6 +255,7 @@ events {}
 http {
     client_body_temp_path $work/nginx-body;
     fastcgi_temp_path $work/nginx-fastcgi;
+    include /etc/nginx/conf.d/bloodbank.conf;
     include $work/site.conf;
 }
 NGINX
@@ -263,6 +264,8 @@ wait_http "http://127.0.0.1:$NGINX_PORT/healthz"
 base=http://127.0.0.1:$NGINX_PORT
 event=$(publish "$base") || { cat "$work/master.log"; fail "publish through nginx"; }
 echo "published $(json_field event_id <<<"$event") through nginx and the master"
+ss -x -H src "$sock" | grep -q . ||
+    fail "nginx does not keep its FastCGI connections to the workers open"
 ps -o user= -p "$master_pid" | grep -qx bloodbank || fail "the master does not run as bloodbank"
 web_error 413 payload_too_large -X POST "$base/events/llm/prompt" \
     -H 'Content-Type: application/json' -H 'Content-Length: 5000000'
