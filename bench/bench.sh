@@ -326,21 +326,27 @@ awk -v a="$(rate "$b16")" -v b="$(rate "$b64")" -v c="$(rate "$c1")" \
         "batch100/ceiling_batch100=%.2f batch100/c64=%.1f " \
         "worker_cpu/ceiling_cpu=%.2f\n", a / c, b / c, d / e, d / b, wcpu / ccpu }'
 
-# System calls per single publish, over all workers: the accepts count the
-# requests (the guide's sample body: no key, no parents, tracking on).
-purge
-strace -c -f $(worker_pids | sed 's/\([0-9]\+\)/-p \1/g') -o "$dir/strace.txt" &
-tracer=$!
-sleep 1
-wrk -t2 -c16 -d3s -s "$repo/bench/post.lua" "$url/events/llm/prompt" >/dev/null
-sleep 0.5
-kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
-awk '$NF == "accept" { n = $4 } { line[NR] = $0 }
-     END { printf "system calls per publish (strace -c -f, %d publishes):", n
-           for (i = 1; i <= NR; i++) { split(line[i], f)
-               if (f[4] ~ /^[0-9]+$/ && f[length(f)] != "total") {
-                   printf " %s=%.2f", f[length(f)], f[4] / n; t += f[4] } }
-           printf " total=%.2f\n", t / n }' "$dir/strace.txt"
+# System calls per single publish, over all workers (the guide's sample body:
+# no key, no parents, tracking on); wrk counts the requests.
+syscalls() {  # LABEL
+    local tracer n
+    purge
+    # shellcheck disable=SC2046  # one -p per pid
+    strace -c -f $(worker_pids | sed 's/\([0-9]\+\)/-p \1/g') -o "$dir/strace.txt" &
+    tracer=$!
+    sleep 1
+    n=$(wrk -t2 -c16 -d3s -s "$repo/bench/post.lua" "$url/events/llm/prompt" |
+        awk '/requests in/ { print $1 }')
+    sleep 0.5
+    kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+    awk -v n="$n" -v label="$1" '{ line[NR] = $0 }
+         END { printf "%s system calls per publish (strace -c -f, %d publishes):", label, n
+               for (i = 1; i <= NR; i++) { split(line[i], f)
+                   if (f[4] ~ /^[0-9]+$/ && f[length(f)] != "total") {
+                       printf " %s=%.2f", f[length(f)], f[4] / n; t += f[4] } }
+               printf " total=%.2f\n", t / n }' "$dir/strace.txt"
+}
+syscalls lighttpd
 
 # Tracking on against off, alternated over three rounds so that a change in
 # the host's load hits both; medians.
@@ -387,7 +393,17 @@ while pgrep -f "^$bin" >/dev/null; do sleep 0.1; done
 ) >"$dir/master.log" 2>&1 &
 master=$!
 mkdir -p "$dir/nginx-body" "$dir/nginx-fastcgi"
-cat >"$dir/nginx.conf" <<NGINX
+# nginx_start on|off: nginx in front of the master, keeping its FastCGI
+# connections open between requests (fastcgi_keep_conn, as the shipped site
+# does) or opening one per request
+nginx_start() {
+    local keep=""
+    if [ -f "$dir/nginx.pid" ]; then
+        kill "$(cat "$dir/nginx.pid")"
+        while [ -f "$dir/nginx.pid" ]; do sleep 0.1; done
+    fi
+    [ "$1" = on ] && keep="keepalive 32; keepalive_timeout 4s;"
+    cat >"$dir/nginx.conf" <<NGINX
 worker_processes 1;
 pid $dir/nginx.pid;
 error_log $dir/nginx-error.log;
@@ -396,21 +412,28 @@ http {
     access_log off;
     client_body_temp_path $dir/nginx-body;
     fastcgi_temp_path $dir/nginx-fastcgi;
+    upstream bloodbank { server unix:$dir/master.sock; $keep }
     server {
         listen 127.0.0.1:$NGINX_PORT;
         location / {
-            fastcgi_pass unix:$dir/master.sock;
+            fastcgi_pass bloodbank;
+            fastcgi_keep_conn $1;
             include /etc/nginx/fastcgi_params;
             client_max_body_size 2m;
         }
     }
 }
 NGINX
+    nginx -c "$dir/nginx.conf"
+    until curl -sf "$url/healthz" >/dev/null; do sleep 0.2; done
+}
 until [ -S "$dir/master.sock" ]; do sleep 0.1; done
-nginx -c "$dir/nginx.conf"
 frontend=nginx
 url=http://127.0.0.1:$NGINX_PORT
-until curl -sf "$url/healthz" >/dev/null; do sleep 0.2; done
-wrk_run 16 post.lua /events/llm/prompt 1 "nginx+master single"
-wrk_run 64 post.lua /events/llm/prompt 1 "nginx+master single"
-wrk_run 4 batch.lua /events/batch 100 "nginx+master batch100"
+for keep in off on; do
+    nginx_start "$keep"
+    wrk_run 16 post.lua /events/llm/prompt 1 "nginx+master keepalive=$keep single"
+    wrk_run 64 post.lua /events/llm/prompt 1 "nginx+master keepalive=$keep single"
+    wrk_run 4 batch.lua /events/batch 100 "nginx+master keepalive=$keep batch100"
+    syscalls "nginx+master keepalive=$keep"
+done
