@@ -1,8 +1,10 @@
 /* clock: the monotonic clock, in milliseconds for deadlines and backoff,
- * in microseconds for the publish latency of /metrics. */
+ * in microseconds for the publish latency of /metrics; a millisecond
+ * budget as the timeval librabbitmq and hiredis take. */
 #ifndef BB_CLOCK_H
 #define BB_CLOCK_H
 
+#include <sys/time.h>
 #include <time.h>
 
 static inline long long
@@ -21,6 +23,13 @@ bb_monotonic_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static inline struct timeval
+bb_ms_to_tv(long long ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	return tv;
 }
 
 #endif

@@ -3,9 +3,6 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
-#define CHILD_ENTRY 17
-#define COUNT_ENTRY 5
-
 void
 bb_record_key(const bb_id id, char *out)
 {
@@ -28,12 +25,12 @@ bb_id_format(const bb_id id, char *out)
 void
 bb_record_meta(struct bb_buf *out, const struct bb_envelope *env)
 {
-	uint8_t head[10];
+	uint8_t head[BB_RECORD_META_HEAD];
 	uint64_t us = (uint64_t)env->unix_us;
 	size_t tlen = strlen(env->event_type);
 	bb_id id;
 
-	head[0] = 'M';
+	head[0] = BB_RECORD_META[0];
 	for (int k = 0; k < 8; k++)
 		head[1 + k] = (uint8_t)(us >> (56 - 8 * k));
 	head[9] = (uint8_t)env->nparents;
@@ -49,7 +46,7 @@ bb_record_meta(struct bb_buf *out, const struct bb_envelope *env)
 void
 bb_record_child(struct bb_buf *out, const bb_id child)
 {
-	bb_buf_putc(out, 'C');
+	bb_buf_putc(out, BB_RECORD_CHILD[0]);
 	bb_buf_append(out, child, 16);
 }
 
@@ -57,22 +54,24 @@ bb_record_child(struct bb_buf *out, const bb_id child)
 static size_t
 parse_meta(const uint8_t *p, size_t n, struct bb_record *rec)
 {
+	const size_t head = BB_RECORD_META_HEAD;
 	uint64_t us = 0;
-	size_t need = 10;
+	size_t need = head;
 
 	if (n < need)
 		return 0;
 	for (int k = 0; k < 8; k++)
 		us = (us << 8) | p[1 + k];
-	if (p[9] > BB_MAX_PARENTS)
+	uint8_t np = p[head - 1];
+	if (np > BB_MAX_PARENTS)
 		return 0;
-	need += (size_t)p[9] * 16 + 1;
+	need += (size_t)np * 16 + 1;
 	if (n < need || n < need + p[need - 1])
 		return 0;
 	rec->has_meta = true;
 	rec->unix_us = (int64_t)us;
-	rec->nparents = p[9];
-	memcpy(rec->parents, p + 10, (size_t)p[9] * 16);
+	rec->nparents = np;
+	memcpy(rec->parents, p + head, (size_t)np * 16);
 	memcpy(rec->event_type, p + need, p[need - 1]);
 	rec->event_type[p[need - 1]] = '\0';
 	return need + p[need - 1];
@@ -86,17 +85,18 @@ bb_record_parse(const char *val, size_t len, struct bb_record *rec,
 	size_t k = 0;
 
 	memset(rec, 0, sizeof(*rec));
-	if (len >= COUNT_ENTRY && (p[0] == 'N' || p[0] == 'T')) {
-		rec->children_capped = (p[0] == 'T');
-		k = COUNT_ENTRY;
+	if (len >= BB_RECORD_COUNT_LEN && (p[0] == BB_RECORD_COUNTED[0] ||
+	    p[0] == BB_RECORD_CAPPED[0])) {
+		rec->children_capped = (p[0] == BB_RECORD_CAPPED[0]);
+		k = BB_RECORD_COUNT_LEN;
 	}
 	while (k < len) {
 		size_t used;
-		if (p[k] == 'C' && len - k >= CHILD_ENTRY) {
+		if (p[k] == BB_RECORD_CHILD[0] && len - k >= BB_RECORD_CHILD_LEN) {
 			if (children)
 				bb_buf_append(children, p + k + 1, 16);
-			k += CHILD_ENTRY;
-		} else if (p[k] == 'M' && (used = parse_meta(p + k, len - k, rec))) {
+			k += BB_RECORD_CHILD_LEN;
+		} else if (p[k] == BB_RECORD_META[0] && (used = parse_meta(p + k, len - k, rec))) {
 			k += used;
 		} else {
 			return -1;

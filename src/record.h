@@ -30,6 +30,18 @@
 #define BB_RECORD_PREFIX "bloodbank:"
 #define BB_RECORD_KEY_LEN (sizeof(BB_RECORD_PREFIX) - 1 + 16)
 
+/* The entries' tags and sizes, as strings and numbers that C and the
+ * tracker's Lua script both read (BB_STR makes a string of a number). */
+#define BB_RECORD_META "M"
+#define BB_RECORD_CHILD "C"
+#define BB_RECORD_COUNTED "N"
+#define BB_RECORD_CAPPED "T"
+#define BB_RECORD_META_HEAD 10	/* tag, ts, n: the parents come next */
+#define BB_RECORD_CHILD_LEN 17	/* tag, child */
+#define BB_RECORD_COUNT_LEN 5	/* tag, n */
+#define BB_STR_(x) #x
+#define BB_STR(x) BB_STR_(x)
+
 typedef uint8_t bb_id[16];
 
 struct bb_record {

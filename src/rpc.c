@@ -7,13 +7,6 @@
 #include "clock.h"
 #include "log.h"
 
-struct timeval
-bb_ms_to_tv(long long ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-	return tv;
-}
-
 /* Describes a failed RPC for the log; never includes credentials. */
 bool
 bb_rpc_ok(amqp_rpc_reply_t r, const char *what)

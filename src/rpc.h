@@ -6,11 +6,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/time.h>
 
 #include <amqp.h>
 
-struct timeval bb_ms_to_tv(long long ms);
 /* True when r is a normal reply; otherwise logs why `what` failed. */
 bool bb_rpc_ok(amqp_rpc_reply_t r, const char *what);
 /* Gives the next RPC what is left until deadline (monotonic ms). */

@@ -33,8 +33,9 @@
  * Returns { child links not recorded, 0 when another request held the
  * claim (left alone) else 1 }. A claim gone (expired, or released by a
  * later request whose publish failed) is marked done too: nobody holds it,
- * and the event was published with this body. The count entry is the one
- * of record.h; a record without it is counted once, by its entries. */
+ * and the event was published with this body. The entries are record.h's,
+ * its tags and sizes written in from there; a record without a count
+ * entry is counted once, by its entries. */
 static const char record_script[] =
 	"local ttl, max = ARGV[3], tonumber(ARGV[4])\n"
 	"local nparents = #KEYS - 1\n"
@@ -42,12 +43,13 @@ static const char record_script[] =
 	"local function count(v)\n"
 	"  local k, n = 1, 0\n"
 	"  while k <= #v do\n"
-	"    local tag = string.byte(v, k)\n"
-	"    if tag == 67 then\n"		/* 'C' */
-	"      n, k = n + 1, k + 17\n"
-	"    elseif tag == 77 then\n"		/* 'M' */
-	"      local np = string.byte(v, k + 9) or 0\n"
-	"      k = k + 11 + 16 * np + (string.byte(v, k + 10 + 16 * np) or 0)\n"
+	"    local tag = string.sub(v, k, k)\n"
+	"    if tag == '" BB_RECORD_CHILD "' then\n"
+	"      n, k = n + 1, k + " BB_STR(BB_RECORD_CHILD_LEN) "\n"
+	"    elseif tag == '" BB_RECORD_META "' then\n"
+	"      local np = string.byte(v, k + " BB_STR(BB_RECORD_META_HEAD) " - 1) or 0\n"
+	"      local at = k + " BB_STR(BB_RECORD_META_HEAD) " + 16 * np\n"
+	"      k = at + 1 + (string.byte(v, at) or 0)\n"
 	"    else\n"
 	"      break\n"
 	"    end\n"
@@ -55,17 +57,19 @@ static const char record_script[] =
 	"  return n\n"
 	"end\n"
 	"local function add_child(key)\n"
-	"  local head = redis.call('GETRANGE', key, 0, 4)\n"
+	"  local head = redis.call('GETRANGE', key, 0, " BB_STR(BB_RECORD_COUNT_LEN) " - 1)\n"
 	"  local tag, n = string.sub(head, 1, 1), 0\n"
-	"  if tag == 'N' or tag == 'T' then\n"
+	"  if tag == '" BB_RECORD_COUNTED "' or tag == '" BB_RECORD_CAPPED "' then\n"
 	"    n = struct.unpack('>I4', head, 2)\n"
 	"  else\n"
 	"    local v = redis.call('GET', key) or ''\n"
-	"    n, tag = count(v), 'N'\n"
-	"    redis.call('SET', key, 'N' .. struct.pack('>I4', n) .. v)\n"
+	"    n, tag = count(v), '" BB_RECORD_COUNTED "'\n"
+	"    redis.call('SET', key, tag .. struct.pack('>I4', n) .. v)\n"
 	"  end\n"
 	"  if n >= max then\n"
-	"    if tag == 'N' then redis.call('SETRANGE', key, 0, 'T') end\n"
+	"    if tag == '" BB_RECORD_COUNTED "' then\n"
+	"      redis.call('SETRANGE', key, 0, '" BB_RECORD_CAPPED "')\n"
+	"    end\n"
 	"    return 0\n"
 	"  end\n"
 	"  redis.call('SETRANGE', key, 1, struct.pack('>I4', n + 1))\n"
@@ -201,11 +205,7 @@ wait_for(const struct bb_tracker *t)
 	long long full = t->timeout.tv_sec * 1000LL + t->timeout.tv_usec / 1000;
 	if (left > full)
 		return t->timeout;
-	if (left < 1)
-		left = 1;
-	struct timeval tv = { (time_t)(left / 1000),
-		(suseconds_t)(left % 1000) * 1000 };
-	return tv;
+	return bb_ms_to_tv(left > 1 ? left : 1);
 }
 
 /* Drops the connection after an error and schedules the next attempt. */
