@@ -12,22 +12,17 @@
 
 #include <amqp.h>
 #include <amqp_framing.h>
-#include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include "buf.h"
 #include "clock.h"
+#include "connect.h"
 #include "log.h"
 #include "metrics.h"
-#include "rpc.h"
-#include "topology.h"
 #include "xalloc.h"
 
-#define CHANNEL 1
-#define FRAME_MAX 131072
+#define CHANNEL BB_AMQP_CHANNEL
 #define HEARTBEAT_FRAME_LEN 8
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
@@ -60,7 +55,6 @@ struct bb_publisher {
 	 * belongs to librabbitmq's socket; this module only reads and writes
 	 * through it. */
 	SSL *ssl;
-	long tls_verify_result;	/* X509_V_* of the last handshake */
 	bool blocked;		/* connection.blocked, not yet unblocked */
 	bool nacked;		/* nacks since the last ack: renew (ready()) */
 	long long renewed_ms;	/* when a nack last renewed the connection */
@@ -161,165 +155,6 @@ bb_publisher_free(struct bb_publisher *pub)
 	free(pub);
 }
 
-/* Logs in asking for connection.blocked: without the capability RabbitMQ
- * blocks the connection silently, and every publish would wait for its
- * deadline. (librabbitmq 0.11 merges these into its own capabilities.) */
-static bool
-login(amqp_connection_state_t conn, const struct amqp_connection_info *ci,
-    int heartbeat_s)
-{
-	amqp_table_entry_t cap = bb_amqp_entry("connection.blocked",
-	    AMQP_FIELD_KIND_BOOLEAN);
-	amqp_table_entry_t prop[2] = {
-		bb_amqp_entry("capabilities", AMQP_FIELD_KIND_TABLE),
-		bb_amqp_entry("connection_name", AMQP_FIELD_KIND_UTF8),
-	};
-	amqp_table_t props = { 2, prop };
-
-	cap.value.value.boolean = 1;
-	prop[0].value.value.table = (amqp_table_t){ 1, &cap };
-	prop[1].value.value.bytes = amqp_cstring_bytes("bloodbank");
-	/* "amqp://host:port/" parses to an empty vhost; like other clients,
-	 * take it as the default vhost "/". */
-	return bb_rpc_ok(amqp_login_with_properties(conn, ci->vhost[0] ? ci->vhost :
-	    "/", 0, FRAME_MAX, heartbeat_s, &props, AMQP_SASL_METHOD_PLAIN,
-	    ci->user, ci->password), "login");
-}
-
-/* librabbitmq keeps its TLS session to itself; OpenSSL hands it to this
- * callback when the handshake starts and when it ends. */
-static void
-tls_info(const SSL *ssl, int where, int ret)
-{
-	struct bb_publisher *pub = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-
-	(void)ret;
-	if (where & SSL_CB_HANDSHAKE_START)
-		pub->ssl = (SSL *)ssl;
-	if (where & SSL_CB_HANDSHAKE_DONE)
-		pub->tls_verify_result = SSL_get_verify_result(ssl);
-}
-
-/* A key that asks for a password is refused instead of prompting (OpenSSL's
- * default) or aborting (librabbitmq's). */
-static int
-no_password(char *buf, int size, int rwflag, void *data)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)data;
-	return -1;
-}
-
-/* The TLS socket for an amqps URL: the CA bundle (or the system's store,
- * which librabbitmq 0.11 does not load by itself), the client certificate,
- * and verification of the broker's certificate and host name. */
-static amqp_socket_t *
-tls_socket(struct bb_publisher *pub, amqp_connection_state_t conn)
-{
-	amqp_socket_t *sock = amqp_ssl_socket_new(conn);
-	SSL_CTX *ctx;
-
-	if (sock == NULL)
-		return NULL;
-	ctx = amqp_ssl_socket_get_context(sock);
-	SSL_CTX_set_app_data(ctx, pub);
-	SSL_CTX_set_info_callback(ctx, tls_info);
-	SSL_CTX_set_default_passwd_cb(ctx, no_password);
-	amqp_ssl_socket_set_verify_peer(sock, pub->tls_verify);
-	amqp_ssl_socket_set_verify_hostname(sock, pub->tls_verify);
-	if (pub->tls_ca[0] ? amqp_ssl_socket_set_cacert(sock, pub->tls_ca) !=
-	    AMQP_STATUS_OK : SSL_CTX_set_default_verify_paths(ctx) != 1) {
-		bb_log_error("AMQP TLS: cannot load the CA certificates from %s",
-		    pub->tls_ca[0] ? pub->tls_ca : "the system's store");
-		return NULL;
-	}
-	if (pub->tls_cert[0] && amqp_ssl_socket_set_key(sock, pub->tls_cert,
-	    pub->tls_key) != AMQP_STATUS_OK) {
-		bb_log_error("AMQP TLS: cannot load the client certificate %s with "
-		    "the key %s (PEM, unencrypted)", pub->tls_cert, pub->tls_key);
-		return NULL;
-	}
-	return sock;
-}
-
-/* Why a connect failed, in words: for TLS, what was wrong with the broker's
- * certificate when that was it. */
-static void
-log_connect_failure(struct bb_publisher *pub, const struct amqp_connection_info
-    *ci, int rc)
-{
-	const char *why = amqp_error_string2(rc);
-	char tls[256] = "";
-
-	if (rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED &&
-	    pub->tls_verify_result != X509_V_OK)
-		why = X509_verify_cert_error_string(pub->tls_verify_result);
-	else if (rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED)
-		why = "the broker's certificate does not name this host";
-	else if (rc == AMQP_STATUS_SSL_CONNECTION_FAILED && ERR_peek_error())
-		ERR_error_string_n(ERR_peek_error(), tls, sizeof(tls));
-	bb_log_warning("AMQP connect to %s:%d%s failed: %s%s%s", ci->host,
-	    ci->port, ci->ssl ? " (TLS)" : "", why, tls[0] ? ": " : "", tls);
-	ERR_clear_error();
-}
-
-/* Opens, logs in, opens the channel, declares, and enables confirms. */
-static amqp_connection_state_t
-open_connection(struct bb_publisher *pub, const char *url, long long deadline)
-{
-	struct amqp_connection_info ci;
-	amqp_connection_state_t conn = NULL;
-	amqp_socket_t *sock;
-	struct timeval tv = bb_ms_to_tv(deadline - bb_monotonic_ms());
-	const struct bb_topology topology = { pub->exchange, pub->exchange_type,
-		pub->unrouted, pub->unrouted_queue_type, pub->unrouted_max_bytes };
-	char *copy = bb_xstrdup(url);
-	bool ok = false;
-
-	if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
-		bb_log_error("RABBIT_URL entry is not a valid AMQP URL");
-		goto end;
-	}
-	conn = amqp_new_connection();
-	pub->ssl = NULL;
-	pub->tls_verify_result = X509_V_OK;
-	sock = ci.ssl ? tls_socket(pub, conn) : amqp_tcp_socket_new(conn);
-	if (sock == NULL)
-		goto end;
-	amqp_set_handshake_timeout(conn, &tv);
-	amqp_set_rpc_timeout(conn, &tv);
-	int rc = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
-	if (rc != AMQP_STATUS_OK) {
-		log_connect_failure(pub, &ci, rc);
-		goto end;
-	}
-	if (!login(conn, &ci, pub->heartbeat_s))
-		goto end;
-	bb_rpc_budget(conn, deadline);
-	amqp_channel_open(conn, CHANNEL);
-	if (!bb_rpc_ok(amqp_get_rpc_reply(conn), "channel open") ||
-	    !bb_topology_declare(conn, CHANNEL, &topology, deadline))
-		goto end;
-	bb_rpc_budget(conn, deadline);
-	amqp_confirm_select(conn, CHANNEL);
-	if (!bb_rpc_ok(amqp_get_rpc_reply(conn), "confirm.select"))
-		goto end;
-	bb_log_info("AMQP connected to %s:%d%s, exchange %s, heartbeat %d s",
-	    ci.host, ci.port, pub->ssl ? " over TLS" : "", pub->exchange,
-	    amqp_get_heartbeat(conn));
-	ok = true;
-end:
-	free(copy);
-	if (!ok && conn) {
-		amqp_destroy_connection(conn);
-		conn = NULL;
-		pub->ssl = NULL;
-	}
-	return conn;
-}
-
 static void handle_frame(struct bb_publisher *pub, amqp_frame_t *f);
 
 /* From here on this module reads and writes the socket itself; frames that
@@ -355,6 +190,10 @@ take_over(struct bb_publisher *pub)
 static bool
 connect_any(struct bb_publisher *pub, long long deadline)
 {
+	const struct bb_topology topology = { pub->exchange, pub->exchange_type,
+		pub->unrouted, pub->unrouted_queue_type, pub->unrouted_max_bytes };
+	const struct bb_connect_options opt = { pub->heartbeat_s, &topology,
+		pub->tls_ca, pub->tls_cert, pub->tls_key, pub->tls_verify };
 	char *list = bb_xstrdup(pub->urls);
 	char *save = NULL;
 
@@ -364,7 +203,7 @@ connect_any(struct bb_publisher *pub, long long deadline)
 			break;
 		while (*url == ' ')
 			url++;
-		pub->conn = open_connection(pub, url, deadline);
+		pub->conn = bb_connect(url, &opt, deadline, &pub->ssl);
 	}
 	free(list);
 	if (pub->conn == NULL) {
