@@ -41,7 +41,7 @@ read_fcgi_body(void *ctx, char *buf, size_t len)
  * server keeps open for its next request (nginx's fastcgi_keep_conn): such
  * a kept connection is read only once it is readable, and only a slot
  * without one takes a new connection from the listening socket. */
-struct slot {
+struct request_slot {
 	FCGX_Request fcgi;
 	struct bb_request req;
 	struct bb_call *call;
@@ -51,23 +51,23 @@ struct slot {
 struct worker {
 	int listen_fd;
 	struct bb_app *app;
-	struct slot *slots;
+	struct request_slot *slots;
 	int nslots, busy;
 	struct pollfd *polled;	/* the loop's wait: listen, broker, kept */
-	struct slot **polled_slot;	/* the slot of each kept one */
+	struct request_slot **polled_slot;	/* the slot of each kept one */
 	struct bb_buf out;
 	long long request_ms;	/* the longest a request can take */
 	bool stopping;		/* answers close their connections */
 };
 
 static bool
-kept(const struct slot *s)
+kept(const struct request_slot *s)
 {
 	return !s->busy && s->fcgi.ipcFd >= 0;
 }
 
 /* A free slot with no connection, or NULL. */
-static struct slot *
+static struct request_slot *
 unconnected(struct worker *w)
 {
 	for (int k = 0; k < w->nslots; k++) {
@@ -77,13 +77,14 @@ unconnected(struct worker *w)
 	return NULL;
 }
 
-/* libfcgi closes a connection gracefully -- shutdown, then read until the
- * web server closes too, three system calls -- so that unread input cannot
- * turn the close into a reset that loses the answer. When the request's
- * input has been read to its end (its end record is normally in the buffer
- * already) nothing is unread, and a plain close is as safe. */
+/* Ends a request with libfcgi, which closes its connection unless the web
+ * server keeps it. libfcgi closes gracefully -- shutdown, then read until
+ * the web server closes too, three system calls -- so that unread input
+ * cannot turn the close into a reset that loses the answer. When the
+ * request's input has been read to its end (its end record is normally in
+ * the buffer already) nothing is unread, and a plain close is as safe. */
 static void
-finish(FCGX_Request *fcgi)
+end_request(FCGX_Request *fcgi)
 {
 	char c;
 
@@ -96,7 +97,7 @@ finish(FCGX_Request *fcgi)
  * connection is closed, unless the web server asked to keep it and the
  * worker is not stopping. */
 static void
-reply(struct worker *w, struct slot *s)
+reply(struct worker *w, struct request_slot *s)
 {
 	const struct bb_response *resp = bb_call_response(s->call);
 
@@ -108,7 +109,7 @@ reply(struct worker *w, struct slot *s)
 	bb_response_serialize(resp, strcmp(s->req.method, "HEAD") != 0,
 	    &w->out);
 	FCGX_PutStr(w->out.data, (int)w->out.len, s->fcgi.out);
-	finish(&s->fcgi);
+	end_request(&s->fcgi);
 	s->busy = false;
 	w->busy--;
 }
@@ -117,7 +118,7 @@ reply(struct worker *w, struct slot *s)
  * X_Forwarded_For, or one header sent twice): believing either would let a
  * client choose, so the request is refused. */
 static void
-refuse_repeated(struct worker *w, struct slot *s)
+refuse_repeated(struct worker *w, struct request_slot *s)
 {
 	char detail[160];
 	int n = (int)strcspn(s->req.repeated, "=");
@@ -138,7 +139,7 @@ refuse_repeated(struct worker *w, struct slot *s)
  * connection first, or the web server closed the kept one), -1 on a fatal
  * error. */
 static int
-take(struct worker *w, struct slot *s)
+take(struct worker *w, struct request_slot *s)
 {
 	int rc = FCGX_Accept_r(&s->fcgi);
 	if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
@@ -170,7 +171,7 @@ static void
 complete(struct worker *w, bool wait)
 {
 	for (int k = 0; k < w->nslots && w->busy; k++) {
-		struct slot *s = &w->slots[k];
+		struct request_slot *s = &w->slots[k];
 		if (s->busy && bb_app_finish(w->app, s->call, wait))
 			reply(w, s);
 	}
@@ -184,7 +185,7 @@ sleep_time(const struct worker *w, long long now, long long limit)
 	long long until = now + 1000 < limit ? now + 1000 : limit;
 
 	for (int k = 0; k < w->nslots; k++) {
-		const struct slot *s = &w->slots[k];
+		const struct request_slot *s = &w->slots[k];
 		if (s->busy && bb_call_deadline(s->call) < until)
 			until = bb_call_deadline(s->call);
 	}
@@ -205,7 +206,7 @@ watch(struct worker *w, bool listening)
 		w->listen_fd : -1, POLLIN, 0 };
 	w->polled[1] = (struct pollfd){ bb_app_broker_fd(w->app), POLLIN, 0 };
 	for (int k = 0; k < w->nslots; k++) {
-		struct slot *s = &w->slots[k];
+		struct request_slot *s = &w->slots[k];
 		if (kept(s)) {
 			w->polled[2 + nkept] = (struct pollfd){ s->fcgi.ipcFd,
 				POLLIN, 0 };
@@ -219,7 +220,7 @@ watch(struct worker *w, bool listening)
  * asks before reading it, because libfcgi, meeting the close, goes on to
  * accept a new connection. */
 static bool
-closed_by_web_server(const struct slot *s)
+closed_by_web_server(const struct request_slot *s)
 {
 	char c;
 
@@ -232,7 +233,7 @@ static int
 take_ready(struct worker *w, int nkept)
 {
 	for (int i = 0; i < nkept; i++) {
-		struct slot *s = w->polled_slot[i];
+		struct request_slot *s = w->polled_slot[i];
 		if (w->polled[2 + i].revents == 0)
 			continue;
 		if (w->stopping && closed_by_web_server(s))
@@ -240,7 +241,7 @@ take_ready(struct worker *w, int nkept)
 		else if (take(w, s) < 0)
 			return -1;
 	}
-	struct slot *s;
+	struct request_slot *s;
 	if ((w->polled[0].revents & POLLIN) && (s = unconnected(w)) != NULL &&
 	    take(w, s) < 0)
 		return -1;
