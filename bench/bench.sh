@@ -13,7 +13,8 @@
 #   - CPU microseconds per event of the workers, the web server, Redis and
 #     the broker (/proc/PID/stat deltas over each wrk run);
 #   - system calls per single publish over all workers (strace -c -f);
-#   - the same wrk runs through nginx and the master;
+#   - the same wrk runs through nginx and the master, nginx opening a FastCGI
+#     connection per request and keeping them open (fastcgi_keep_conn);
 #   - tracking on against off, and Redis memory per event (bench/memory.py);
 #   - counting for /metrics on against off (METRICS_PATH empty).
 # Prints figures, not a pass/fail test.
