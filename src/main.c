@@ -1,12 +1,13 @@
 /* bloodbank: the FastCGI responder. main only reads the command line and
- * hands over to a single worker (lighttpd bin-path, spawn-fcgi) or to the
- * pre-fork master (nginx, systemd). */
+ * hands over to a single worker (lighttpd bin-path, spawn-fcgi), to the
+ * pre-fork master (nginx, systemd), or to an operator's subcommand. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "catalog.h"
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
@@ -20,10 +21,12 @@ usage(FILE *out)
 	    "       bloodbank --workers N [--listen unix:PATH|HOST:PORT]\n"
 	    "                 [--user NAME] [--socket-group GROUP]\n"
 	    "                 [--socket-mode MODE]\n"
+	    "       bloodbank emit|trace [--help] ...\n"
 	    "With no options, serves FastCGI on the socket inherited on fd 0\n"
 	    "(lighttpd bin-path, spawn-fcgi). With --workers, runs the pre-fork\n"
 	    "master: binds --listen (or takes fd 0), drops to --user, and keeps N\n"
-	    "workers; SIGHUP reloads, SIGTERM stops gracefully. See bloodbank(8).\n");
+	    "workers; SIGHUP reloads, SIGTERM stops gracefully. emit publishes\n"
+	    "an event, trace shows an event's lineage. See bloodbank(8).\n");
 }
 
 static int
@@ -72,6 +75,8 @@ main(int argc, char **argv)
 	char *end;
 	int c;
 
+	if (argc > 1 && bb_cli_is_command(argv[1]))
+		return bb_cli_run(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

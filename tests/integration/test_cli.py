@@ -1,0 +1,241 @@
+"""The operator's subcommands (CONTRACT §11.1): `bloodbank emit` and
+`bloodbank trace`, run as an operator runs them, with the workers'
+configuration (the stack's bloodbank.env), against the stack's broker and
+Redis."""
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import time
+import uuid
+
+import bbtest
+from bbtest import BBTestCase, Consumer, get
+from test_metrics import REPO, stack_env
+
+BIN = os.path.join(REPO, "src", "bloodbank")
+LINE = re.compile(r"^( *)(\* |↑ |↓ )(\S+)  (\S+Z)  ([0-9a-f-]{36})(  \(start\))?(  \(again: shown above\))?$")
+
+
+def cli(*args, stdin=None, env=None, timeout=30):
+    """Runs `bloodbank ARGS...` -> (exit status, stdout, stderr)."""
+    r = subprocess.run([BIN] + list(args), input=stdin, env=env or stack_env(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                       universal_newlines=True)
+    return r.returncode, r.stdout, r.stderr
+
+
+def emit(*args, **kw):
+    rc, out, err = cli("emit", *args, **kw)
+    if rc != 0:
+        raise AssertionError("bloodbank emit %s: %d %s" % (args, rc, err))
+    return json.loads(out)
+
+
+class EmitTest(BBTestCase):
+
+    def test_emit_publishes_the_document_it_prints(self):
+        c = Consumer()
+        rc, out, err = cli("emit", "cli.order", '{"order": 7}')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err, "")
+        doc = json.loads(out)
+        self.assertEqual(doc["event_type"], "cli.order")
+        self.assertEqual(doc["payload"], {"order": 7})
+        (method, props, body), = c.receive(1)
+        self.assertEqual(json.loads(body), doc)
+        self.assertEqual(props.message_id, doc["event_id"])
+        self.assertEqual(method.routing_key, "cli.order")
+        # tracked as a publish through HTTP is, before the command exits
+        r = get("/debug/correlation/" + doc["event_id"])
+        self.assertEqual(r.status_code, 200, r.text)
+
+    def test_emit_reads_the_payload_from_stdin(self):
+        c = Consumer()
+        doc = emit("cli.order", stdin='{"from": "stdin"}\n')
+        self.assertEqual(doc["payload"], {"from": "stdin"})
+        self.assertEqual(len(c.receive(1)), 1)
+
+    def test_emit_validates_a_typed_event_as_the_endpoint_does(self):
+        c = Consumer()
+        rc, out, err = cli("emit", "llm.prompt", '{"model": "m"}')
+        self.assertEqual(rc, 1)
+        self.assertEqual(out, "")
+        answer = json.loads(err)
+        self.assertEqual(answer["error"], "validation_error", err)
+        self.assertEqual(answer["fields"][0]["field"], "prompt")
+        self.assertNothingPublished(c)
+
+    def test_emit_with_a_key_twice_is_one_event(self):
+        c = Consumer()
+        key = "cli-" + str(uuid.uuid4())
+        first = emit("--key", key, "cli.order", '{"n": 1}')
+        again = emit("--key", key, "cli.order", '{"n": 1}')
+        self.assertEqual(first["event_id"], again["event_id"])
+        self.assertEqual(len(c.drain()), 1)
+        rc, _, err = cli("emit", "--key", key, "cli.order", '{"n": 2}')
+        self.assertEqual(rc, 1)
+        self.assertEqual(json.loads(err)["error"], "validation_error", err)
+
+    def test_emit_parents_become_the_correlation_ids(self):
+        a = emit("cli.order", "{}")
+        b = emit("cli.order", "{}")
+        child = emit("--parent", a["event_id"], "--parent", b["event_id"],
+                     "cli.shipped", "{}")
+        self.assertEqual(child["correlation_ids"], [a["event_id"], b["event_id"]])
+
+    def test_emit_refuses_bad_arguments_and_publishes_nothing(self):
+        c = Consumer()
+        for args, why in [
+            (["--parent", "not-a-uuid", "cli.order", "{}"], "UUID"),
+            (["order/placed", "{}"], "event type"),
+            ([], "TYPE is missing"),
+            (["--nope", "cli.order", "{}"], "usage"),
+            (["cli.order", "{}", "extra"], "too many"),
+        ]:
+            with self.subTest(args=args):
+                rc, out, err = cli("emit", *args)
+                self.assertEqual(rc, 2, err)
+                self.assertEqual(out, "")
+                self.assertIn(why, err)
+                self.assertIn("usage: bloodbank emit", err)
+        rc, out, err = cli("emit", "cli.order", "{not json")
+        self.assertEqual(rc, 1)
+        self.assertEqual(json.loads(err)["error"], "invalid_json", err)
+        self.assertNothingPublished(c)
+
+    def test_emit_against_a_broker_that_is_not_there_fails_within_the_budget(self):
+        env = stack_env()
+        env["RABBIT_URL"] = "amqp://guest:guest@127.0.0.1:1/"
+        env["RABBIT_CONNECT_TIMEOUT_MS"] = "1000"
+        start = time.monotonic()
+        rc, out, err = cli("emit", "cli.order", "{}", env=env)
+        self.assertLess(time.monotonic() - start, 10)
+        self.assertEqual(rc, 1)
+        self.assertEqual(json.loads(err)["error"], "broker_unavailable", err)
+        self.assertNotIn("guest", err)
+
+    def test_emit_help_exits_0(self):
+        rc, out, _ = cli("emit", "--help")
+        self.assertEqual(rc, 0)
+        self.assertTrue(out.startswith("usage: bloodbank emit"), out)
+
+
+class TraceTest(BBTestCase):
+    """A lineage: root -> a -> {b, c}; d has parents a and c."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.root = emit("trace.root", "{}")["event_id"]
+        cls.a = emit("--parent", cls.root, "trace.a", "{}")["event_id"]
+        cls.b = emit("--parent", cls.a, "trace.b", "{}")["event_id"]
+        cls.c = emit("--parent", cls.a, "trace.c", "{}")["event_id"]
+        cls.d = emit("--parent", cls.a, "--parent", cls.c, "trace.d", "{}")["event_id"]
+
+    def lines(self, *args):
+        rc, out, err = cli("trace", *args)
+        self.assertEqual(rc, 0, err)
+        got = []
+        for line in out.splitlines():
+            m = LINE.match(line)
+            self.assertTrue(m, "not a tree line: %r" % line)
+            got.append((len(m.group(1)), m.group(2).strip(), m.group(3), m.group(5),
+                        bool(m.group(6))))
+        return got
+
+    def test_trace_draws_both_directions_from_the_start(self):
+        self.assertEqual(self.lines(self.a), [
+            (0, "*", "trace.a", self.a, True),
+            (2, "↑", "trace.root", self.root, False),
+            (2, "↓", "trace.b", self.b, False),
+            (2, "↓", "trace.c", self.c, False),
+            (4, "↓", "trace.d", self.d, False),
+            (2, "↓", "trace.d", self.d, False),
+        ])
+
+    def test_trace_descendants_of_the_root_only(self):
+        got = self.lines("--descendants", self.root)
+        self.assertEqual([(depth, t) for depth, _, t, _, _ in got], [
+            (0, "trace.root"), (2, "trace.a"), (4, "trace.b"), (4, "trace.c"),
+            (6, "trace.d"), (4, "trace.d")])
+        rc, out, _ = cli("trace", "--descendants", self.root)
+        self.assertEqual(out.count("again: shown above"), 1, out)
+
+    def test_trace_ancestors_go_up_each_parent(self):
+        got = self.lines("--ancestors", self.d)
+        self.assertEqual([(depth, t) for depth, _, t, _, _ in got], [
+            (0, "trace.d"), (2, "trace.a"), (4, "trace.root"), (2, "trace.c"),
+            (4, "trace.a")])
+
+    def test_trace_json_is_the_debug_endpoints_answer(self):
+        rc, out, err = cli("trace", "--json", "--ancestors", self.d)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out), get("/debug/correlation/%s/chain"
+                                              "?direction=ancestors" % self.d).json())
+        rc, out, err = cli("trace", "--json", self.a)
+        self.assertEqual(json.loads(out), get("/debug/correlation/" + self.a).json())
+
+    def test_trace_dot_draws_both_directions(self):
+        rc, out, err = cli("trace", "--dot", self.a)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith("digraph"), out[:100])
+        for parent, child in [(self.root, self.a), (self.a, self.b), (self.c, self.d)]:
+            self.assertIn('"%s" -> "%s"' % (parent, child), out)
+        rc, out, err = cli("trace", "--dot", "--descendants", self.b)
+        self.assertEqual(out, get("/debug/correlation/%s/chain?direction=descendants"
+                                  "&format=dot" % self.b).text)
+
+    def test_trace_refuses_bad_ids_and_names_an_unknown_one(self):
+        rc, out, err = cli("trace", "not-a-uuid")
+        self.assertEqual(rc, 2)
+        self.assertIn("UUID", err)
+        rc, out, err = cli("trace", "--ancestors", "--descendants", self.a)
+        self.assertEqual(rc, 2)
+        unknown = str(uuid.uuid4())
+        rc, out, err = cli("trace", unknown)
+        self.assertEqual(rc, 1)
+        self.assertEqual(out, "")
+        self.assertIn("no record of event " + unknown, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_trace_with_redis_unreachable_says_so(self):
+        env = stack_env()
+        env["REDIS_PORT"] = "1"
+        rc, out, err = cli("trace", self.a, env=env)
+        self.assertEqual(rc, 1)
+        self.assertIn("Redis is unreachable", err)
+
+    def test_a_person_at_a_terminal_sees_the_start_in_bold(self):
+        def at_terminal(extra):
+            env = stack_env()
+            env.update(extra)
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execve(BIN, [BIN, "trace", self.b], env)
+            out = b""
+            while True:
+                ready, _, _ = select.select([fd], [], [], 20)
+                if not ready:
+                    break
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+            return out.decode()
+        seen = at_terminal({"TERM": "xterm"})
+        first = seen.splitlines()[0]
+        self.assertTrue(first.startswith("\x1b[1m* trace.b"), repr(first))
+        self.assertIn("↑ trace.a", seen)
+        plain = at_terminal({"TERM": "xterm", "NO_COLOR": "1"})
+        self.assertNotIn("\x1b[", plain)
+        self.assertTrue(plain.startswith("* trace.b"), repr(plain))
+        rc, piped, _ = cli("trace", self.b)
+        self.assertNotIn("\x1b[", piped)
