@@ -1,0 +1,55 @@
+#!/bin/bash
+# Records the README's "Operating Bloodbank" session from a real stack:
+# runs each command as an operator types it, with the workers'
+# configuration, and writes the commands and what they printed.
+#
+# usage: scripts/operating-example.sh ENV_FILE OUT
+#   e.g. scripts/operating-example.sh /tmp/bloodbank-dev/bloodbank.env \
+#        docs/operating-example.txt
+# ENV_FILE is the workers' environment (the dev stack's DIR/bloodbank.env,
+# or /etc/bloodbank/bloodbank.env); bloodbank is taken from src/.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+set -a
+# shellcheck disable=SC1090
+. "$1"
+set +a
+out=$2
+export PATH="$repo/src:$PATH" NO_COLOR=1
+: >"$out"
+# run SHOWN COMMAND...: writes "$ SHOWN", what COMMAND prints, and its exit
+# status when it failed; the last output is kept in $last
+run() {
+    local shown=$1
+    shift
+    printf '$ %s\n' "$shown" >>"$out"
+    if last=$("$@" 2>&1); then
+        printf '%s\n' "$last" >>"$out"
+    else
+        printf '%s\n[exit %d]\n' "$last" "$?" >>"$out"
+    fi
+}
+id() { local v=${last#*\"event_id\":\"}; printf '%s\n' "${v%%\"*}"; }
+# note NAME VALUE: the operator copies an id into a shell variable
+note() { printf '$ %s=%s\n' "$1" "$2" >>"$out"; }
+
+run "bloodbank emit llm.prompt '{\"prompt\":\"Summarise the meeting\",\"model\":\"gpt-4\"}'" \
+    bloodbank emit llm.prompt '{"prompt":"Summarise the meeting","model":"gpt-4"}'
+prompt=$(id); note prompt "$prompt"
+run "bloodbank emit --key draft-1 --parent \$prompt llm.response '{\"response\":\"First draft\"}'" \
+    bloodbank emit --key draft-1 --parent "$prompt" llm.response '{"response":"First draft"}'
+r1=$(id); note r1 "$r1"
+run "bloodbank emit --parent \$prompt llm.response '{\"response\":\"Second draft\"}'" \
+    bloodbank emit --parent "$prompt" llm.response '{"response":"Second draft"}'
+r2=$(id); note r2 "$r2"
+run "echo '{\"verdict\":\"second is better\"}' | bloodbank emit --parent \$r1 --parent \$r2 review.completed" \
+    bash -c "echo '{\"verdict\":\"second is better\"}' | bloodbank emit --parent $r1 --parent $r2 review.completed"
+review=$(id); note review "$review"
+run "bloodbank emit llm.prompt '{\"model\":\"gpt-4\"}'" \
+    bloodbank emit llm.prompt '{"model":"gpt-4"}'
+run "bloodbank trace \$review" bloodbank trace "$review"
+run "bloodbank trace --descendants \$prompt" bloodbank trace --descendants "$prompt"
+run "bloodbank trace --ancestors --json \$r2" bloodbank trace --ancestors --json "$r2"
+run "bloodbank trace not-an-id" bloodbank trace not-an-id
+echo "wrote $out (prompt $prompt)"
