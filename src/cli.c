@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "cli_command.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -11,7 +12,9 @@
 #include "app.h"
 #include "buf.h"
 #include "catalog.h"
+#include "clock.h"
 #include "config.h"
+#include "connect.h"
 #include "correlation.h"
 #include "debug.h"
 #include "dot.h"
@@ -20,17 +23,11 @@
 #include "record.h"
 #include "tracker.h"
 #include "uuid.h"
+#include "validate.h"
 #include "xalloc.h"
 
-struct command {
-	const char *name;
-	const char *usage;
-	const char *help;
-	int (*run)(const struct command *c, int argc, char **argv);
-};
-
-static int
-fail(const struct command *c, const char *fmt, ...)
+int
+bb_cli_fail(const struct bb_command *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -42,8 +39,8 @@ fail(const struct command *c, const char *fmt, ...)
 	return 1;
 }
 
-static int
-usage_error(const struct command *c, const char *why)
+int
+bb_cli_usage(const struct bb_command *c, const char *why)
 {
 	if (why)
 		fprintf(stderr, "bloodbank %s: %s\n", c->name, why);
@@ -51,16 +48,15 @@ usage_error(const struct command *c, const char *why)
 	return 2;
 }
 
-static int
-help(const struct command *c)
+int
+bb_cli_help(const struct bb_command *c)
 {
 	printf("usage: bloodbank %s %s\n%s", c->name, c->usage, c->help);
 	return 0;
 }
 
-/* Colour only on a terminal that has it, and never with NO_COLOR set. */
-static bool
-colour(FILE *f)
+bool
+bb_cli_colour(FILE *f)
 {
 	const char *term = getenv("TERM");
 
@@ -68,16 +64,13 @@ colour(FILE *f)
 	    strcmp(term, "dumb") != 0;
 }
 
-/* The workers' configuration. The workers' info lines (connected, ...)
- * are not the operator's business here: only errors are logged, to
- * stderr, unless LOG_LEVEL is debug. */
-static bool
-load_config(const struct command *c, struct bb_config *cfg)
+bool
+bb_cli_config(const struct bb_command *c, struct bb_config *cfg)
 {
 	char err[1024];
 
 	if (bb_config_load(cfg, err, sizeof(err)) != 0) {
-		fail(c, "configuration error: %s", err);
+		bb_cli_fail(c, "configuration error: %s", err);
 		bb_config_free(cfg);
 		return false;
 	}
@@ -85,6 +78,27 @@ load_config(const struct command *c, struct bb_config *cfg)
 	bb_log_set_level(cfg->log_level == BB_LOG_DEBUG ? BB_LOG_DEBUG :
 	    BB_LOG_ERROR);
 	return true;
+}
+
+amqp_connection_state_t
+bb_cli_connect(const struct bb_command *c, const struct bb_config *cfg)
+{
+	char unrouted[300];
+	SSL *ssl;
+
+	snprintf(unrouted, sizeof(unrouted), "%s.unrouted", cfg->exchange);
+	const struct bb_topology topology = { cfg->exchange, cfg->exchange_type,
+		unrouted, cfg->unrouted_queue_type, cfg->unrouted_max_bytes };
+	const struct bb_connect_options opt = { cfg->heartbeat_s, &topology,
+		cfg->rabbit_tls_ca, cfg->rabbit_tls_cert, cfg->rabbit_tls_key,
+		cfg->rabbit_tls_verify };
+	amqp_connection_state_t conn = bb_connect_any(cfg->rabbit_url, &opt,
+	    bb_monotonic_ms() + cfg->connect_timeout_ms, &ssl);
+	if (conn == NULL)
+		bb_cli_fail(c, "no broker of RABBIT_URL answered within "
+		    "RABBIT_CONNECT_TIMEOUT_MS (%d ms; LOG_LEVEL=debug says why)",
+		    cfg->connect_timeout_ms);
+	return conn;
 }
 
 /* ------------------------------------------------------------ emit */
@@ -135,12 +149,6 @@ param(const char *name, const char *value)
 
 /* An event type goes into the path /events/{TYPE} as it is. */
 static bool
-plain_type(const char *type)
-{
-	return type[0] && strcspn(type, "/?#% \t\r\n") == strlen(type);
-}
-
-static bool
 read_stdin(struct bb_buf *out, size_t max)
 {
 	char chunk[16384];
@@ -155,7 +163,7 @@ read_stdin(struct bb_buf *out, size_t max)
 }
 
 static int
-emit(const struct command *c, int argc, char **argv)
+emit(const struct bb_command *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "key", required_argument, NULL, 'k' },
@@ -176,43 +184,43 @@ emit(const struct command *c, int argc, char **argv)
 			break;
 		case 'p':
 			if (!bb_uuid_valid(optarg, strlen(optarg))) {
-				rc = usage_error(c, "--parent wants an event id "
+				rc = bb_cli_usage(c, "--parent wants an event id "
 				    "(a UUID)");
 				goto end;
 			}
 			if (++nparents > BB_MAX_PARENTS) {
-				rc = usage_error(c, "at most 32 --parent");
+				rc = bb_cli_usage(c, "at most 32 --parent");
 				goto end;
 			}
 			bb_buf_printf(&parents, "%s%s", parents.len ? "," : "",
 			    optarg);
 			break;
 		case 'h':
-			rc = help(c);
+			rc = bb_cli_help(c);
 			goto end;
 		default:
-			rc = usage_error(c, NULL);
+			rc = bb_cli_usage(c, NULL);
 			goto end;
 		}
 	}
 	if (optind >= argc || argc - optind > 2) {
-		rc = usage_error(c, optind >= argc ? "TYPE is missing" :
+		rc = bb_cli_usage(c, optind >= argc ? "TYPE is missing" :
 		    "too many arguments");
 		goto end;
 	}
 	const char *type = argv[optind];
-	if (!plain_type(type)) {
-		rc = usage_error(c, "TYPE is an event type such as "
-		    "order.placed");
+	if (!bb_event_type_valid(type, strlen(type))) {
+		rc = bb_cli_usage(c, "TYPE is an event type: 1-255 bytes of "
+		    "[a-z0-9_-] words joined by dots");
 		goto end;
 	}
 	struct bb_config cfg;
-	if (!load_config(c, &cfg))
+	if (!bb_cli_config(c, &cfg))
 		goto end;
 	if (optind + 1 < argc)
 		bb_buf_puts(&body, argv[optind + 1]);
 	else if (!read_stdin(&body, cfg.max_body_bytes)) {
-		rc = fail(c, "cannot read the payload from stdin");
+		rc = bb_cli_fail(c, "cannot read the payload from stdin");
 		bb_config_free(&cfg);
 		goto end;
 	}
@@ -221,7 +229,7 @@ emit(const struct command *c, int argc, char **argv)
 	struct bb_catalog *catalog = bb_catalog_load(cfg.schema_dir, err,
 	    sizeof(err));
 	if (catalog == NULL) {
-		rc = fail(c, "event schemas: %s", err);
+		rc = bb_cli_fail(c, "event schemas: %s", err);
 		bb_config_free(&cfg);
 		goto end;
 	}
@@ -374,7 +382,7 @@ print_tree(struct lineage *l, struct node *n, int depth, bool up)
 }
 
 static int
-trace(const struct command *c, int argc, char **argv)
+trace(const struct bb_command *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ancestors", no_argument, NULL, 'a' },
@@ -402,31 +410,31 @@ trace(const struct command *c, int argc, char **argv)
 			dot = true;
 			break;
 		case 'h':
-			return help(c);
+			return bb_cli_help(c);
 		default:
-			return usage_error(c, NULL);
+			return bb_cli_usage(c, NULL);
 		}
 	}
 	if (!up && !down)
-		return usage_error(c, "--ancestors and --descendants exclude "
+		return bb_cli_usage(c, "--ancestors and --descendants exclude "
 		    "each other (give neither for both)");
 	if (json && dot)
-		return usage_error(c, "--json and --dot exclude each other");
+		return bb_cli_usage(c, "--json and --dot exclude each other");
 	if (argc - optind != 1)
-		return usage_error(c, optind >= argc ? "ID is missing" :
+		return bb_cli_usage(c, optind >= argc ? "ID is missing" :
 		    "too many arguments");
 	const char *arg = argv[optind];
 	if (!bb_uuid_valid(arg, strlen(arg)))
-		return usage_error(c, "ID is an event id (a UUID)");
+		return bb_cli_usage(c, "ID is an event id (a UUID)");
 
 	struct bb_config cfg;
-	if (!load_config(c, &cfg))
+	if (!bb_cli_config(c, &cfg))
 		return 1;
 	struct bb_tracker *t = bb_tracker_new(&cfg, 0);
 	struct bb_response resp;
 	struct bb_walk_result w[2] = { { .truncated = false },
 		{ .truncated = false } };
-	struct lineage l = { .colour = colour(stdout) };
+	struct lineage l = { .colour = bb_cli_colour(stdout) };
 	char text[BB_UUID_STRLEN + 1];
 	bb_id start;
 
@@ -434,7 +442,7 @@ trace(const struct command *c, int argc, char **argv)
 	bb_uuid_lower(arg, text);
 	bb_id_parse(text, start);
 	if (!cfg.correlation_tracking) {
-		rc = fail(c, "correlation tracking is off "
+		rc = bb_cli_fail(c, "correlation tracking is off "
 		    "(CORRELATION_TRACKING=false)");
 		goto end;
 	}
@@ -447,7 +455,7 @@ trace(const struct command *c, int argc, char **argv)
 		    "ancestors" : "descendants", dot ? "&format=dot" : "");
 		bb_debug_handle(t, &m, query, &resp);
 		if (resp.status != 200) {
-			rc = fail(c, "%.*s", (int)resp.body.len, resp.body.data);
+			rc = bb_cli_fail(c, "%.*s", (int)resp.body.len, resp.body.data);
 			goto end;
 		}
 		fwrite(resp.body.data, 1, resp.body.len, stdout);
@@ -463,7 +471,7 @@ trace(const struct command *c, int argc, char **argv)
 			continue;
 		if (bb_walk(bb_tracker_fetch, t, start, k == 0 ? BB_ANCESTORS :
 		    BB_DESCENDANTS, BB_WALK_DEFAULT_DEPTH, &w[k]) != 0) {
-			rc = fail(c, "Redis is unreachable");
+			rc = bb_cli_fail(c, "Redis is unreachable");
 			goto end;
 		}
 	}
@@ -482,7 +490,7 @@ trace(const struct command *c, int argc, char **argv)
 	int fetched = bb_tracker_fetch(t, (const bb_id *)ids, (int)l.n,
 	    keep_record, &l);
 	if (fetched != 0 || !l.nodes[0].found) {
-		rc = fetched != 0 ? fail(c, "Redis is unreachable") : fail(c,
+		rc = fetched != 0 ? bb_cli_fail(c, "Redis is unreachable") : bb_cli_fail(c,
 		    "no record of event %s: unknown, or older than the "
 		    "correlation TTL", text);
 		free(ids);
@@ -533,7 +541,7 @@ end:
 
 /* ------------------------------------------------------- dispatch */
 
-static const struct command commands[] = {
+static const struct bb_command commands[] = {
 	{ "emit", "[--key KEY] [--parent ID]... TYPE [JSON]",
 	    "Publishes one event of TYPE, its JSON payload from the argument or\n"
 	    "from stdin, through the same validation, envelope, confirm and\n"
@@ -541,6 +549,13 @@ static const struct command commands[] = {
 	    "--parent a parent event id. Prints the published document once the\n"
 	    "broker confirmed it; otherwise the error document on stderr, exit 1.\n",
 	    emit },
+	{ "tail", "[--json] [--count N] [PATTERN...]",
+	    "A live view of the events on the exchange whose routing keys match\n"
+	    "the topic PATTERNs (default #), through a private queue deleted\n"
+	    "when the command ends: one line per event (time, type, id, parents,\n"
+	    "a short payload), or with --json each published document on a line.\n"
+	    "--count N ends it after N events; Ctrl-C ends it too (exit 0).\n",
+	    bb_cli_tail },
 	{ "trace", "[--ancestors|--descendants] [--json|--dot] ID",
 	    "The lineage of event ID from the correlation records in Redis:\n"
 	    "both directions by default, one event per line (type, time, id),\n"

@@ -1,6 +1,7 @@
 #include "connect.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/time.h>
 
 #include <amqp_ssl_socket.h>
@@ -181,5 +182,26 @@ end:
 		amqp_destroy_connection(conn);
 		conn = NULL;
 	}
+	return conn;
+}
+
+amqp_connection_state_t
+bb_connect_any(const char *urls, const struct bb_connect_options *opt,
+    long long deadline, SSL **ssl)
+{
+	amqp_connection_state_t conn = NULL;
+	char *list = bb_xstrdup(urls);
+	char *save = NULL;
+
+	*ssl = NULL;
+	for (char *url = strtok_r(list, ",", &save); url && !conn;
+	    url = strtok_r(NULL, ",", &save)) {
+		if (deadline - bb_monotonic_ms() <= 0)
+			break;
+		while (*url == ' ')
+			url++;
+		conn = bb_connect(url, opt, deadline, ssl);
+	}
+	free(list);
 	return conn;
 }

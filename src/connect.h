@@ -29,5 +29,9 @@ struct bb_connect_options {
  * the TLS session librabbitmq opened (it stays librabbitmq's), else NULL. */
 amqp_connection_state_t bb_connect(const char *url,
     const struct bb_connect_options *opt, long long deadline, SSL **ssl);
+/* The same over a comma-separated list of URLs (RABBIT_URL), tried in
+ * order until one connects or the deadline passes. */
+amqp_connection_state_t bb_connect_any(const char *urls,
+    const struct bb_connect_options *opt, long long deadline, SSL **ssl);
 
 #endif

@@ -194,18 +194,7 @@ connect_any(struct bb_publisher *pub, long long deadline)
 		pub->unrouted, pub->unrouted_queue_type, pub->unrouted_max_bytes };
 	const struct bb_connect_options opt = { pub->heartbeat_s, &topology,
 		pub->tls_ca, pub->tls_cert, pub->tls_key, pub->tls_verify };
-	char *list = bb_xstrdup(pub->urls);
-	char *save = NULL;
-
-	for (char *url = strtok_r(list, ",", &save); url && !pub->conn;
-	    url = strtok_r(NULL, ",", &save)) {
-		if (deadline - bb_monotonic_ms() <= 0)
-			break;
-		while (*url == ' ')
-			url++;
-		pub->conn = bb_connect(url, &opt, deadline, &pub->ssl);
-	}
-	free(list);
+	pub->conn = bb_connect_any(pub->urls, &opt, deadline, &pub->ssl);
 	if (pub->conn == NULL) {
 		bb_metrics_add(BB_BROKER_CONNECT_FAILED, 1);
 		pub->retry_at = bb_monotonic_ms() + pub->backoff_ms;

@@ -239,3 +239,133 @@ class TraceTest(BBTestCase):
         self.assertTrue(plain.startswith("* trace.b"), repr(plain))
         rc, piped, _ = cli("trace", self.b)
         self.assertNotIn("\x1b[", piped)
+
+
+def bound(pattern):
+    """Whether a queue is bound to the exchange with pattern (rabbitmqctl)."""
+    r = subprocess.run(["rabbitmqctl", "-n", os.environ.get("BB_NODE", "bbtest@localhost"),
+                        "-q", "list_bindings", "source_name", "routing_key"],
+                       stdout=subprocess.PIPE, universal_newlines=True)
+    return any(line.split("\t") == [bbtest.BB_EXCHANGE, pattern]
+               for line in r.stdout.splitlines())
+
+
+def wait_bound(pattern, proc):
+    deadline = time.monotonic() + 20
+    while not bound(pattern):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError("tail never bound %s: %r" % (pattern, proc.communicate()))
+        time.sleep(0.2)
+
+
+class TailTest(BBTestCase):
+
+    def start_tail(self, *args, env=None):
+        proc = subprocess.Popen([BIN, "tail"] + list(args), env=env or stack_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                universal_newlines=True)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        return proc
+
+    def test_tail_shows_the_matching_events_one_per_line_and_stops_at_count(self):
+        tag = "tail%s" % uuid.uuid4().hex[:8]
+        proc = self.start_tail("--count", "3", tag + ".a.*", tag + ".b.#")
+        wait_bound(tag + ".b.#", proc)
+        first = emit(tag + ".a.one", '{"n": 1}')
+        emit(tag + ".a.one.two", "{}")          # * is one word: not shown
+        emit(tag + ".c", "{}")                  # no pattern: not shown
+        second = emit("--parent", first["event_id"], tag + ".b", '{"long": "%s"}' % ("x" * 200))
+        third = emit(tag + ".b.x.y", "{}")
+        out, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 3, out)
+        for line, doc in zip(lines, [first, second, third]):
+            time_, type_, id_ = line.split("  ")[:3]
+            self.assertEqual((time_, type_, id_),
+                             (doc["timestamp"], doc["event_type"], doc["event_id"]))
+        self.assertTrue(lines[0].endswith('  {"n":1}'), lines[0])
+        self.assertIn("  parents=%s  " % first["event_id"][:8], lines[1])
+        self.assertTrue(lines[1].endswith("…"), lines[1])
+        self.assertLess(len(lines[1].encode()), 250)
+
+    def test_tail_json_prints_each_published_document(self):
+        tag = "tailjson%s" % uuid.uuid4().hex[:8]
+        c = Consumer(tag + ".#")
+        proc = self.start_tail("--json", "--count", "2", tag + ".#")
+        wait_bound(tag + ".#", proc)
+        docs = [emit(tag + ".x", '{"k": %d}' % k) for k in range(2)]
+        out, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual([json.loads(line) for line in out.splitlines()], docs)
+        # its private queue took nothing from anyone else's
+        self.assertEqual(len(c.receive(2)), 2)
+
+    def test_ctrl_c_ends_tail_cleanly_and_its_queue_goes_with_it(self):
+        tag = "tailint%s" % uuid.uuid4().hex[:8]
+        proc = self.start_tail(tag + ".#")
+        wait_bound(tag + ".#", proc)
+        proc.send_signal(2)  # SIGINT
+        out, err = proc.communicate(timeout=10)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(err, "")
+        deadline = time.monotonic() + 10
+        while bound(tag + ".#") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertFalse(bound(tag + ".#"), "the private queue outlived tail")
+
+    def test_tail_refuses_bad_patterns_and_counts(self):
+        for args, why in [(["llm..prompt"], "not a topic pattern"),
+                          (["LLM.*"], "not a topic pattern"),
+                          (["llm.pro*"], "not a topic pattern"),
+                          (["--count", "0"], "--count"),
+                          (["--count", "x"], "--count"),
+                          (["--nope"], "usage")]:
+            with self.subTest(args=args):
+                rc, out, err = cli("tail", *args)
+                self.assertEqual(rc, 2, err)
+                self.assertIn(why, err)
+                self.assertLessEqual(len(err.strip().splitlines()), 2, err)
+
+    def test_tail_without_a_broker_fails_within_the_budget(self):
+        env = stack_env()
+        env["RABBIT_URL"] = "amqp://guest:guest@127.0.0.1:1/"
+        env["RABBIT_CONNECT_TIMEOUT_MS"] = "1000"
+        start = time.monotonic()
+        rc, out, err = cli("tail", env=env)
+        self.assertLess(time.monotonic() - start, 10)
+        self.assertEqual(rc, 1)
+        self.assertIn("no broker of RABBIT_URL answered", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertNotIn("guest", err)
+
+    def test_a_person_at_a_terminal_sees_each_type_in_bold(self):
+        tag = "tailtty%s" % uuid.uuid4().hex[:8]
+        env = stack_env()
+        env["TERM"] = "xterm"
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(BIN, [BIN, "tail", "--count", "1", tag + ".#"], env)
+        try:
+            deadline = time.monotonic() + 20
+            while not bound(tag + ".#") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            doc = emit(tag + ".seen", '{"who": "a person"}')
+            out = b""
+            while True:
+                ready, _, _ = select.select([fd], [], [], 20)
+                if not ready:
+                    break
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        self.assertEqual(out.decode().rstrip("\r\n"),
+                         '%s  \x1b[1m%s\x1b[0m  %s  {"who":"a person"}'
+                         % (doc["timestamp"], doc["event_type"], doc["event_id"]))

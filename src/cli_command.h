@@ -1,0 +1,43 @@
+/* cli_command: what the operator's subcommands share -- their table entry,
+ * the workers' configuration, and the one-line answers of §11.1. */
+#ifndef BB_CLI_COMMAND_H
+#define BB_CLI_COMMAND_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <amqp.h>
+
+#include "config.h"
+
+struct bb_command {
+	const char *name;
+	const char *usage;	/* after "bloodbank NAME " */
+	const char *help;
+	int (*run)(const struct bb_command *c, int argc, char **argv);
+};
+
+/* "bloodbank NAME: <why>" on stderr; returns 1, the failure status. */
+int bb_cli_fail(const struct bb_command *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* why (when not NULL) and the usage on stderr; returns 2. */
+int bb_cli_usage(const struct bb_command *c, const char *why);
+/* The usage and help on stdout; returns 0. */
+int bb_cli_help(const struct bb_command *c);
+/* Colour only on a terminal that has it, and never with NO_COLOR set. */
+bool bb_cli_colour(FILE *f);
+/* Loads the workers' configuration (false, said, when it is wrong). The
+ * workers' info lines are not the operator's business here: only errors
+ * are logged, to stderr, unless LOG_LEVEL is debug. */
+bool bb_cli_config(const struct bb_command *c, struct bb_config *cfg);
+
+/* A connection to the first broker of RABBIT_URL that answers within
+ * RABBIT_CONNECT_TIMEOUT_MS, with the workers' topology declared and its
+ * channel BB_AMQP_CHANNEL open; NULL, said, when none does. */
+amqp_connection_state_t bb_cli_connect(const struct bb_command *c,
+    const struct bb_config *cfg);
+
+/* The subcommands of cli_*.c. */
+int bb_cli_tail(const struct bb_command *c, int argc, char **argv);
+
+#endif
