@@ -88,7 +88,8 @@ bb_cli_connect(const struct bb_command *c, const struct bb_config *cfg)
 
 	snprintf(unrouted, sizeof(unrouted), "%s.unrouted", cfg->exchange);
 	const struct bb_topology topology = { cfg->exchange, cfg->exchange_type,
-		unrouted, cfg->unrouted_queue_type, cfg->unrouted_max_bytes };
+		unrouted, cfg->unrouted_queue_type, cfg->unrouted_max_bytes,
+		cfg->archive_stream, cfg->archive_max_age, cfg->archive_max_bytes };
 	const struct bb_connect_options opt = { cfg->heartbeat_s, &topology,
 		cfg->rabbit_tls_ca, cfg->rabbit_tls_cert, cfg->rabbit_tls_key,
 		cfg->rabbit_tls_verify };
@@ -549,6 +550,17 @@ static const struct bb_command commands[] = {
 	    "--parent a parent event id. Prints the published document once the\n"
 	    "broker confirmed it; otherwise the error document on stderr, exit 1.\n",
 	    emit },
+	{ "replay", "--since TIME [--until TIME] [--type PATTERN] "
+	    "[--to-exchange EX] [--dry-run]",
+	    "Reads the archive stream (ARCHIVE_STREAM) from the first event at\n"
+	    "or after TIME (RFC 3339, or a duration back from now: 90s, 15m, 2h,\n"
+	    "7d) to --until (default: now), and publishes each event whose type\n"
+	    "matches the topic PATTERN (default #) again to EX (default the\n"
+	    "configured exchange) with confirms: the same body, message id,\n"
+	    "routing key and properties, with the header x-bloodbank-replayed:\n"
+	    "true (replayed copies are never replayed again). --dry-run lists\n"
+	    "them instead. Prints how many were read, matched and replayed.\n",
+	    bb_cli_replay },
 	{ "tail", "[--json] [--count N] [PATTERN...]",
 	    "A live view of the events on the exchange whose routing keys match\n"
 	    "the topic PATTERNs (default #), through a private queue deleted\n"

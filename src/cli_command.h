@@ -37,7 +37,16 @@ bool bb_cli_config(const struct bb_command *c, struct bb_config *cfg);
 amqp_connection_state_t bb_cli_connect(const struct bb_command *c,
     const struct bb_config *cfg);
 
+/* One event as a line (replacing out's contents): time, type, id, its
+ * parents (the first 8 digits of each), and its payload cut to 80 bytes.
+ * A Bloodbank envelope and a CloudEvent (ENVELOPE_FORMAT=cloudevents) both
+ * read so; anything else is shown as its first bytes. */
+struct bb_buf;
+void bb_cli_event_line(const char *body, size_t len, bool colour,
+    struct bb_buf *out);
+
 /* The subcommands of cli_*.c. */
 int bb_cli_tail(const struct bb_command *c, int argc, char **argv);
+int bb_cli_replay(const struct bb_command *c, int argc, char **argv);
 
 #endif

@@ -40,12 +40,8 @@ put_member(struct bb_buf *out, const struct bb_json *doc, const char *key)
 	bb_buf_append(out, raw, len);
 }
 
-/* One event as a line: time, type, id, its parents (the first 8 digits
- * of each), and its payload cut to SHORT_PAYLOAD bytes. A Bloodbank
- * envelope and a CloudEvent (ENVELOPE_FORMAT=cloudevents) both read so;
- * anything else on the exchange is shown as its first bytes. */
-static void
-event_line(const char *body, size_t len, bool colour, struct bb_buf *out)
+void
+bb_cli_event_line(const char *body, size_t len, bool colour, struct bb_buf *out)
 {
 	struct bb_json doc;
 	char err[128];
@@ -223,7 +219,7 @@ bb_cli_tail(const struct bb_command *c, int argc, char **argv)
 			fwrite(env.message.body.bytes, 1, env.message.body.len,
 			    stdout);
 		} else {
-			event_line(env.message.body.bytes, env.message.body.len,
+			bb_cli_event_line(env.message.body.bytes, env.message.body.len,
 			    colour, &line);
 			fwrite(line.data, 1, line.len, stdout);
 		}

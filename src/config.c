@@ -20,7 +20,7 @@
 
 enum kind { K_STRING, K_AMQP_URLS, K_INT, K_LONG, K_BOOL, K_EXCHANGE_TYPE,
 	K_QUEUE_TYPE, K_ENVELOPE_FORMAT, K_LOG_LEVEL, K_LOG_TARGET, K_ADDRESSES,
-	K_HOST_PORTS };
+	K_HOST_PORTS, K_DURATION };
 
 static const char *const exchange_types[] = {
 	"topic", "direct", "fanout", "headers", NULL
@@ -41,6 +41,16 @@ struct setting {
 };
 
 #define OFF(f) offsetof(struct bb_config, f)
+
+/* A stream's x-max-age: digits and a unit (RabbitMQ: Y, M, D, h, m, s). */
+static bool
+duration_valid(const char *v)
+{
+	size_t digits = strspn(v, "0123456789");
+
+	return digits > 0 && digits < 10 && v[digits] != '\0' &&
+	    strchr("YMDhms", v[digits]) != NULL && v[digits + 1] == '\0';
+}
 
 static const struct setting settings[] = {
 	{ "RABBIT_URL", NULL, "rabbitmq:url",
@@ -124,6 +134,13 @@ static const struct setting settings[] = {
 	    K_ENVELOPE_FORMAT, OFF(envelope_format), 0, 0, false },
 	{ "SCHEMA_DIR", NULL, "schemas:dir", "/etc/bloodbank/schemas",
 	    K_STRING, OFF(schema_dir), 0, 1024, false },
+	/* a queue name: AMQP's 255 bytes */
+	{ "ARCHIVE_STREAM", NULL, "rabbitmq:archive_stream", "",
+	    K_STRING, OFF(archive_stream), 0, 255, false },
+	{ "ARCHIVE_MAX_AGE", NULL, "rabbitmq:archive_max_age", "7D",
+	    K_DURATION, OFF(archive_max_age), 0, 0, false },
+	{ "ARCHIVE_MAX_BYTES", NULL, "rabbitmq:archive_max_bytes", "10737418240",
+	    K_LONG, OFF(archive_max_bytes), 1, LONG_MAX, false },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -319,6 +336,14 @@ apply(struct bb_config *cfg, const struct setting *s, const char *value,
 			return 0;
 		expected = "true or false";
 		break;
+	case K_DURATION:
+		if (!duration_valid(value)) {
+			expected = "a duration as RabbitMQ writes it: a number and "
+			    "one of Y M D h m s (7D, 12h)";
+			break;
+		}
+		*(char **)(base + s->offset) = bb_xstrdup(value);
+		return 0;
 	case K_EXCHANGE_TYPE:
 	case K_QUEUE_TYPE:
 	case K_ENVELOPE_FORMAT:
@@ -445,7 +470,8 @@ bb_config_free(struct bb_config *cfg)
 		    settings[s].kind == K_QUEUE_TYPE ||
 		    settings[s].kind == K_ENVELOPE_FORMAT ||
 		    settings[s].kind == K_ADDRESSES ||
-		    settings[s].kind == K_HOST_PORTS) {
+		    settings[s].kind == K_HOST_PORTS ||
+		    settings[s].kind == K_DURATION) {
 			free(*(char **)(base + settings[s].offset));
 			*(char **)(base + settings[s].offset) = NULL;
 		}
@@ -542,6 +568,7 @@ bb_config_print(const struct bb_config *cfg, FILE *out)
 		case K_ENVELOPE_FORMAT:
 		case K_ADDRESSES:
 		case K_HOST_PORTS:
+		case K_DURATION:
 			if (st->kind == K_AMQP_URLS) {
 				bb_config_redact_url(*(char *const *)field,
 				    redacted, sizeof(redacted));

@@ -48,6 +48,9 @@ struct bb_config {
 	char *redis_sentinel_password;
 	char *schema_dir;		/* "": no event schemas */
 	char *envelope_format;		/* bloodbank or cloudevents */
+	char *archive_stream;		/* "": no archive (§11.2) */
+	char *archive_max_age;		/* its x-max-age, e.g. 7D */
+	long archive_max_bytes;		/* its x-max-length-bytes */
 };
 
 /* Fills cfg. On a bad value, an unreadable file or an unknown INI key,

@@ -43,6 +43,8 @@ struct bb_publisher {
 	char *unrouted;		/* "<exchange>.unrouted" */
 	char *unrouted_queue_type;
 	long unrouted_max_bytes;
+	char *archive_stream, *archive_max_age;
+	long archive_max_bytes;
 	int confirm_timeout_ms;
 	int connect_timeout_ms;
 	int heartbeat_s;
@@ -88,6 +90,11 @@ bb_publisher_new(const struct bb_publisher_options *opt)
 	snprintf(pub->unrouted, n, "%s.unrouted", opt->exchange);
 	pub->unrouted_queue_type = bb_xstrdup(opt->unrouted_queue_type);
 	pub->unrouted_max_bytes = opt->unrouted_max_bytes;
+	pub->archive_stream = bb_xstrdup(opt->archive_stream ?
+	    opt->archive_stream : "");
+	pub->archive_max_age = bb_xstrdup(opt->archive_max_age ?
+	    opt->archive_max_age : "");
+	pub->archive_max_bytes = opt->archive_max_bytes;
 	pub->confirm_timeout_ms = opt->confirm_timeout_ms;
 	pub->connect_timeout_ms = opt->connect_timeout_ms;
 	pub->heartbeat_s = opt->heartbeat_s;
@@ -149,6 +156,8 @@ bb_publisher_free(struct bb_publisher *pub)
 	free(pub->exchange_type);
 	free(pub->unrouted);
 	free(pub->unrouted_queue_type);
+	free(pub->archive_stream);
+	free(pub->archive_max_age);
 	free(pub->tls_ca);
 	free(pub->tls_cert);
 	free(pub->tls_key);
@@ -191,7 +200,8 @@ static bool
 connect_any(struct bb_publisher *pub, long long deadline)
 {
 	const struct bb_topology topology = { pub->exchange, pub->exchange_type,
-		pub->unrouted, pub->unrouted_queue_type, pub->unrouted_max_bytes };
+		pub->unrouted, pub->unrouted_queue_type, pub->unrouted_max_bytes,
+		pub->archive_stream, pub->archive_max_age, pub->archive_max_bytes };
 	const struct bb_connect_options opt = { pub->heartbeat_s, &topology,
 		pub->tls_ca, pub->tls_cert, pub->tls_key, pub->tls_verify };
 	pub->conn = bb_connect_any(pub->urls, &opt, deadline, &pub->ssl);

@@ -29,6 +29,9 @@ struct bb_publisher_options {
 	int heartbeat_s;	/* 0: no heartbeats */
 	const char *unrouted_queue_type;	/* quorum or classic */
 	long unrouted_max_bytes;	/* its x-max-length-bytes */
+	const char *archive_stream;	/* "": no archive stream */
+	const char *archive_max_age;
+	long archive_max_bytes;
 	/* amqps:// URLs */
 	const char *tls_ca;	/* CA bundle (PEM); "": the system's store */
 	const char *tls_cert;	/* client certificate (PEM); "": none */

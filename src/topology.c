@@ -89,6 +89,47 @@ declare_unrouted_queue(amqp_connection_state_t conn, amqp_channel_t channel,
 	    deadline);
 }
 
+/* The archive (CONTRACT §11.2): a durable stream queue bound with # to the
+ * exchange, so that the broker keeps every event published, replicated
+ * across a cluster like any stream. A stream declared earlier with other
+ * arguments is used as it is, and the operator told. */
+static bool
+declare_archive(amqp_connection_state_t conn, amqp_channel_t channel,
+    const struct bb_topology *t, long long deadline)
+{
+	amqp_table_entry_t a[3] = {
+		bb_amqp_entry("x-queue-type", AMQP_FIELD_KIND_UTF8),
+		bb_amqp_entry("x-max-age", AMQP_FIELD_KIND_UTF8),
+		bb_amqp_entry("x-max-length-bytes", AMQP_FIELD_KIND_I64),
+	};
+	amqp_table_t args = { 3, a };
+
+	a[0].value.value.bytes = amqp_cstring_bytes("stream");
+	a[1].value.value.bytes = amqp_cstring_bytes(t->archive_max_age);
+	a[2].value.value.i64 = t->archive_max_bytes;
+	bb_rpc_budget(conn, deadline);
+	amqp_queue_declare(conn, channel, amqp_cstring_bytes(t->archive_stream),
+	    0, 1, 0, 0, args);
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+	    ((amqp_channel_close_t *)r.reply.decoded)->reply_code ==
+	    AMQP_PRECONDITION_FAILED)
+		bb_log_warning("queue %s exists with other arguments (not a "
+		    "stream with x-max-age %s and x-max-length-bytes %ld); "
+		    "using it as it is", t->archive_stream, t->archive_max_age,
+		    t->archive_max_bytes);
+	if (!reopen_channel(conn, channel, r, "declare of the archive stream",
+	    deadline))
+		return false;
+	bb_rpc_budget(conn, deadline);
+	amqp_queue_bind(conn, channel, amqp_cstring_bytes(t->archive_stream),
+	    amqp_cstring_bytes(t->exchange), amqp_cstring_bytes("#"),
+	    amqp_empty_table);
+	return reopen_channel(conn, channel, amqp_get_rpc_reply(conn),
+	    "bind of the archive stream", deadline);
+}
+
 /* The exchange carries an alternate exchange so that an event no queue is
  * bound for lands in the durable <exchange>.unrouted queue instead of being
  * acknowledged into nowhere. If the exchange already exists with other
@@ -125,18 +166,24 @@ bb_topology_declare(amqp_connection_state_t conn, amqp_channel_t channel,
 	amqp_exchange_declare(conn, channel, amqp_cstring_bytes(t->exchange),
 	    amqp_cstring_bytes(t->exchange_type), 0, 1, 0, 0, args);
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
-	if (r.reply_type == AMQP_RESPONSE_NORMAL)
-		return true;
-	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
-	    r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
-		return bb_rpc_ok(r, "declare of the exchange");
-	bb_log_warning("exchange %s exists with other arguments (no alternate "
-	    "exchange); using it as it is: unroutable events will be refused",
-	    t->exchange);
-	if (!reopen_channel(conn, channel, r, "declare of the exchange", deadline))
-		return false;
-	bb_rpc_budget(conn, deadline);
-	amqp_exchange_declare(conn, channel, amqp_cstring_bytes(t->exchange),
-	    amqp_cstring_bytes(t->exchange_type), 1, 0, 0, 0, amqp_empty_table);
-	return bb_rpc_ok(amqp_get_rpc_reply(conn), "passive declare of the exchange");
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+		    r.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+			return bb_rpc_ok(r, "declare of the exchange");
+		bb_log_warning("exchange %s exists with other arguments (no "
+		    "alternate exchange); using it as it is: unroutable events "
+		    "will be refused", t->exchange);
+		if (!reopen_channel(conn, channel, r, "declare of the exchange",
+		    deadline))
+			return false;
+		bb_rpc_budget(conn, deadline);
+		amqp_exchange_declare(conn, channel, amqp_cstring_bytes(t->exchange),
+		    amqp_cstring_bytes(t->exchange_type), 1, 0, 0, 0,
+		    amqp_empty_table);
+		if (!bb_rpc_ok(amqp_get_rpc_reply(conn),
+		    "passive declare of the exchange"))
+			return false;
+	}
+	return t->archive_stream == NULL || t->archive_stream[0] == '\0' ||
+	    declare_archive(conn, channel, t, deadline);
 }

@@ -1,6 +1,7 @@
 /* topology: what Bloodbank declares on every new AMQP connection, before
  * its first publish -- the bounded <exchange>.unrouted queue, its fanout
- * exchange and binding, and the exchange with that alternate exchange --
+ * exchange and binding, the exchange with that alternate exchange, and the
+ * archive stream bound to it with # when ARCHIVE_STREAM is set --
  * as RPCs within the connect budget. A declaration the broker refuses
  * (something declared elsewhere with other arguments) is logged and the
  * object used as it is: only a failed connection is an error. */
@@ -17,6 +18,9 @@ struct bb_topology {
 	const char *unrouted;		/* "<exchange>.unrouted" */
 	const char *unrouted_queue_type;
 	long unrouted_max_bytes;	/* UNROUTED_MAX_BYTES */
+	const char *archive_stream;	/* "" or NULL: no archive (§11.2) */
+	const char *archive_max_age;	/* x-max-age, e.g. 7D */
+	long archive_max_bytes;		/* x-max-length-bytes */
 };
 
 /* Declares it all on channel, by deadline (monotonic ms); false when the

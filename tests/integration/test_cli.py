@@ -12,6 +12,8 @@ import subprocess
 import time
 import uuid
 
+import pika
+
 import bbtest
 from bbtest import BBTestCase, Consumer, get
 from test_metrics import REPO, stack_env
@@ -369,3 +371,130 @@ class TailTest(BBTestCase):
         self.assertEqual(out.decode().rstrip("\r\n"),
                          '%s  \x1b[1m%s\x1b[0m  %s  {"who":"a person"}'
                          % (doc["timestamp"], doc["event_type"], doc["event_id"]))
+
+
+class ReplayTest(BBTestCase):
+    """The archive (ARCHIVE_STREAM) and `bloodbank replay`, on an exchange and
+    a stream of this test's own, so that no other test's events are
+    archived."""
+
+    @classmethod
+    def setUpClass(cls):
+        tag = "replay%s" % uuid.uuid4().hex[:8]
+        cls.exchange, cls.stream = tag, tag + ".archive"
+        cls.env = stack_env()
+        cls.env.update(RABBIT_EXCHANGE=cls.exchange, ARCHIVE_STREAM=cls.stream)
+        cls.start = time.time()
+        time.sleep(1.1)  # the archive is read from whole seconds
+        cls.docs = [emit("replay.a", '{"i": %d}' % i, env=cls.env) for i in range(3)]
+        cls.docs.append(emit("replay.b", '{"i": 3}', env=cls.env))
+
+    @classmethod
+    def tearDownClass(cls):
+        ch = pika.BlockingConnection(bbtest.amqp_params()).channel()
+        for q in (cls.stream, cls.exchange + ".unrouted"):
+            ch.queue_delete(q)
+        for x in (cls.exchange, cls.exchange + ".unrouted"):
+            ch.exchange_delete(x)
+
+    def consumer(self, exchange=None):
+        ch = pika.BlockingConnection(bbtest.amqp_params()).channel()
+        q = ch.queue_declare("", exclusive=True).method.queue
+        ch.queue_bind(q, exchange or self.exchange, "#")
+        self.addCleanup(ch.connection.close)
+
+        def received(wait=1.0):
+            time.sleep(wait)
+            got = []
+            while True:
+                m, props, body = ch.basic_get(q, auto_ack=True)
+                if m is None:
+                    return got
+                got.append((m, props, body))
+        return received
+
+    def replay(self, *args, env=None):
+        return cli("replay", *args, env=env or self.env, timeout=60)
+
+    def since(self):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.start))
+
+    def test_the_archive_is_a_stream_bound_to_the_exchange(self):
+        r = subprocess.run(["rabbitmqctl", "-n", os.environ.get("BB_NODE", "bbtest@localhost"),
+                            "-q", "list_queues", "name", "type", "arguments"],
+                           stdout=subprocess.PIPE, universal_newlines=True)
+        line = [l for l in r.stdout.splitlines() if l.startswith(self.stream + "\t")]
+        self.assertEqual(len(line), 1, r.stdout)
+        self.assertIn("\tstream\t", line[0])
+        self.assertIn("7D", line[0])
+        r = subprocess.run(["rabbitmqctl", "-n", os.environ.get("BB_NODE", "bbtest@localhost"),
+                            "-q", "list_bindings", "source_name", "destination_name",
+                            "routing_key"], stdout=subprocess.PIPE, universal_newlines=True)
+        self.assertIn([self.exchange, self.stream, "#"],
+                      [l.split("\t") for l in r.stdout.splitlines()])
+
+    def test_dry_run_lists_the_archived_events_and_publishes_nothing(self):
+        received = self.consumer()
+        rc, out, err = self.replay("--since", self.since(), "--dry-run")
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[-1].split(", ")[1:], ["matched 4", "listed 4"], out)
+        self.assertEqual([l.split("  ")[2] for l in lines[:-1]],
+                         [d["event_id"] for d in self.docs])
+        self.assertEqual(received(), [])
+
+    def test_replay_publishes_the_same_messages_again_marked_replayed(self):
+        received = self.consumer()
+        rc, out, err = self.replay("--since", self.since(), "--type", "replay.a")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"^read \d+, matched 3, replayed 3\n$")
+        got = received()
+        self.assertEqual(len(got), 3, got)
+        for (method, props, body), doc in zip(got, self.docs[:3]):
+            self.assertEqual(json.loads(body), doc)
+            self.assertEqual(props.message_id, doc["event_id"])
+            self.assertEqual(method.routing_key, "replay.a")
+            self.assertEqual(props.delivery_mode, 2)
+            self.assertIs(props.headers.get("x-bloodbank-replayed"), True)
+            self.assertNotIn("x-stream-offset", props.headers)
+        # the copies went into the archive too, and are never replayed again
+        rc, out, err = self.replay("--since", self.since(), "--dry-run")
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.endswith(", matched 4, listed 4\n"), out)
+
+    def test_replay_to_another_exchange_and_until(self):
+        other = self.exchange + ".other"
+        ch = pika.BlockingConnection(bbtest.amqp_params()).channel()
+        ch.exchange_declare(other, "topic", auto_delete=True)
+        received = self.consumer(other)
+        until = self.docs[1]["timestamp"]
+        rc, out, err = self.replay("--since", self.since(), "--until", until,
+                                   "--to-exchange", other)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.endswith(", matched 2, replayed 2\n"), out)
+        self.assertEqual([json.loads(b) for _, _, b in received()], self.docs[:2])
+        ch.connection.close()
+
+    def test_replay_to_a_missing_exchange_reads_nothing(self):
+        rc, out, err = self.replay("--since", "1h", "--to-exchange", "no-such-exchange")
+        self.assertEqual(rc, 1)
+        self.assertEqual(out, "")
+        self.assertIn("exchange no-such-exchange does not exist; nothing was read", err)
+
+    def test_replay_refuses_bad_arguments(self):
+        for args, why in [([], "--since is missing"),
+                          (["--since", "yesterday"], "RFC 3339"),
+                          (["--since", "1h", "--until", "2h"], "before --since"),
+                          (["--since", "1h", "--type", "replay..a"], "topic pattern"),
+                          (["--since", "1h", "extra"], "too many"),
+                          (["--nope"], "usage")]:
+            with self.subTest(args=args):
+                rc, out, err = self.replay(*args)
+                self.assertEqual(rc, 2, err)
+                self.assertIn(why, err)
+                self.assertEqual(out, "")
+
+    def test_replay_without_an_archive_says_so(self):
+        rc, out, err = cli("replay", "--since", "1h")
+        self.assertEqual(rc, 1)
+        self.assertIn("ARCHIVE_STREAM is not set", err)

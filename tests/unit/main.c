@@ -37,6 +37,7 @@ main(void)
 		return 2;
 	add_claim_tests();
 	add_cloudevent_tests();
+	add_clitime_tests();
 	add_config_tests();
 	add_confirms_tests();
 	add_correlation_tests();

@@ -6,6 +6,7 @@
 /* Each file registers one suite. */
 void add_claim_tests(void);
 void add_cloudevent_tests(void);
+void add_clitime_tests(void);
 void add_config_tests(void);
 void add_confirms_tests(void);
 void add_correlation_tests(void);
