@@ -543,6 +543,16 @@ end:
 /* ------------------------------------------------------- dispatch */
 
 static const struct bb_command commands[] = {
+	{ "doctor", "",
+	    "Checks every part a deployment needs, with the workers'\n"
+	    "configuration: the configuration and the modes of the files that\n"
+	    "hold secrets, the broker (connect, login, the exchange and its\n"
+	    "alternate exchange, the unrouted queue, the archive stream), Redis\n"
+	    "(connect, AUTH, the record script, memory, TTL), SCHEMA_DIR,\n"
+	    "METRICS_PATH and the web server's /healthz at HTTP_HOST:HTTP_PORT.\n"
+	    "One line per check, [ok], [FAIL] with what to do, or [skip] when it\n"
+	    "does not apply; exit 0 only when nothing failed.\n",
+	    bb_cli_doctor },
 	{ "emit", "[--key KEY] [--parent ID]... TYPE [JSON]",
 	    "Publishes one event of TYPE, its JSON payload from the argument or\n"
 	    "from stdin, through the same validation, envelope, confirm and\n"

@@ -46,6 +46,7 @@ void bb_cli_event_line(const char *body, size_t len, bool colour,
     struct bb_buf *out);
 
 /* The subcommands of cli_*.c. */
+int bb_cli_doctor(const struct bb_command *c, int argc, char **argv);
 int bb_cli_tail(const struct bb_command *c, int argc, char **argv);
 int bb_cli_replay(const struct bb_command *c, int argc, char **argv);
 

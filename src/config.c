@@ -418,6 +418,22 @@ lookup(const struct setting *s, dictionary *envfile, const char *envpath,
 	return *from = "default", s->def;
 }
 
+const char *
+bb_config_env_file(void)
+{
+	const char *p = getenv("BLOODBANK_ENV_FILE");
+
+	return p ? p : DEFAULT_ENV_FILE;
+}
+
+const char *
+bb_config_ini_file(void)
+{
+	const char *p = getenv("BLOODBANK_CONFIG");
+
+	return p ? p : DEFAULT_INI;
+}
+
 int
 bb_config_load(struct bb_config *cfg, char *err, size_t errlen)
 {

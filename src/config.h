@@ -53,6 +53,12 @@ struct bb_config {
 	long archive_max_bytes;		/* its x-max-length-bytes */
 };
 
+/* The two files bb_config_load reads when they exist: the .env file
+ * (BLOODBANK_ENV_FILE, else ./.env) and the INI file (BLOODBANK_CONFIG,
+ * else /etc/bloodbank/bloodbank.ini). */
+const char *bb_config_env_file(void);
+const char *bb_config_ini_file(void);
+
 /* Fills cfg. On a bad value, an unreadable file or an unknown INI key,
  * returns -1 with a message naming the key and the file in err; cfg must be
  * freed with bb_config_free either way. */

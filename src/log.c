@@ -10,6 +10,8 @@
 
 static enum bb_log_level current_level = BB_LOG_INFO;
 static enum bb_log_target current_target = BB_LOG_STDERR;
+static char *capture;		/* bb_log_capture's buffer, or NULL */
+static size_t capture_len;
 
 static const char *const level_names[] = {
 	[BB_LOG_ERROR] = "error",
@@ -96,6 +98,12 @@ bb_log(enum bb_log_level level, const char *fmt, ...)
 	int n;
 	size_t len;
 
+	if (capture && level <= BB_LOG_WARNING) {
+		va_start(ap, fmt);
+		vsnprintf(capture, capture_len, fmt, ap);
+		va_end(ap);
+		return;
+	}
 	if (level > current_level)
 		return;
 	if (current_target == BB_LOG_SYSLOG) {
@@ -121,4 +129,13 @@ bb_log(enum bb_log_level level, const char *fmt, ...)
 	 * error log do not interleave. */
 	if (write(STDERR_FILENO, line, len) < 0)
 		return;
+}
+
+void
+bb_log_capture(char *buf, size_t len)
+{
+	capture = len ? buf : NULL;
+	capture_len = len;
+	if (capture)
+		capture[0] = '\0';
 }

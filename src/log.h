@@ -5,6 +5,8 @@
 #ifndef BB_LOG_H
 #define BB_LOG_H
 
+#include <stddef.h>
+
 enum bb_log_level {
 	BB_LOG_ERROR,
 	BB_LOG_WARNING,
@@ -30,6 +32,11 @@ void bb_log_set_target(enum bb_log_target target);
 
 void bb_log(enum bb_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* From now on the last warning or error goes into buf (len bytes) instead
+ * of the log, for a command that says it in its own words; len 0 ends
+ * that. */
+void bb_log_capture(char *buf, size_t len);
 
 #define bb_log_error(...) bb_log(BB_LOG_ERROR, __VA_ARGS__)
 #define bb_log_warning(...) bb_log(BB_LOG_WARNING, __VA_ARGS__)

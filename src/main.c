@@ -21,13 +21,14 @@ usage(FILE *out)
 	    "       bloodbank --workers N [--listen unix:PATH|HOST:PORT]\n"
 	    "                 [--user NAME] [--socket-group GROUP]\n"
 	    "                 [--socket-mode MODE]\n"
-	    "       bloodbank emit|replay|tail|trace [--help] ...\n"
+	    "       bloodbank doctor|emit|replay|tail|trace [--help] ...\n"
 	    "With no options, serves FastCGI on the socket inherited on fd 0\n"
 	    "(lighttpd bin-path, spawn-fcgi). With --workers, runs the pre-fork\n"
 	    "master: binds --listen (or takes fd 0), drops to --user, and keeps N\n"
-	    "workers; SIGHUP reloads, SIGTERM stops gracefully. emit publishes\n"
-	    "an event, replay publishes archived events again, tail shows the\n"
-	    "events on the bus, trace an event's lineage. See bloodbank(8).\n");
+	    "workers; SIGHUP reloads, SIGTERM stops gracefully. doctor checks a\n"
+	    "deployment, emit publishes an event, replay publishes archived\n"
+	    "events again, tail shows the events on the bus, trace an event's\n"
+	    "lineage. See bloodbank(8).\n");
 }
 
 static int

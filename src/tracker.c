@@ -529,6 +529,30 @@ bb_tracker_healthy(struct bb_tracker *t, int budget_ms)
 	return up;
 }
 
+bool
+bb_tracker_used_memory(struct bb_tracker *t, char *out, size_t len)
+{
+	redisReply *r;
+	bool ok = false;
+
+	if (!t->enabled || !ensure(t))
+		return false;
+	if (redisAppendCommand(t->c, "INFO memory") != REDIS_OK ||
+	    !read_reply(t, &r)) {
+		fail(t);
+		return false;
+	}
+	const char *v = r->type == REDIS_REPLY_STRING ? strstr(r->str,
+	    "used_memory_human:") : NULL;
+	if (v) {
+		v += strlen("used_memory_human:");
+		snprintf(out, len, "%.*s", (int)strcspn(v, "\r\n"), v);
+		ok = true;
+	}
+	freeReplyObject(r);
+	return ok;
+}
+
 static void
 idem_key(const char *event_id, char *out)
 {

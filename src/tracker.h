@@ -39,6 +39,8 @@ bool bb_tracker_enabled(const struct bb_tracker *t);
 /* Connects if need be (and if the backoff allows) and pings, all within
  * budget_ms: a Sentinel or a Redis that hangs costs no more. */
 bool bb_tracker_healthy(struct bb_tracker *t, int budget_ms);
+/* Redis's used_memory_human (INFO memory) into out, for `doctor`. */
+bool bb_tracker_used_memory(struct bb_tracker *t, char *out, size_t len);
 
 /* Queues the record of a confirmed event: its metadata, and it as a child
  * of each parent, with the TTL on every key -- one script, run atomically.

@@ -498,3 +498,102 @@ class ReplayTest(BBTestCase):
         rc, out, err = cli("replay", "--since", "1h")
         self.assertEqual(rc, 1)
         self.assertIn("ARCHIVE_STREAM is not set", err)
+
+
+class DoctorTest(BBTestCase):
+    """`bloodbank doctor` green on the healthy stack, and naming the broken
+    part, with what to do, on a broken one."""
+
+    def env(self, **extra):
+        env = stack_env()
+        env["HTTP_PORT"] = os.environ.get("BB_HTTP_PORT", "18682")
+        env.update(extra)
+        return env
+
+    def doctor(self, **extra):
+        rc, out, err = cli("doctor", env=self.env(**extra), timeout=60)
+        lines = {}
+        for line in out.splitlines():
+            m = re.match(r"^\[(ok|FAIL|skip)\] *([^:]+): (.*)$", line)
+            self.assertTrue(m, "not a check line: %r" % line)
+            lines.setdefault(m.group(2), []).append((m.group(1), m.group(3)))
+        return rc, lines, err
+
+    def test_a_healthy_stack_is_green(self):
+        rc, lines, err = self.doctor()
+        self.assertEqual(rc, 0, (lines, err))
+        for part in ("configuration", "broker", "unrouted queue", "redis", "metrics",
+                     "web server"):
+            self.assertEqual([o for o, _ in lines[part]], ["ok"], (part, lines))
+        self.assertEqual(lines["archive"][0][0], "skip")
+        self.assertIn("answers 200", lines["web server"][0][1])
+
+    def test_wrong_broker_credentials_are_named(self):
+        url = stack_env()["RABBIT_URL"].replace("guest:guest@", "guest:wrong@")
+        rc, lines, err = self.doctor(RABBIT_URL=url)
+        self.assertEqual(rc, 1)
+        (outcome, text), = lines["broker"]
+        self.assertEqual(outcome, "FAIL")
+        self.assertIn("ACCESS_REFUSED", text)
+        self.assertIn("check RABBIT_URL", text)
+        self.assertNotIn("wrong", text)
+        self.assertEqual(lines["redis"][0][0], "ok")
+        self.assertIn("1 check failed", err)
+
+    def test_redis_that_does_not_answer_is_named(self):
+        rc, lines, err = self.doctor(REDIS_PORT="1")
+        self.assertEqual(rc, 1)
+        self.assertEqual(lines["redis"][0][0], "FAIL")
+        self.assertIn("Connection refused", lines["redis"][0][1])
+        self.assertEqual(lines["broker"][0][0], "ok")
+
+    def test_a_secret_readable_by_everyone_is_named(self):
+        d = self.tmpdir()
+        ini = os.path.join(d, "bloodbank.ini")
+        with open(ini, "w") as f:
+            f.write("[http]\napi_token = s3cret-token\n")
+        os.chmod(ini, 0o644)
+        rc, lines, err = self.doctor(BLOODBANK_CONFIG=ini)
+        self.assertEqual(rc, 1)
+        self.assertEqual(lines["configuration file"],
+                         [("FAIL", "%s holds api_token and is readable by every user: "
+                                   "chmod o-rwx %s" % (ini, ini))])
+        os.chmod(ini, 0o640)
+        rc, lines, err = self.doctor(BLOODBANK_CONFIG=ini)
+        self.assertEqual(lines["configuration file"][0][0], "ok")
+        self.assertNotIn("s3cret", repr(lines))
+
+    def test_a_refused_schema_file_is_named(self):
+        d = self.tmpdir()
+        with open(os.path.join(d, "cli.order.json"), "w") as f:
+            f.write('{"type": "object", "minLenght": 3}')
+        rc, lines, err = self.doctor(SCHEMA_DIR=d)
+        self.assertEqual(rc, 1)
+        (outcome, text), = lines["event schemas"]
+        self.assertEqual(outcome, "FAIL")
+        self.assertIn("cli.order.json", text)
+        self.assertIn("minLenght", text)
+
+    def test_metrics_the_workers_cannot_write_and_no_web_server_are_named(self):
+        d = self.tmpdir()
+        os.chmod(d, 0o755)
+        rc, lines, err = self.doctor(METRICS_PATH=os.path.join(d, "metrics"), HTTP_PORT="1")
+        self.assertEqual(rc, 1)
+        self.assertEqual(lines["metrics"][0][0], "FAIL")
+        self.assertIn("is not writable by", lines["metrics"][0][1])
+        self.assertEqual(lines["web server"][0][0], "FAIL")
+        self.assertIn("nothing answers at 127.0.0.1:1", lines["web server"][0][1])
+        self.assertIn("2 checks failed", err)
+
+    def test_a_configuration_that_does_not_load_stops_there(self):
+        rc, lines, err = self.doctor(RABBIT_CONFIRM_TIMEOUT_MS="soon")
+        self.assertEqual(rc, 1)
+        self.assertEqual(list(lines), ["configuration"])
+        self.assertIn("RABBIT_CONFIRM_TIMEOUT_MS", lines["configuration"][0][1])
+
+    def tmpdir(self):
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp(prefix="bb-doctor-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
