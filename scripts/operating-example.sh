@@ -7,7 +7,11 @@
 #   e.g. scripts/operating-example.sh /tmp/bloodbank-dev/bloodbank.env \
 #        docs/operating-example.txt
 # ENV_FILE is the workers' environment (the dev stack's DIR/bloodbank.env,
-# or /etc/bloodbank/bloodbank.env); bloodbank is taken from src/.
+# or /etc/bloodbank/bloodbank.env); bloodbank is taken from src/. HTTP_PORT
+# is the dev stack's port (8682 unless set). The session publishes to an
+# exchange of its own, bloodbank-example, archived in the stream
+# bloodbank-example.archive, so that the dev stack's exchange gets no
+# archive.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +21,7 @@ set -a
 set +a
 out=$2
 export PATH="$repo/src:$PATH" NO_COLOR=1
+export RABBIT_EXCHANGE=bloodbank-example ARCHIVE_STREAM=bloodbank-example.archive
 : >"$out"
 # run SHOWN COMMAND...: writes "$ SHOWN", what COMMAND prints, and its exit
 # status when it failed; the last output is kept in $last
@@ -34,6 +39,12 @@ id() { local v=${last#*\"event_id\":\"}; printf '%s\n' "${v%%\"*}"; }
 # note NAME VALUE: the operator copies an id into a shell variable
 note() { printf '$ %s=%s\n' "$1" "$2" >>"$out"; }
 
+run "bloodbank doctor" bloodbank doctor
+# tail, started first, its output written where it was run
+tailed=$(mktemp)
+bloodbank tail --count 4 'llm.#' 'review.*' >"$tailed" 2>&1 &
+tail_pid=$!
+sleep 2
 run "bloodbank emit llm.prompt '{\"prompt\":\"Summarise the meeting\",\"model\":\"gpt-4\"}'" \
     bloodbank emit llm.prompt '{"prompt":"Summarise the meeting","model":"gpt-4"}'
 prompt=$(id); note prompt "$prompt"
@@ -48,8 +59,19 @@ run "echo '{\"verdict\":\"second is better\"}' | bloodbank emit --parent \$r1 --
 review=$(id); note review "$review"
 run "bloodbank emit llm.prompt '{\"model\":\"gpt-4\"}'" \
     bloodbank emit llm.prompt '{"model":"gpt-4"}'
+wait "$tail_pid" || true
+{
+    printf '$ # in another terminal, started before the first emit:\n'
+    printf '$ bloodbank tail --count 4 '"'"'llm.#'"'"' '"'"'review.*'"'"'\n'
+    cat "$tailed"
+} >>"$out"
+rm -f "$tailed"
 run "bloodbank trace \$review" bloodbank trace "$review"
 run "bloodbank trace --descendants \$prompt" bloodbank trace --descendants "$prompt"
 run "bloodbank trace --ancestors --json \$r2" bloodbank trace --ancestors --json "$r2"
 run "bloodbank trace not-an-id" bloodbank trace not-an-id
+run "bloodbank replay --since 10m --type llm.response --dry-run" \
+    bloodbank replay --since 10m --type llm.response --dry-run
+run "bloodbank replay --since 10m --type llm.response" \
+    bloodbank replay --since 10m --type llm.response
 echo "wrote $out (prompt $prompt)"
