@@ -42,14 +42,14 @@ note() { printf '$ %s=%s\n' "$1" "$2" >>"$out"; }
 run "bloodbank doctor" bloodbank doctor
 # tail, started first, its output written where it was run
 tailed=$(mktemp)
-bloodbank tail --count 4 'llm.#' 'review.*' >"$tailed" 2>&1 &
+timeout 60 bloodbank tail --count 4 'llm.#' 'review.*' >"$tailed" 2>&1 &
 tail_pid=$!
 sleep 2
 run "bloodbank emit llm.prompt '{\"prompt\":\"Summarise the meeting\",\"model\":\"gpt-4\"}'" \
     bloodbank emit llm.prompt '{"prompt":"Summarise the meeting","model":"gpt-4"}'
 prompt=$(id); note prompt "$prompt"
-run "bloodbank emit --key draft-1 --parent \$prompt llm.response '{\"response\":\"First draft\"}'" \
-    bloodbank emit --key draft-1 --parent "$prompt" llm.response '{"response":"First draft"}'
+run "bloodbank emit --parent \$prompt llm.response '{\"response\":\"First draft\"}'" \
+    bloodbank emit --parent "$prompt" llm.response '{"response":"First draft"}'
 r1=$(id); note r1 "$r1"
 run "bloodbank emit --parent \$prompt llm.response '{\"response\":\"Second draft\"}'" \
     bloodbank emit --parent "$prompt" llm.response '{"response":"Second draft"}'
@@ -66,6 +66,12 @@ wait "$tail_pid" || true
     cat "$tailed"
 } >>"$out"
 rm -f "$tailed"
+key="nightly-$(date -u +%F)"
+run "bloodbank emit --key $key summary.published '{\"uri\":\"file:///summary.md\"}'" \
+    bloodbank emit --key "$key" summary.published '{"uri":"file:///summary.md"}'
+printf '$ # the same command again (a retry): the same event, published once\n' >>"$out"
+run "bloodbank emit --key $key summary.published '{\"uri\":\"file:///summary.md\"}'" \
+    bloodbank emit --key "$key" summary.published '{"uri":"file:///summary.md"}'
 run "bloodbank trace \$review" bloodbank trace "$review"
 run "bloodbank trace --descendants \$prompt" bloodbank trace --descendants "$prompt"
 run "bloodbank trace --ancestors --json \$r2" bloodbank trace --ancestors --json "$r2"
