@@ -5,6 +5,8 @@
 #       as conffiles; `bloodbank --check-config` passes on the installed
 #       package, fails naming the file, pointer and reason with a bad schema
 #       file there, and loads the example copied to order.placed.json;
+#   `bloodbank doctor` as the service user: red before the web server is
+#       set up, naming the lighttpd module to enable, green after;
 #   (a) lighttpd from the system configuration with the shipped snippet
 #       enabled (lighty-enable-mod bloodbank): the guide's checklist on :8682;
 #   (b) the master started as bloodbank.service + bloodbank.socket would
@@ -184,8 +186,18 @@ grep -qxF "# event schemas: 1 loaded from $schemas" <<<"$out" ||
     fail "the example was not loaded: $(tail -n 1 <<<"$out")"
 echo "$(tail -n 1 <<<"$out") (the example as order.placed.json)"
 
-say "(a) lighttpd with lighty-enable-mod bloodbank, on 127.0.0.1:8682"
+say "bloodbank doctor before the web server is set up: red, naming the module"
 lighttpd_running && fail "the machine's lighttpd is running already"
+status=0
+out=$(runuser -u bloodbank -- /usr/sbin/bloodbank doctor 2>&1) || status=$?
+echo "$out"
+[ "$status" -eq 1 ] || fail "doctor exited $status with nothing serving Bloodbank"
+grep -qF "[FAIL] web server: nothing answers at 127.0.0.1:8682, and lighttpd's bloodbank module is not enabled: lighty-enable-mod bloodbank" <<<"$out" ||
+    fail "doctor does not name the lighttpd module"
+grep '^\[FAIL\]' <<<"$out" | grep -qv '^\[FAIL\] web server' &&
+    fail "doctor fails something else than the web server"
+
+say "(a) lighttpd with lighty-enable-mod bloodbank, on 127.0.0.1:8682"
 lighty-enable-mod bloodbank >/dev/null
 lighttpd -tt -f /etc/lighttpd/lighttpd.conf
 lighttpd_started=1
@@ -200,6 +212,11 @@ corr=$(curl -sf "http://127.0.0.1:8682/debug/correlation/$id") ||
     fail "debug correlation of $id"
 [ "$(json_field event_id <<<"$corr")" = "$id" ] || fail "correlation: $corr"
 echo "published $id; its correlation record answers"
+out=$(runuser -u bloodbank -- /usr/sbin/bloodbank doctor 2>&1) ||
+    { echo "$out"; fail "doctor is not green once lighttpd serves Bloodbank"; }
+echo "$out"
+grep -qF "[ok]   configuration file: /etc/bloodbank/bloodbank.ini holds url and is not readable by others (mode 0640)" <<<"$out" ||
+    fail "doctor does not check the installed configuration file"
 ctype=$(curl -sf -o "$work/schema.json" -w '%{content_type}' \
     http://127.0.0.1:8682/schemas/order.placed) || fail "GET /schemas/order.placed"
 [ "$ctype" = application/schema+json ] || fail "GET /schemas/order.placed: Content-Type $ctype"
