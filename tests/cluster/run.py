@@ -16,6 +16,10 @@
    b. quorum events.unrouted that has lost its majority (two nodes killed).
    Once the nodes are back, events.unrouted is read: an event answered 200
    must be in it, one answered 503 broker_unavailable must not.
+3. the archive (ARCHIVE_STREAM): `bloodbank emit` publishes through the
+   cluster to an exchange of this run's own, which declares the stream bound
+   to it; the stream's leader node is SIGKILLed, and `bloodbank replay
+   --dry-run` through the other two nodes still lists every event, in order.
 
 Environment: what run.sh exports (BB_URL, BB_STATE_DIR, BB_CLUSTER_RUN,
 BB_CLUSTER_AMQP_BASE, RABBIT_CONFIRM_TIMEOUT_MS, RABBIT_CONNECT_TIMEOUT_MS,
@@ -278,11 +282,63 @@ def unroutable(victim, alive, baseline):
     judge_unroutable("quorum-no-majority", quorum, ids)
 
 
+# ------------------------------------------------------------------ 3. archive
+
+def stream_leader(stream, n):
+    """The node that leads a stream (or quorum queue), asked of node n."""
+    out = cluster("ctl", n, "list_queues", "--no-table-headers", "name", "leader")
+    for line in out.splitlines():
+        f = line.split("\t")
+        if f[0] == stream and len(f) > 1:
+            return int(f[1].split("@")[0][3:])    # bbcN@localhost
+    return None
+
+
+def archive():
+    from test_metrics import REPO, stack_env
+    bloodbank = os.path.join(REPO, "src", "bloodbank")
+    exchange = "cluster.%s.archived" % RUN
+    env = stack_env()
+    env.update(RABBIT_URL=",".join(node_url(n) for n in (1, 2, 3)),
+               RABBIT_EXCHANGE=exchange, ARCHIVE_STREAM=exchange + ".stream")
+
+    def cli(*args, nodes=(1, 2, 3)):
+        e = dict(env, RABBIT_URL=",".join(node_url(n) for n in nodes))
+        return subprocess.run([bloodbank] + list(args), env=e, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(1.1)
+    ids = []
+    for i in range(20):
+        r = cli("emit", "cluster.archived", json.dumps({"i": i}))
+        if r.returncode != 0:
+            check(False, "bloodbank emit through the cluster: %s" % r.stderr)
+            return
+        ids.append(json.loads(r.stdout)["event_id"])
+    leader = stream_leader(exchange + ".stream", 1)
+    check(leader in (1, 2, 3), "the archive stream has a leader (node %s)" % leader)
+    if leader not in (1, 2, 3):
+        return
+    log("archive: 20 events in %s.stream; SIGKILL its leader, node %d" % (exchange, leader))
+    cluster("kill-node", leader)
+    try:
+        alive = [n for n in (1, 2, 3) if n != leader]
+        r = cli("replay", "--since", since, "--dry-run", nodes=alive)
+        listed = [line.split("  ")[2] for line in r.stdout.splitlines()[:-1]]
+        log("archive: replay --dry-run through nodes %s: %s" % (
+            alive, r.stdout.splitlines()[-1] if r.stdout else r.stderr.strip()))
+        check(r.returncode == 0 and listed == ids,
+              "the archive lists every event, in order, with its leader node down")
+    finally:
+        cluster("start-node", leader)
+
+
 def main():
     log("%s; answer-time bound %d ms; %d clients" % (bbtest.BB_URL, faults.BOUND_MS,
                                                      faults.CLIENTS))
     victim, alive, baseline = failover()
     unroutable(victim, alive, baseline)
+    archive()
     if failures:
         log("FAILED: %d check(s): %s" % (len(failures), "; ".join(failures)))
         return 1
