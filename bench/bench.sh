@@ -19,12 +19,13 @@
 #   - counting for /metrics on against off (METRICS_PATH empty).
 # Prints figures, not a pass/fail test.
 #
-# usage: bench/bench.sh [metrics|pool|tls|schemas|cloudevents]   (metrics:
+# usage: bench/bench.sh [metrics|pool|tls|schemas|cloudevents|cli]   (metrics:
 #        only the /metrics comparison; pool: only workers x
 #        WORKER_CONCURRENCY; tls: the workers publishing over amqps against
 #        amqp, same node; schemas: publishes with their event schema against
 #        without; cloudevents: a CloudEvent, structured and binary, against
-#        the same payload published natively)
+#        the same payload published natively; cli: replay's rate from the
+#        archive and whether tail keeps up, against the ceilings)
 # BENCH_SECONDS, BB_WORKERS, BENCH_ROUNDS (metrics and tls rounds) and
 # BENCH_PORT_BASE (ports BASE..BASE+5: HTTP, AMQP, AMQP dist, nginx, Redis,
 # AMQPS) override the defaults.
@@ -287,6 +288,74 @@ cloudevents_cost() {
 }
 if [ "${1:-}" = cloudevents ]; then
     cloudevents_cost
+    exit 0
+fi
+
+# The operator's commands against the broker's ceilings, in one run:
+# replay's rate from the archive back to the exchange, with confirms, and
+# whether tail keeps up with the publish rate at 16 connections (the depth
+# of its private queue, sampled while wrk runs, and the events it printed).
+cli_rates() {
+    local archive=bench.archive since n t0 t1 tailq depth=0 d printed published
+    sed -i '/ARCHIVE_STREAM/d' "$dir/bloodbank.env"
+    echo "export ARCHIVE_STREAM=$archive" >>"$dir/bloodbank.env"
+    "$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+    until curl -sf "$url/healthz" >/dev/null; do sleep 0.2; done
+    purge
+    c1=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes")
+    echo "ceiling confirm-each $c1"
+    purge
+    c100=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes" 100)
+    echo "ceiling batch100 $c100"
+    purge
+    # the workers' environment, for the commands
+    set -a
+    # shellcheck disable=SC1091
+    . "$dir/bloodbank.env"
+    set +a
+    export HTTP_PORT=$BB_HTTP_PORT
+    sleep 1.1
+    since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    sleep 1.1
+    "$bin" tail --count 100000000 'llm.#' >"$dir/tail.out" 2>&1 &
+    local tail_pid=$!
+    sleep 1
+    tailq=$(rabbitmqctl -n "$BB_NODE" -q list_queues name exclusive --no-table-headers |
+        awk '$2 == "true" { print $1 }' | head -n 1)
+    wrk_run 16 post.lua /events/llm/prompt 1 "tail watching, single" >"$dir/wrk.out" &
+    local wrk_pid=$!
+    while kill -0 "$wrk_pid" 2>/dev/null; do
+        d=$(rabbitmqctl -n "$BB_NODE" -q list_queues name messages --no-table-headers |
+            awk -v q="$tailq" '$1 == q { print $2 }')
+        [ -n "$d" ] && [ "$d" -gt "$depth" ] && depth=$d
+        sleep 0.5
+    done
+    wait "$wrk_pid"
+    cat "$dir/wrk.out"
+    sleep 1
+    kill -INT "$tail_pid"; wait "$tail_pid" || true
+    printed=$(wc -l <"$dir/tail.out")
+    published=$(curl -sf "$url/metrics" | awk -F' ' '/^bloodbank_events_total\{outcome="published"\}/ { print $2 }')
+    echo "tail: printed $printed events (the workers have published $published since the bench began); its queue's deepest sample: $depth messages"
+    n=$(rabbitmqctl -n "$BB_NODE" -q list_queues name messages --no-table-headers |
+        awk -v q="$archive" '$1 == q { print $2 }')
+    purge
+    t0=$(date +%s.%N)
+    "$bin" replay --since "$since" --type 'llm.#' >"$dir/replay.out" 2>&1
+    t1=$(date +%s.%N)
+    cat "$dir/replay.out"
+    local replayed
+    replayed=$(sed -n 's/.*replayed \([0-9]*\).*/\1/p' "$dir/replay.out")
+    awk -v n="$replayed" -v t0="$t0" -v t1="$t1" -v c1="$(rate "$c1")" \
+        -v c100="$(rate "$c100")" -v archived="$n" 'BEGIN {
+        r = n / (t1 - t0)
+        printf "replay: %d events from an archive of %d in %.1f s: %.0f events/s " \
+            "(%.2fx the confirm-each ceiling, %.2fx the batched ceiling; " \
+            "the %.0f s include the 2 s the replay waits to know the archive " \
+            "has ended)\n", n, archived, t1 - t0, r, r / c1, r / c100, t1 - t0 }'
+}
+if [ "${1:-}" = cli ]; then
+    cli_rates
     exit 0
 fi
 
