@@ -597,3 +597,46 @@ class DoctorTest(BBTestCase):
         d = tempfile.mkdtemp(prefix="bb-doctor-")
         self.addCleanup(shutil.rmtree, d, True)
         return d
+
+
+def rabbitmqctl(*args):
+    headers = ["--no-table-headers"] if args[0].startswith("list_") else []
+    return subprocess.run(["rabbitmqctl", "-n", os.environ.get("BB_NODE", "bbtest@localhost"),
+                           "-q"] + list(args) + headers,
+                          stdout=subprocess.PIPE, universal_newlines=True).stdout
+
+
+class CommandsTest(BBTestCase):
+
+    def test_every_command_has_help_and_refuses_unknown_options(self):
+        for name in ("doctor", "emit", "replay", "tail", "trace"):
+            with self.subTest(command=name):
+                rc, out, err = cli(name, "--help")
+                self.assertEqual(rc, 0, err)
+                self.assertTrue(out.startswith("usage: bloodbank %s" % name), out)
+                rc, out, err = cli(name, "--no-such-option")
+                self.assertEqual(rc, 2)
+                self.assertIn("usage: bloodbank %s" % name, err)
+
+    def test_tail_whose_broker_goes_away_exits_1_at_once(self):
+        tag = "tailgone%s" % uuid.uuid4().hex[:8]
+        proc = subprocess.Popen([BIN, "tail", tag + ".#"], env=stack_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                universal_newlines=True)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        wait_bound(tag + ".#", proc)
+        queue = [l.split("\t")[1] for l in rabbitmqctl(
+            "list_bindings", "source_name", "destination_name", "routing_key").splitlines()
+            if l.split("\t")[2:] == [tag + ".#"]][0]
+        channel = [l.split("\t")[1] for l in rabbitmqctl(
+            "list_consumers", "queue_name", "channel_pid").splitlines()
+            if l.split("\t")[0] == queue][0]
+        conn = [l.split("\t")[1] for l in rabbitmqctl(
+            "list_channels", "pid", "connection").splitlines()
+            if l.split("\t")[0] == channel][0]
+        closed = time.monotonic()
+        rabbitmqctl("close_connection", conn, "the test takes the broker away")
+        out, err = proc.communicate(timeout=15)
+        self.assertLess(time.monotonic() - closed, 5)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(err.strip(), "bloodbank tail: the broker closed the connection")
