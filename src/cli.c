@@ -481,8 +481,10 @@ trace(const struct bb_command *c, int argc, char **argv)
 	l.order = bb_xcalloc(l.n, sizeof(*l.order));
 	bb_id *ids = bb_xcalloc(l.n, sizeof(bb_id));
 	memcpy(ids[0], start, 16);
-	memcpy(ids + 1, w[0].ids.data, w[0].ids.len);
-	memcpy(ids + 1 + w[0].ids.len / 16, w[1].ids.data, w[1].ids.len);
+	if (w[0].ids.len)	/* a direction not walked has no data */
+		memcpy(ids + 1, w[0].ids.data, w[0].ids.len);
+	if (w[1].ids.len)
+		memcpy(ids + 1 + w[0].ids.len / 16, w[1].ids.data, w[1].ids.len);
 	for (size_t k = 0; k < l.n; k++) {
 		memcpy(l.nodes[k].id, ids[k], 16);
 		bb_buf_init(&l.nodes[k].children);

@@ -18,7 +18,21 @@ import bbtest
 from bbtest import BBTestCase, Consumer, get
 from test_metrics import REPO, stack_env
 
-BIN = os.path.join(REPO, "src", "bloodbank")
+
+
+def stack_binary():
+    """The stack's own bloodbank (the sanitizer build in its passes)."""
+    try:
+        with open(os.path.join(bbtest.BB_STATE_DIR, "stack.env")) as f:
+            for line in f:
+                if line.startswith("BB_BIN="):
+                    return line.strip().split("=", 1)[1]
+    except (OSError, TypeError):
+        pass
+    return os.path.join(REPO, "src", "bloodbank")
+
+
+BIN = stack_binary()
 LINE = re.compile(r"^( *)(\* |↑ |↓ )(\S+)  (\S+Z)  ([0-9a-f-]{36})(  \(start\))?(  \(again: shown above\))?$")
 
 
