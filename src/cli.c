@@ -43,9 +43,21 @@ int
 bb_cli_usage(const struct bb_command *c, const char *why)
 {
 	if (why)
-		fprintf(stderr, "bloodbank %s: %s\n", c->name, why);
-	fprintf(stderr, "usage: bloodbank %s %s\n", c->name, c->usage);
+		fprintf(stderr, "bloodbank %s: %s (usage: bloodbank %s %s)\n",
+		    c->name, why, c->name, c->usage);
+	else
+		fprintf(stderr, "usage: bloodbank %s %s\n", c->name, c->usage);
 	return 2;
+}
+
+int
+bb_cli_bad_option(const struct bb_command *c, char **argv)
+{
+	char why[300];
+
+	snprintf(why, sizeof(why), "unknown option, or one without its value: "
+	    "%.200s", argv[optind - 1]);
+	return bb_cli_usage(c, why);
 }
 
 int
@@ -200,7 +212,7 @@ emit(const struct bb_command *c, int argc, char **argv)
 			rc = bb_cli_help(c);
 			goto end;
 		default:
-			rc = bb_cli_usage(c, NULL);
+			rc = bb_cli_bad_option(c, argv);
 			goto end;
 		}
 	}
@@ -413,7 +425,7 @@ trace(const struct bb_command *c, int argc, char **argv)
 		case 'h':
 			return bb_cli_help(c);
 		default:
-			return bb_cli_usage(c, NULL);
+			return bb_cli_bad_option(c, argv);
 		}
 	}
 	if (!up && !down)
@@ -602,6 +614,7 @@ bb_cli_is_command(const char *name)
 int
 bb_cli_run(int argc, char **argv)
 {
+	opterr = 0;		/* bb_cli_bad_option says it, in one line */
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
 		if (strcmp(argv[0], commands[k].name) == 0)
 			return commands[k].run(&commands[k], argc, argv);

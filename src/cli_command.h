@@ -20,8 +20,10 @@ struct bb_command {
 /* "bloodbank NAME: <why>" on stderr; returns 1, the failure status. */
 int bb_cli_fail(const struct bb_command *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* why (when not NULL) and the usage on stderr; returns 2. */
+/* One line on stderr: why (when not NULL) and the usage; returns 2. */
 int bb_cli_usage(const struct bb_command *c, const char *why);
+/* After getopt_long returned '?': names the option in one line; returns 2. */
+int bb_cli_bad_option(const struct bb_command *c, char **argv);
 /* The usage and help on stdout; returns 0. */
 int bb_cli_help(const struct bb_command *c);
 /* Colour only on a terminal that has it, and never with NO_COLOR set. */

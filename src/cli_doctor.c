@@ -378,7 +378,7 @@ bb_cli_doctor(const struct bb_command *c, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		if (o == 'h')
 			return bb_cli_help(c);
-		return bb_cli_usage(c, NULL);
+		return bb_cli_bad_option(c, argv);
 	}
 	if (optind < argc)
 		return bb_cli_usage(c, "doctor takes no arguments");

@@ -312,7 +312,7 @@ bb_cli_replay(const struct bb_command *c, int argc, char **argv)
 		case 'h':
 			return bb_cli_help(c);
 		default:
-			return bb_cli_usage(c, NULL);
+			return bb_cli_bad_option(c, argv);
 		}
 	}
 	if (optind < argc)
