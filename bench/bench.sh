@@ -291,6 +291,17 @@ if [ "${1:-}" = cloudevents ]; then
     exit 0
 fi
 
+# The broker's ceilings (bench/ceiling): c1 confirm-each and c100 in batches
+# of 100 awaited together, each from 4 processes.
+ceilings() {
+    purge
+    c1=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes")
+    echo "ceiling confirm-each $c1"
+    purge
+    c100=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes" 100)
+    echo "ceiling batch100 $c100"
+}
+
 # The operator's commands against the broker's ceilings, in one run:
 # replay's rate from the archive back to the exchange, with confirms, and
 # whether tail keeps up with the publish rate at 16 connections (the depth
@@ -301,12 +312,7 @@ cli_rates() {
     echo "export ARCHIVE_STREAM=$archive" >>"$dir/bloodbank.env"
     "$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
     until curl -sf "$url/healthz" >/dev/null; do sleep 0.2; done
-    purge
-    c1=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes")
-    echo "ceiling confirm-each $c1"
-    purge
-    c100=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes" 100)
-    echo "ceiling batch100 $c100"
+    ceilings
     purge
     # the workers' environment, for the commands
     set -a
@@ -383,12 +389,7 @@ fi
 b16=$(wrk_run 16 post.lua /events/llm/prompt 1 "lighttpd single"); echo "$b16"
 b64=$(wrk_run 64 post.lua /events/llm/prompt 1 "lighttpd single"); echo "$b64"
 bb4=$(wrk_run 4 batch.lua /events/batch 100 "lighttpd batch100"); echo "$bb4"
-purge
-c1=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes")
-echo "ceiling confirm-each $c1"
-purge
-c100=$("$repo/bench/ceiling" "$amqp" bench llm.prompt 4 "$seconds" "$bytes" 100)
-echo "ceiling batch100 $c100"
+ceilings
 awk -v a="$(rate "$b16")" -v b="$(rate "$b64")" -v c="$(rate "$c1")" \
     -v d="$(rate "$bb4")" -v e="$(rate "$c100")" \
     -v wcpu="$(field workers "$b16")" -v ccpu="$(field cpu_us_per_msg "$c1")" \

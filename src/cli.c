@@ -2,6 +2,7 @@
 #include "cli_command.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,11 +93,31 @@ bb_cli_config(const struct bb_command *c, struct bb_config *cfg)
 	return true;
 }
 
+volatile sig_atomic_t bb_cli_interrupted;
+
+static void
+on_interrupt(int sig)
+{
+	(void)sig;
+	bb_cli_interrupted = 1;
+}
+
+void
+bb_cli_catch_interrupts(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
 amqp_connection_state_t
-bb_cli_connect(const struct bb_command *c, const struct bb_config *cfg)
+bb_cli_open_broker(const struct bb_config *cfg, SSL **ssl)
 {
 	char unrouted[300];
-	SSL *ssl;
 
 	snprintf(unrouted, sizeof(unrouted), "%s.unrouted", cfg->exchange);
 	const struct bb_topology topology = { cfg->exchange, cfg->exchange_type,
@@ -105,8 +126,16 @@ bb_cli_connect(const struct bb_command *c, const struct bb_config *cfg)
 	const struct bb_connect_options opt = { cfg->heartbeat_s, &topology,
 		cfg->rabbit_tls_ca, cfg->rabbit_tls_cert, cfg->rabbit_tls_key,
 		cfg->rabbit_tls_verify };
-	amqp_connection_state_t conn = bb_connect_any(cfg->rabbit_url, &opt,
-	    bb_monotonic_ms() + cfg->connect_timeout_ms, &ssl);
+	return bb_connect_any(cfg->rabbit_url, &opt, bb_monotonic_ms() +
+	    cfg->connect_timeout_ms, ssl);
+}
+
+amqp_connection_state_t
+bb_cli_connect(const struct bb_command *c, const struct bb_config *cfg)
+{
+	SSL *ssl;
+	amqp_connection_state_t conn = bb_cli_open_broker(cfg, &ssl);
+
 	if (conn == NULL)
 		bb_cli_fail(c, "no broker of RABBIT_URL answered within "
 		    "RABBIT_CONNECT_TIMEOUT_MS (%d ms; LOG_LEVEL=debug says why)",

@@ -6,7 +6,10 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <signal.h>
+
 #include <amqp.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 
@@ -33,9 +36,18 @@ bool bb_cli_colour(FILE *f);
  * are logged, to stderr, unless LOG_LEVEL is debug. */
 bool bb_cli_config(const struct bb_command *c, struct bb_config *cfg);
 
+/* Set by SIGINT or SIGTERM once bb_cli_catch_interrupts ran (which also
+ * ignores SIGPIPE: a reader that goes away is a failed write). */
+extern volatile sig_atomic_t bb_cli_interrupted;
+void bb_cli_catch_interrupts(void);
+
 /* A connection to the first broker of RABBIT_URL that answers within
- * RABBIT_CONNECT_TIMEOUT_MS, with the workers' topology declared and its
- * channel BB_AMQP_CHANNEL open; NULL, said, when none does. */
+ * RABBIT_CONNECT_TIMEOUT_MS, the workers' topology declared and channel
+ * BB_AMQP_CHANNEL open, as the workers open theirs; *ssl is its TLS
+ * session (NULL for amqp). NULL when none answers. */
+amqp_connection_state_t bb_cli_open_broker(const struct bb_config *cfg,
+    SSL **ssl);
+/* The same, said on stderr when none answers. */
 amqp_connection_state_t bb_cli_connect(const struct bb_command *c,
     const struct bb_config *cfg);
 

@@ -136,14 +136,7 @@ check_broker(struct doctor *d, const struct bb_config *cfg)
 	uint32_t n;
 
 	snprintf(unrouted, sizeof(unrouted), "%s.unrouted", cfg->exchange);
-	const struct bb_topology topology = { cfg->exchange, cfg->exchange_type,
-		unrouted, cfg->unrouted_queue_type, cfg->unrouted_max_bytes,
-		cfg->archive_stream, cfg->archive_max_age, cfg->archive_max_bytes };
-	const struct bb_connect_options opt = { cfg->heartbeat_s, &topology,
-		cfg->rabbit_tls_ca, cfg->rabbit_tls_cert, cfg->rabbit_tls_key,
-		cfg->rabbit_tls_verify };
-	amqp_connection_state_t conn = bb_connect_any(cfg->rabbit_url, &opt,
-	    bb_monotonic_ms() + cfg->connect_timeout_ms, &ssl);
+	amqp_connection_state_t conn = bb_cli_open_broker(cfg, &ssl);
 	if (conn == NULL) {
 		say(d, FAIL, "broker", "%s — check RABBIT_URL (host, port, user, "
 		    "password, vhost) and that RabbitMQ runs", d->why[0] ? d->why :

@@ -3,7 +3,6 @@
  * connection reads the stream (a consumer with a prefetch window, so that
  * a million events never sit in memory), another publishes. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +25,6 @@
 #define WINDOW 200		/* publishes awaiting their confirms */
 #define QUIET_MS 2000		/* nothing more this long: the archive's end */
 #define REPLAYED_HEADER "x-bloodbank-replayed"
-
-static volatile sig_atomic_t interrupted;
-
-static void
-on_interrupt(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
 
 struct replay {
 	const struct bb_command *c;
@@ -206,7 +196,7 @@ run(struct replay *r, const struct bb_config *cfg)
 		return bb_cli_fail(r->c, "the broker refused to read stream %s",
 		    cfg->archive_stream);
 	r->next_tag = 1;
-	while (!interrupted) {
+	while (!bb_cli_interrupted) {
 		struct timeval quiet = bb_ms_to_tv(QUIET_MS);
 		amqp_envelope_t env;
 		amqp_maybe_release_buffers(r->reader);
@@ -362,12 +352,7 @@ bb_cli_replay(const struct bb_command *c, int argc, char **argv)
 			goto end;
 		}
 	}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_interrupt;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	bb_cli_catch_interrupts();
 	r.progress = isatty(STDERR_FILENO);
 	r.colour = bb_cli_colour(stdout);
 	bb_buf_init(&r.line);
@@ -375,7 +360,7 @@ bb_cli_replay(const struct bb_command *c, int argc, char **argv)
 	bb_buf_free(&r.line);
 	printf("read %ld, matched %ld, %s %ld%s\n", r.read, r.matched,
 	    r.dry_run ? "listed" : "replayed", r.dry_run ? r.matched : r.replayed,
-	    interrupted ? " (interrupted)" : "");
+	    bb_cli_interrupted ? " (interrupted)" : "");
 	if (r.failed)
 		rc = bb_cli_fail(c, "the broker refused (nacked) %ld events",
 		    r.failed);

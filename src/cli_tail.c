@@ -1,6 +1,5 @@
 /* bloodbank tail: a live view of the bus (CONTRACT §11.1). */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,15 +14,6 @@
 #include "topic.h"
 
 #define SHORT_PAYLOAD 80
-
-static volatile sig_atomic_t interrupted;
-
-static void
-on_interrupt(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
 
 /* A string member's raw text, or "-". */
 static void
@@ -189,19 +179,14 @@ bb_cli_tail(const struct bb_command *c, int argc, char **argv)
 		goto close;
 	}
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_interrupt;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	bb_cli_catch_interrupts();
 
 	bool colour = bb_cli_colour(stdout);
 	struct bb_buf line;
 	bb_buf_init(&line);
 	long seen = 0;
 	rc = 0;
-	while (!interrupted && (count == 0 || seen < count)) {
+	while (!bb_cli_interrupted && (count == 0 || seen < count)) {
 		struct timeval wait = { 0, 250 * 1000 };
 		amqp_envelope_t env;
 		amqp_maybe_release_buffers(conn);
@@ -210,7 +195,7 @@ bb_cli_tail(const struct bb_command *c, int argc, char **argv)
 		    r.library_error == AMQP_STATUS_TIMEOUT)
 			continue;
 		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-			if (!interrupted)
+			if (!bb_cli_interrupted)
 				rc = bb_cli_fail(c, "the broker closed the "
 				    "connection");
 			break;

@@ -44,6 +44,23 @@ def cli(*args, stdin=None, env=None, timeout=30):
     return r.returncode, r.stdout, r.stderr
 
 
+def read_pty(fd):
+    """What a command wrote to its terminal until it closed it (20 s at most
+    between writes)."""
+    out = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 20)
+        if not ready:
+            return out
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:     # EIO: the command has exited
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
 def emit(*args, **kw):
     rc, out, err = cli("emit", *args, **kw)
     if rc != 0:
@@ -231,18 +248,7 @@ class TraceTest(BBTestCase):
             pid, fd = pty.fork()
             if pid == 0:
                 os.execve(BIN, [BIN, "trace", self.b], env)
-            out = b""
-            while True:
-                ready, _, _ = select.select([fd], [], [], 20)
-                if not ready:
-                    break
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
+            out = read_pty(fd)
             _, status = os.waitpid(pid, 0)
             self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
             return out.decode()
@@ -367,18 +373,7 @@ class TailTest(BBTestCase):
             while not bound(tag + ".#") and time.monotonic() < deadline:
                 time.sleep(0.2)
             doc = emit(tag + ".seen", '{"who": "a person"}')
-            out = b""
-            while True:
-                ready, _, _ = select.select([fd], [], [], 20)
-                if not ready:
-                    break
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
+            out = read_pty(fd)
         finally:
             _, status = os.waitpid(pid, 0)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
