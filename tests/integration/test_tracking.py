@@ -792,6 +792,18 @@ class ZzRedisOutageTest(TrackingCase):
                                 "publish with Redis down took %.3f s" % elapsed)
                 self.assertEqual([m[2] for m in msgs], [resp.content])
 
+    def test_doctor_names_redis_stopped(self):
+        from test_cli import cli, stack_env
+        env = stack_env()
+        env["HTTP_PORT"] = os.environ.get("BB_HTTP_PORT", "18682")
+        rc, out, err = cli("doctor", env=env)
+        self.assertEqual(rc, 1, out)
+        redis = [l for l in out.splitlines() if l.startswith("[FAIL] redis: ")]
+        self.assertEqual(len(redis), 1, out)
+        self.assertIn("check REDIS_HOST", redis[0])
+        self.assertIn("[ok]   broker: ", out)
+        self.assertIn("1 check failed", err)
+
     def test_idempotent_publish_keeps_deterministic_id_with_redis_down(self):
         key = "down-%s" % run_tag()
         t0 = time.monotonic()
