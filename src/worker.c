@@ -216,15 +216,17 @@ watch(struct worker *w, bool listening)
 	return nkept;
 }
 
-/* Whether the web server has closed a kept connection. A stopping worker
- * asks before reading it, because libfcgi, meeting the close, goes on to
- * accept a new connection. */
+/* Whether the web server has closed (or reset) a kept connection. A
+ * stopping worker asks before reading it, because libfcgi, meeting the
+ * close, goes on to accept a new connection. */
 static bool
 closed_by_web_server(const struct request_slot *s)
 {
 	char c;
+	ssize_t n = recv(s->fcgi.ipcFd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 
-	return recv(s->fcgi.ipcFd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR);
 }
 
 /* Takes the requests the wait found: on kept connections, then on the
