@@ -473,7 +473,7 @@ nginx_start() {
         kill "$(cat "$dir/nginx.pid")"
         while [ -f "$dir/nginx.pid" ]; do sleep 0.1; done
     fi
-    [ "$1" = on ] && keep="keepalive 32; keepalive_timeout 4s;"
+    [ "$1" = on ] && keep="keepalive 32; keepalive_timeout 4s; keepalive_time 5s;"
     cat >"$dir/nginx.conf" <<NGINX
 worker_processes 1;
 pid $dir/nginx.pid;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -228,12 +229,17 @@ spawn(struct master *m, bool wait_ready)
 
 	if (wait_ready && pipe(ready) != 0)
 		return -1;
+	pid_t master = getpid();
 	pid = fork();
 	if (pid == 0) {
 		/* Signals stay blocked: one that comes before the worker has
 		 * its own handlers waits for them instead of reaching ours. */
 		if (ready[0] >= 0)
 			close(ready[0]);
+		/* A master killed without stopping its workers (SIGKILL)
+		 * stops them still: they get SIGTERM, as from it. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != master)
+			_exit(1);
 		signal(SIGCHLD, SIG_DFL);
 		_exit(bb_worker_run(m->listen_fd, ready[1]));
 	}

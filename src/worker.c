@@ -57,7 +57,7 @@ struct worker {
 	struct request_slot **polled_slot;	/* the slot of each kept one */
 	struct bb_buf out;
 	long long request_ms;	/* the longest a request can take */
-	bool stopping;		/* answers close their connections */
+	bool stopping;		/* until the kept connections close */
 };
 
 static bool
@@ -94,15 +94,15 @@ end_request(FCGX_Request *fcgi)
 }
 
 /* Writes the slot's answer in one record and ends the request: the
- * connection is closed, unless the web server asked to keep it and the
- * worker is not stopping. */
+ * connection is closed unless the web server asked to keep it. A stopping
+ * worker keeps it too: nginx may already be sending the next request on
+ * it, and would answer that one 502 (it does not retry a POST), so only
+ * the web server closes a kept connection, once idle (keepalive_timeout)
+ * or old (keepalive_time). */
 static void
 reply(struct worker *w, struct request_slot *s)
 {
 	const struct bb_response *resp = bb_call_response(s->call);
-
-	if (w->stopping)
-		s->fcgi.keepConnection = 0;
 
 	bb_metrics_request(bb_call_route(s->call), resp->status);
 	bb_buf_reset(&w->out);
@@ -261,10 +261,10 @@ take_ready(struct worker *w, int nkept)
  * watches the AMQP connection between requests: heartbeats,
  * connection.blocked and a broker that closes are seen when idle too.
  *
- * Stopping, a worker finishes what is in flight and closes each kept
- * connection after its next answer, or once the web server closes it; it
- * takes connections already queued while a whole request still fits a
- * second before the kill (BB_STOP_SECONDS), and then closes what is left. */
+ * Stopping, a worker finishes what is in flight, takes connections
+ * already queued while a whole request still fits a second before the kill
+ * (BB_STOP_SECONDS), answers what comes on its kept connections until the
+ * web server has closed them all, and at that second closes what is left. */
 static int
 loop(struct worker *w)
 {
