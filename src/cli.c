@@ -333,38 +333,30 @@ struct node {
 };
 
 struct lineage {
-	struct node *nodes;	/* the start, then the ancestors, then the
-				 * descendants */
+	struct node *nodes;	/* fetched: the start, then the ancestors, then
+				 * the descendants; then sorted by id */
 	size_t n;
-	size_t *order;		/* indexes of nodes sorted by id */
+	struct node *start;	/* once sorted */
 	bool colour;
 };
-
-static struct lineage *sorting;
 
 static int
 by_id(const void *a, const void *b)
 {
-	return memcmp(sorting->nodes[*(const size_t *)a].id,
-	    sorting->nodes[*(const size_t *)b].id, 16);
+	return memcmp(((const struct node *)a)->id, ((const struct node *)b)->id,
+	    16);
+}
+
+static int
+id_against_node(const void *id, const void *n)
+{
+	return memcmp(id, ((const struct node *)n)->id, 16);
 }
 
 static struct node *
 find(struct lineage *l, const uint8_t *id)
 {
-	size_t lo = 0, hi = l->n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int cmp = memcmp(l->nodes[l->order[mid]].id, id, 16);
-		if (cmp == 0)
-			return &l->nodes[l->order[mid]];
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return bsearch(id, l->nodes, l->n, sizeof(*l->nodes), id_against_node);
 }
 
 static void
@@ -383,7 +375,7 @@ print_node(const struct lineage *l, const struct node *n, int depth,
 	const char *bold = l->colour ? "\033[1m" : "";
 	const char *dim = l->colour ? "\033[2m" : "";
 	const char *plain = l->colour ? "\033[0m" : "";
-	bool start = (n == &l->nodes[0]);
+	bool start = (n == l->start);
 
 	bb_id_format(n->id, id);
 	if (n->found) {
@@ -413,7 +405,7 @@ print_tree(struct lineage *l, struct node *n, int depth, bool up)
 		const uint8_t *id = up ? n->rec.parents[k] :
 		    (const uint8_t *)n->children.data + k * 16;
 		struct node *next = find(l, id);
-		if (next == NULL || next == &l->nodes[0])
+		if (next == NULL || next == l->start)
 			continue;	/* beyond the walk's bounds, or a cycle */
 		print_node(l, next, depth, up ? "↑ " : "↓ ", next->shown);
 		if (!next->shown) {
@@ -519,7 +511,6 @@ trace(const struct bb_command *c, int argc, char **argv)
 	}
 	l.n = 1 + w[0].ids.len / 16 + w[1].ids.len / 16;
 	l.nodes = bb_xcalloc(l.n, sizeof(*l.nodes));
-	l.order = bb_xcalloc(l.n, sizeof(*l.order));
 	bb_id *ids = bb_xcalloc(l.n, sizeof(bb_id));
 	memcpy(ids[0], start, 16);
 	if (w[0].ids.len)	/* a direction not walked has no data */
@@ -529,7 +520,6 @@ trace(const struct bb_command *c, int argc, char **argv)
 	for (size_t k = 0; k < l.n; k++) {
 		memcpy(l.nodes[k].id, ids[k], 16);
 		bb_buf_init(&l.nodes[k].children);
-		l.order[k] = k;
 	}
 	int fetched = bb_tracker_fetch(t, (const bb_id *)ids, (int)l.n,
 	    keep_record, &l);
@@ -557,14 +547,14 @@ trace(const struct bb_command *c, int argc, char **argv)
 		goto end;
 	}
 	free(ids);
-	sorting = &l;
-	qsort(l.order, l.n, sizeof(*l.order), by_id);
-	print_node(&l, &l.nodes[0], 0, "* ", false);
-	l.nodes[0].shown = true;
+	qsort(l.nodes, l.n, sizeof(*l.nodes), by_id);
+	l.start = find(&l, start);
+	print_node(&l, l.start, 0, "* ", false);
+	l.start->shown = true;
 	if (up)
-		print_tree(&l, &l.nodes[0], 1, true);
+		print_tree(&l, l.start, 1, true);
 	if (down)
-		print_tree(&l, &l.nodes[0], 1, false);
+		print_tree(&l, l.start, 1, false);
 	if (cut)
 		printf("(the walk stopped at its bounds: %d levels, %d events, "
 		    "or CORRELATION_MAX_CHILDREN; some events are not shown)\n",
@@ -574,7 +564,6 @@ end:
 	for (size_t k = 0; k < l.n; k++)
 		bb_buf_free(&l.nodes[k].children);
 	free(l.nodes);
-	free(l.order);
 	bb_buf_free(&w[0].ids);
 	bb_buf_free(&w[1].ids);
 	bb_response_free(&resp);

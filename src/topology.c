@@ -26,6 +26,17 @@ reopen_channel(amqp_connection_state_t conn, amqp_channel_t channel,
 	return bb_rpc_ok(amqp_get_rpc_reply(conn), "channel reopen");
 }
 
+/* The broker refused a declaration because the object exists with other
+ * arguments (406 PRECONDITION_FAILED, closing the channel). */
+static bool
+declared_otherwise(amqp_rpc_reply_t r)
+{
+	return r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+	    ((amqp_channel_close_t *)r.reply.decoded)->reply_code ==
+	    AMQP_PRECONDITION_FAILED;
+}
+
 /* The RabbitMQ pattern that names the unrouted queue alone: its name with
  * every character but letters and digits escaped. */
 static void
@@ -72,10 +83,7 @@ declare_unrouted_queue(amqp_connection_state_t conn, amqp_channel_t channel,
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)
 		return true;
-	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
-	    ((amqp_channel_close_t *)r.reply.decoded)->reply_code ==
-	    AMQP_PRECONDITION_FAILED) {
+	if (declared_otherwise(r)) {
 		queue_pattern(t->unrouted, pattern, sizeof(pattern));
 		bb_log_warning("queue %s exists with other arguments (not a %s "
 		    "queue bounded to %ld bytes with reject-publish); using it as "
@@ -111,10 +119,7 @@ declare_archive(amqp_connection_state_t conn, amqp_channel_t channel,
 	amqp_queue_declare(conn, channel, amqp_cstring_bytes(t->archive_stream),
 	    0, 1, 0, 0, args);
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
-	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-	    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
-	    ((amqp_channel_close_t *)r.reply.decoded)->reply_code ==
-	    AMQP_PRECONDITION_FAILED)
+	if (declared_otherwise(r))
 		bb_log_warning("queue %s exists with other arguments (not a "
 		    "stream with x-max-age %s and x-max-length-bytes %ld); "
 		    "using it as it is", t->archive_stream, t->archive_max_age,

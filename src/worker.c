@@ -96,9 +96,10 @@ end_request(FCGX_Request *fcgi)
 /* Writes the slot's answer in one record and ends the request: the
  * connection is closed unless the web server asked to keep it. A stopping
  * worker keeps it too: nginx may already be sending the next request on
- * it, and would answer that one 502 (it does not retry a POST), so only
- * the web server closes a kept connection, once idle (keepalive_timeout)
- * or old (keepalive_time). */
+ * it, and would answer that one 502 (it does not retry a POST). So the
+ * web server closes a kept connection (idle for keepalive_timeout, or used
+ * for keepalive_time); the worker closes what is left only when its drain
+ * ends (loop()). */
 static void
 reply(struct worker *w, struct request_slot *s)
 {

@@ -224,6 +224,38 @@ def fcgi_publish_many(port, n, threads=4):
     return statuses
 
 
+def load_through_reload(master, log_path, clients, post, timeout):
+    """clients threads call post(client, i) -> status in a loop while the
+    master, sent SIGHUP a second in, replaces its workers ("reload done" in
+    log_path within timeout seconds), and for a second more.
+    Returns (statuses, repr of each exception: a reset, an answer cut short)."""
+    done = threading.Event()
+    answers, broken = [], []
+
+    def client(c):
+        i = 0
+        while not done.is_set():
+            try:
+                answers.append(post(c, i))
+            except Exception as e:
+                broken.append(repr(e))
+            i += 1
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1)
+        master.send_signal(signal.SIGHUP)
+        with open(log_path, "rb") as f:
+            wait_for(lambda: b"reload done" in f.read() or f.seek(0), timeout, "reload done")
+        time.sleep(1)
+    finally:
+        done.set()
+        for t in threads:
+            t.join(30)
+    return answers, broken
+
+
 # ------------------------------------------------------------------ tests
 
 class MetricsTest(BBTestCase):
@@ -502,32 +534,10 @@ class ZzMasterReloadUnderLoadTest(PoolCase):
                                   env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.addCleanup(lambda: master.poll() is None and (master.kill(), master.wait()))
         self.wait_pool(port)
-        done = threading.Event()
-        answers, broken = [], []
-
-        def client(c):
-            i = 0
-            while not done.is_set():
-                try:
-                    s, _ = fcgi_request(port, "POST", PROMPT,
-                                        json.dumps({"prompt": "reload %d %d" % (c, i)}).encode())
-                    answers.append(s)
-                except Exception as e:  # a reset or an answer cut short
-                    broken.append(repr(e))
-                i += 1
-        clients = [threading.Thread(target=client, args=(c,)) for c in range(2 * self.WORKERS)]
-        for t in clients:
-            t.start()
-        try:
-            time.sleep(1)
-            master.send_signal(signal.SIGHUP)
-            with open(path, "rb") as f:
-                wait_for(lambda: b"reload done" in f.read() or f.seek(0), 40, "reload done")
-            time.sleep(1)
-        finally:
-            done.set()
-            for t in clients:
-                t.join(30)
+        def post(c, i):
+            return fcgi_request(port, "POST", PROMPT, json.dumps(
+                {"prompt": "reload %d %d" % (c, i)}).encode())[0]
+        answers, broken = load_through_reload(master, path, 2 * self.WORKERS, post, 40)
         master.terminate()
         self.assertEqual(master.wait(30), 0)
         with open(path, "rb") as f:
@@ -640,33 +650,13 @@ http {
         url = "http://127.0.0.1:%d" % port
         wait_for(lambda: requests_status(url + "/healthz") == 200, 20, "nginx and the pool")
 
-        done = threading.Event()
-        answers, broken = [], []
+        sessions = {}
 
-        def client(c):
-            session = requests.Session()
-            i = 0
-            while not done.is_set():
-                try:
-                    r = session.post(url + PROMPT, timeout=15,
-                                     json={"prompt": "nginx reload %d %d" % (c, i)})
-                    answers.append(r.status_code)
-                except Exception as e:  # a reset or an answer cut short
-                    broken.append(repr(e))
-                i += 1
-        clients = [threading.Thread(target=client, args=(c,)) for c in range(8)]
-        for t in clients:
-            t.start()
-        try:
-            time.sleep(1)
-            master.send_signal(signal.SIGHUP)
-            with open(path, "rb") as f:
-                wait_for(lambda: b"reload done" in f.read() or f.seek(0), 60, "reload done")
-            time.sleep(1)
-        finally:
-            done.set()
-            for t in clients:
-                t.join(30)
+        def post(c, i):
+            session = sessions.setdefault(c, requests.Session())
+            return session.post(url + PROMPT, timeout=15,
+                                json={"prompt": "nginx reload %d %d" % (c, i)}).status_code
+        answers, broken = load_through_reload(master, path, 8, post, 60)
         kept = subprocess.run(["ss", "-x", "-H", "src", sock], stdout=subprocess.PIPE,
                               universal_newlines=True).stdout.splitlines()
         master.terminate()
