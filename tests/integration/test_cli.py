@@ -484,6 +484,19 @@ class ReplayTest(BBTestCase):
         self.assertEqual([json.loads(b) for _, _, b in received()], self.docs[:2])
         ch.connection.close()
 
+    def test_a_person_at_a_terminal_sees_the_progress(self):
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(BIN, [BIN, "replay", "--since", self.since(), "--dry-run"],
+                      dict(self.env, TERM="xterm"))
+        try:
+            out = read_pty(fd).decode()
+        finally:
+            _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
+        self.assertRegex(out, r"\rread \d+  matched 4  listed 4\r?\n")
+        self.assertTrue(out.rstrip().endswith(", matched 4, listed 4"), out)
+
     def test_replay_to_a_missing_exchange_reads_nothing(self):
         rc, out, err = self.replay("--since", "1h", "--to-exchange", "no-such-exchange")
         self.assertEqual(rc, 1)
