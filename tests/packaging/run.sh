@@ -17,7 +17,7 @@
 #   (d) kill -9 of one worker: it is replaced; SIGHUP under load replaces
 #       the workers with no request failing, and a SIGHUP with a bad
 #       configuration is refused, the workers kept;
-#   (c) SIGTERM to the master under a small load: every request answered;
+#   (c) SIGTERM to the master under load: every request answered;
 #   (e) remove, reinstall and purge with the lighttpd module enabled and
 #       lighttpd running: remove disables the module and reloads lighttpd
 #       (which stops serving Bloodbank and still passes `lighttpd -tt`), a
@@ -358,10 +358,17 @@ cp "$work/good.ini" /etc/bloodbank/bloodbank.ini
 
 say "(c) SIGTERM to the master under load: every request is answered"
 jobs=""
-for k in 1 2 3; do load 400 >"$work/codes.$k" & jobs="$jobs $!"; done
+rm -f "$work/stop.done"
+# each client posts until the master has exited, then 20 more: the stop
+# lasts until nginx has closed the workers' kept connections
+for k in 1 2 3; do
+    (while [ ! -e "$work/stop.done" ]; do load 1; done; load 20) >"$work/codes.$k" &
+    jobs="$jobs $!"
+done
 sleep 1
 kill -TERM "$master_pid"
 wait "$master_pid" && status=0 || status=$?
+touch "$work/stop.done"
 master_pid=""
 lighttpd_started=0
 policy=/usr/sbin/policy-rc.d
