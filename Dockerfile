@@ -1,7 +1,8 @@
 # Bloodbank in a container: lighttpd and its Bloodbank workers.
 #   docker build -t bloodbank .      (or podman build --format docker: the OCI
 #                                     format has no HEALTHCHECK)
-#   docker run -p 127.0.0.1:8682:8682 -e RABBIT_URL=amqp://... -e REDIS_HOST=... bloodbank
+#   docker run -p 127.0.0.1:8682:8682 -v bloodbank-spool:/var/spool/bloodbank \
+#       -e RABBIT_URL=amqp://... -e REDIS_HOST=... bloodbank
 # Settings are environment variables (README, Configuration); compose.yaml
 # and k8s/ show a whole deployment. Event schemas (README, Event schemas):
 # mount a directory of <event_type>.json files on SCHEMA_DIR,
@@ -40,12 +41,22 @@ COPY container/lighttpd.conf /etc/lighttpd/bloodbank-container.conf
 # SCHEMA_DIR holds the package's README and order.placed.json.example
 # (ignored: only <event_type>.json files are schemas); mount your schemas
 # over it, readable by uid 999.
+# The spool (SPOOL_DIR, README: Configuration): events answered 202 while the
+# broker is unavailable wait there until they are forwarded. A container's
+# writable layer dies with the container, and a recreate (a new image, a
+# changed setting) would drop them, while a 202 promises they survive until
+# they are forwarded: so it is a volume. Give it a name (compose.yaml does;
+# docker run -v bloodbank-spool:/var/spool/bloodbank ...) so that the next
+# container finds it. The package made it bloodbank:bloodbank (999:999), mode
+# 2770; a new named volume starts as a copy of it. SPOOL_DIR= turns it off.
 ENV BB_HTTP_PORT=8682 \
     BB_WORKERS=4 \
     BLOODBANK_CONFIG=/etc/bloodbank/bloodbank.ini \
     METRICS_PATH=/tmp/bloodbank-metrics \
     SCHEMA_DIR=/etc/bloodbank/schemas \
+    SPOOL_DIR=/var/spool/bloodbank \
     LOG_LEVEL=info
+VOLUME ["/var/spool/bloodbank"]
 USER 999:999
 WORKDIR /var/lib/bloodbank
 EXPOSE 8682
