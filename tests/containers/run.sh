@@ -6,12 +6,14 @@
 #   - redis:7 and rabbitmq:3-management built locally from Debian's packages
 #     (tests/containers/*.Containerfile) under compose.yaml's names;
 #   - the Bloodbank image built from a clean copy of the tree (--format docker,
-#     so that HEALTHCHECK is kept); the image's user, HEALTHCHECK and CMD;
+#     so that HEALTHCHECK is kept); the image's user, HEALTHCHECK, CMD and
+#     its spool VOLUME;
 #   - the compose stack (podman-compose): health by `podman healthcheck run`
 #     (podman's timers need systemd; podman-compose 1.0.3 ignores depends_on
 #     conditions, so the test waits for health itself), then the guide's
 #     checklist through the port published on 127.0.0.1: healthz, publish
-#     the sample prompt, its debug lookup, and a 401 without the token;
+#     the sample prompt, its debug lookup, and a 401 without the token; the
+#     spool on compose.yaml's named volume, owned by the image's user;
 #   - the k8s manifests with `podman kube play` on the compose network (the
 #     Secret's token carried by the ConfigMap: podman 4.3 cannot play a
 #     Secret), the Deployment's pod healthy and not root.
@@ -65,6 +67,8 @@ echo "built in $((SECONDS - t1)) s"
 inspect() { podman image inspect localhost/bloodbank:latest --format "$1"; }
 [ "$(inspect '{{.Config.User}}')" = 999:999 ] || fail "the image does not run as 999:999"
 grep -q healthz <<<"$(inspect '{{json .Config.Healthcheck}}')" || fail "no HEALTHCHECK on /healthz"
+grep -qF '"/var/spool/bloodbank":' <<<"$(inspect '{{json .Config.Volumes}}')" ||
+    fail "the image does not declare its spool, /var/spool/bloodbank, a VOLUME"
 grep -E '^(PASS|FAIL):' "$work/build.log" || true
 
 say "compose: redis, rabbitmq and bloodbank"
@@ -112,6 +116,15 @@ podman logs "${PROJECT}_bloodbank_1" >"$work/bloodbank.log" 2>&1
 grep -q 'bloodbank\[[0-9]*\] info: worker ready' "$work/bloodbank.log" ||
     { podman logs --tail 20 "${PROJECT}_bloodbank_1"; fail "no worker log line in the container's output"; }
 [ "$(podman exec "${PROJECT}_bloodbank_1" id -u)" = 999 ] || fail "the container runs as root"
+# the spool outlives the container: compose.yaml's named volume, which a new
+# volume initialises from the image's directory (999:999, setgid 2770)
+mounts=$(podman inspect "${PROJECT}_bloodbank_1" \
+    --format '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{println}}{{end}}')
+grep -qx "volume ${PROJECT}_spool /var/spool/bloodbank" <<<"$mounts" ||
+    fail "the spool is not on the named volume ${PROJECT}_spool: $mounts"
+spool=$(podman exec "${PROJECT}_bloodbank_1" stat -c '%u:%g %a' /var/spool/bloodbank)
+[ "$spool" = "999:999 2770" ] || fail "the container's /var/spool/bloodbank is $spool, not 999:999 2770"
+echo "spool: volume ${PROJECT}_spool on /var/spool/bloodbank, $spool"
 
 say "k8s: podman kube play the Deployment on the compose network"
 network=$(podman inspect "${PROJECT}_bloodbank_1" --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}')
