@@ -17,7 +17,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential debhelper dpkg-dev autoconf automake pkg-config \
       libcunit1-dev libfcgi-dev libhiredis-dev libiniparser-dev libjsmn-dev \
-      libpcre2-dev librabbitmq-dev libssl-dev uuid-dev python3 \
+      libpcre2-dev librabbitmq-dev libssl-dev uuid-dev zlib1g-dev python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /build/bloodbank
 COPY . .

@@ -16,6 +16,7 @@
 #include "proxy.h"
 #include "publisher.h"
 #include "signature.h"
+#include "spool.h"
 #include "tracker.h"
 #include "xalloc.h"
 
@@ -33,6 +34,14 @@ struct bb_app {
 	struct bb_publisher *pub;
 	struct bb_tracker *tracker;
 	struct bb_proxies proxies;	/* TRUSTED_PROXIES */
+	struct bb_spool *spool;		/* NULL: SPOOL_DIR is empty */
+	/* spooled events being forwarded, each awaiting its confirm */
+	struct forward {
+		struct bb_spool_entry *entry;
+		struct bb_publish publish;
+	} forwards[BB_SPOOL_WINDOW];
+	int nforwards;
+	long long forward_after;	/* monotonic ms: after a failure */
 };
 
 /* One item of a batch: its event, and its answer once known. */
@@ -43,6 +52,7 @@ struct bb_item {
 	int status;			/* 0 while it may still be published */
 	bool replayed;
 	bool sent;			/* written; awaiting its confirm */
+	uint64_t ticket;		/* spooled, awaiting its fsync */
 	struct bb_buf error;		/* its error body, when status is not 200 */
 };
 
@@ -58,6 +68,7 @@ struct bb_call {
 	bool waiting;			/* written; its confirm not yet handled */
 	struct bb_publish publish;
 	struct bb_claim_token claim;	/* the idempotency claim, if ours */
+	uint64_t ticket;		/* spooled, awaiting its fsync */
 	/* POST /events/batch */
 	struct bb_json batch;
 	struct bb_item *items;
@@ -154,14 +165,22 @@ bb_app_new(const struct bb_config *cfg, const struct bb_catalog *catalog)
 	 * and the tracking of the event before it. */
 	app->tracker = bb_tracker_new(cfg, (long long)cfg->connect_timeout_ms +
 	    cfg->confirm_timeout_ms + cfg->redis_timeout_ms + 1000);
+	app->spool = bb_spool_new(cfg->spool_dir, cfg->spool_max_bytes);
 	return app;
 }
+
+static void settle_forwards(struct bb_app *app, bool wait);
 
 void
 bb_app_free(struct bb_app *app)
 {
 	if (app == NULL)
 		return;
+	if (app->spool) {
+		settle_forwards(app, true);
+		bb_tracker_settle(app->tracker);
+		bb_spool_free(app->spool);
+	}
 	bb_publisher_free(app->pub);
 	bb_tracker_free(app->tracker);
 	free(app);
@@ -275,6 +294,16 @@ answer_ok(enum bb_route route, const char *event_id, const char *envelope,
 		    "true}", event_id);
 	else
 		bb_buf_append(&resp->body, envelope, len);
+}
+
+/* The 202 of a spooled event: the 200's body. */
+static void
+answer_spooled(enum bb_route route, const char *event_id,
+    const char *envelope, size_t len, struct bb_response *resp)
+{
+	answer_ok(route, event_id, envelope, len, resp);
+	resp->status = 202;
+	bb_response_header(resp, "Bloodbank-Delivery", "spooled");
 }
 
 static void
@@ -473,9 +502,14 @@ claim_key(struct bb_app *app, struct bb_call *call)
 	case BB_CLAIM_UNAVAILABLE:
 		return true;	/* publish; the id alone lets consumers dedupe */
 	case BB_CLAIM_REPLAY:
+	case BB_CLAIM_SPOOLED:
 		bb_metrics_add(BB_EVENTS_REPLAYED, 1);
-		answer_ok(call->route, env->event_id, call->original.data,
-		    call->original.len, resp);
+		if (c == BB_CLAIM_SPOOLED)
+			answer_spooled(call->route, env->event_id,
+			    call->original.data, call->original.len, resp);
+		else
+			answer_ok(call->route, env->event_id,
+			    call->original.data, call->original.len, resp);
 		bb_response_header(resp, "Idempotent-Replayed", "true");
 		return false;
 	case BB_CLAIM_IN_FLIGHT:
@@ -486,17 +520,18 @@ claim_key(struct bb_app *app, struct bb_call *call)
 	return false;
 }
 
-/* The AMQP message of an event (CONTRACT §6). */
+/* The AMQP message of an event (CONTRACT §6), from its envelope and the
+ * document published. */
 static struct bb_message
-message_of(const struct bb_event *ev)
+message_of_envelope(const struct bb_envelope *env, const char *json,
+    size_t json_len, bool cloudevents)
 {
-	const struct bb_envelope *env = &ev->env;
 	struct bb_message msg = {
 		.routing_key = env->event_type,
-		.body = ev->json.data,
-		.body_len = ev->json.len,
+		.body = json,
+		.body_len = json_len,
 		.message_id = env->event_id,
-		.content_type = ev->cloudevents_out ? BB_CLOUDEVENTS_TYPE : NULL,
+		.content_type = cloudevents ? BB_CLOUDEVENTS_TYPE : NULL,
 		.correlation_id = env->nparents ? env->parents[0] : NULL,
 		.type = env->event_type,
 		.timestamp = (time_t)(env->unix_us / 1000000),
@@ -504,6 +539,13 @@ message_of(const struct bb_event *ev)
 		.tracestate = env->tracestate,
 	};
 	return msg;
+}
+
+static struct bb_message
+message_of(const struct bb_event *ev)
+{
+	return message_of_envelope(&ev->env, ev->json.data, ev->json.len,
+	    ev->cloudevents_out);
 }
 
 /* n events of the call whose publish ended with r, for /metrics. */
@@ -540,6 +582,110 @@ record_or_release(struct bb_app *app, const struct bb_event *ev,
 	}
 }
 
+/* ---------------------------------------------------------- the spool */
+
+/* Whether an event the broker could not take goes to the spool: only
+ * when nothing was written (CONTRACT §12). */
+static bool
+spoolable(const struct bb_app *app, enum bb_publish_result r)
+{
+	return app->spool && (r == BB_PUBLISH_UNAVAILABLE ||
+	    r == BB_PUBLISH_BLOCKED);
+}
+
+/* Appends an event to the spool: its ticket, or 0 when it cannot be. */
+static uint64_t
+spool_event(struct bb_app *app, const struct bb_event *ev,
+    const struct bb_claim_token *claim)
+{
+	return bb_spool_append(app->spool, &ev->env, ev->json.data,
+	    ev->json.len, ev->cloudevents_out, claim->held ? claim->value + 1 :
+	    NULL);
+}
+
+/* A forward's end: a confirmed event leaves the spool and is recorded,
+ * marking its claim done; an unroutable one leaves it too (the broker
+ * took it, and would every time); any other waits for another try. */
+static void
+forwarded(struct bb_app *app, struct forward *f, enum bb_publish_result r)
+{
+	struct bb_spooled *ev = &f->entry->event;
+	struct bb_claim_token claim = { .held = ev->keyed, .spooled = true };
+
+	if (r == BB_PUBLISH_OK) {
+		claim.value[0] = BB_CLAIM_SPOOLED_TAG;
+		memcpy(claim.value + 1, ev->hash, BB_BODY_HASH_LEN);
+		bb_tracker_record(app->tracker, &ev->env, ev->json, ev->json_len,
+		    &claim);
+		bb_metrics_add(BB_EVENTS_FORWARDED, 1);
+	} else if (r == BB_PUBLISH_UNROUTABLE) {
+		bb_log_warning("spooled event %s (%s) forwarded, but unroutable",
+		    ev->env.event_id, ev->env.event_type);
+		bb_metrics_add(BB_EVENTS_UNROUTABLE, 1);
+	} else {
+		bb_log_info("spooled event %s not forwarded: %s; it waits",
+		    ev->env.event_id, bb_publish_result_name(r));
+		app->forward_after = bb_monotonic_ms() + 1000;
+	}
+	bb_spool_done(app->spool, f->entry, r == BB_PUBLISH_OK ||
+	    r == BB_PUBLISH_UNROUTABLE);
+}
+
+/* Ends the forwards whose confirms came (all of them when wait). */
+static void
+settle_forwards(struct bb_app *app, bool wait)
+{
+	int ended = 0;
+
+	for (int k = 0; k < app->nforwards; ) {
+		struct forward *f = &app->forwards[k];
+		enum bb_publish_result r = wait ?
+		    bb_publisher_wait(app->pub, &f->publish) :
+		    bb_publisher_result(app->pub, &f->publish);
+		if (r == BB_PUBLISH_PENDING) {
+			k++;
+			continue;
+		}
+		forwarded(app, f, r);
+		*f = app->forwards[--app->nforwards];
+		ended++;
+	}
+	if (ended)
+		bb_tracker_flush(app->tracker);
+}
+
+/* Forwarding: each worker keeps up to BB_SPOOL_WINDOW spooled events in
+ * flight, topped up on every turn of its loop, on the connection that its
+ * requests use; a request is taken on every turn too, so neither waits
+ * for the other to finish. */
+void
+bb_app_forward(struct bb_app *app)
+{
+	struct bb_spool_entry *e;
+
+	if (app->spool == NULL)
+		return;
+	bb_spool_adopt(app->spool);
+	settle_forwards(app, false);
+	if (bb_monotonic_ms() < app->forward_after)
+		return;
+	while (app->nforwards < BB_SPOOL_WINDOW &&
+	    (e = bb_spool_next(app->spool)) != NULL) {
+		struct forward *f = &app->forwards[app->nforwards];
+		struct bb_message msg = message_of_envelope(&e->event.env,
+		    e->event.json, e->event.json_len, e->event.cloudevents);
+		enum bb_publish_result r = bb_publisher_send(app->pub, &msg,
+		    &f->publish, 0);
+		if (r != BB_PUBLISH_PENDING) {
+			bb_spool_done(app->spool, e, false);
+			app->forward_after = bb_monotonic_ms() + 1000;
+			return;
+		}
+		f->entry = e;
+		app->nforwards++;
+	}
+}
+
 /* Answers a publish whose outcome is known, recording it if confirmed. */
 static void
 conclude(struct bb_app *app, struct bb_call *call, enum bb_publish_result r)
@@ -567,12 +713,43 @@ begin_publish(struct bb_app *app, struct bb_call *call,
 	struct bb_message msg = message_of(&call->event);
 	enum bb_publish_result r = bb_publisher_send(app->pub, &msg,
 	    &call->publish, 0);
+	if (spoolable(app, r) &&
+	    (call->ticket = spool_event(app, &call->event, &call->claim))) {
+		/* answered once the fsync is done: bb_app_finish */
+		call->publish.result = r;
+		call->publish.deadline = bb_monotonic_ms();
+		call->waiting = true;
+		return true;
+	}
 	if (r != BB_PUBLISH_PENDING) {
 		conclude(app, call, r);
 		return false;
 	}
 	call->waiting = true;
 	return true;
+}
+
+/* Answers a spooled event once its fsync is done: 202, its claim now
+ * spooled; or, when the fsync failed, as the broker's failure was. */
+static void
+conclude_spooled(struct bb_app *app, struct bb_call *call)
+{
+	const struct bb_event *ev = &call->event;
+
+	call->waiting = false;
+	if (bb_spool_sync(app->spool, call->ticket) != 0) {
+		call->ticket = 0;
+		conclude(app, call, call->publish.result);
+		return;
+	}
+	call->ticket = 0;
+	bb_tracker_spool(app->tracker, ev->env.event_id, &call->claim,
+	    ev->json.data, ev->json.len);
+	bb_metrics_add(BB_EVENTS_SPOOLED, 1);
+	bb_log_debug("spooled event %s (%s)", ev->env.event_id,
+	    ev->env.event_type);
+	answer_spooled(call->route, ev->env.event_id, ev->json.data,
+	    ev->json.len, &call->resp);
 }
 
 /* ---------------------------------------------------------- batches */
@@ -616,6 +793,7 @@ items_for(struct bb_call *call, int n)
 		struct bb_item *it = &call->items[k];
 		it->status = 0;
 		it->replayed = it->sent = false;
+		it->ticket = 0;
 		it->claim.held = false;
 	}
 	return call->items;
@@ -751,7 +929,8 @@ claim_item(struct bb_app *app, struct bb_call *call, struct bb_item *it)
 	case BB_CLAIM_UNAVAILABLE:
 		return true;
 	case BB_CLAIM_REPLAY:
-		it->status = 200;
+	case BB_CLAIM_SPOOLED:
+		it->status = c == BB_CLAIM_SPOOLED ? 202 : 200;
 		it->replayed = true;
 		return false;
 	case BB_CLAIM_IN_FLIGHT:
@@ -804,6 +983,9 @@ send_items(struct bb_app *app, struct bb_call *call,
 		}
 		failed = r;
 		it->publish.result = r;
+		if (spoolable(app, r) &&
+		    (it->ticket = spool_event(app, &it->event, &it->claim)))
+			continue;	/* answered in conclude_batch */
 		bb_tracker_release(app->tracker, it->event.env.event_id,
 		    &it->claim);
 		bb_response_reset(&call->scratch);
@@ -814,26 +996,32 @@ send_items(struct bb_app *app, struct bb_call *call,
 	return sent;
 }
 
-/* {"published":N,"failed":M,"results":[...]}: 200 when every item was
- * published or replayed, else 207. */
+/* {"published":N,"failed":M,"results":[...]}, and "spooled":S after
+ * "failed" when items were spooled: 200 when every item was published or
+ * replayed, else 207. */
 static void
 answer_batch(struct bb_call *call)
 {
 	struct bb_buf *b = &call->resp.body;
-	int ok = 0;
+	int ok = 0, spooled = 0;
 
-	for (int k = 0; k < call->nitems; k++)
+	for (int k = 0; k < call->nitems; k++) {
 		ok += call->items[k].status == 200;
+		spooled += call->items[k].status == 202;
+	}
 	call->resp.status = ok == call->nitems ? 200 : 207;
-	bb_buf_printf(b, "{\"published\":%d,\"failed\":%d,\"results\":[", ok,
-	    call->nitems - ok);
+	bb_buf_printf(b, "{\"published\":%d,\"failed\":%d,", ok,
+	    call->nitems - ok - spooled);
+	if (spooled)
+		bb_buf_printf(b, "\"spooled\":%d,", spooled);
+	bb_buf_puts(b, "\"results\":[");
 	for (int k = 0; k < call->nitems; k++) {
 		const struct bb_item *it = &call->items[k];
 		if (k)
 			bb_buf_putc(b, ',');
-		if (it->status == 200) {
-			bb_buf_printf(b, "{\"status\":200,\"event_id\":\"%s\"%s}",
-			    it->event.env.event_id,
+		if (it->status == 200 || it->status == 202) {
+			bb_buf_printf(b, "{\"status\":%d,\"event_id\":\"%s\"%s}",
+			    it->status, it->event.env.event_id,
 			    it->replayed ? ",\"replayed\":true" : "");
 		} else {
 			/* the error body, {"error":...}, with the status first */
@@ -854,7 +1042,9 @@ count_items(const struct bb_call *call)
 		const struct bb_item *it = &call->items[k];
 		if (it->status == 200 && !it->replayed)
 			published++;
-		else if (it->status == 200)
+		else if (it->status == 202 && !it->replayed)
+			bb_metrics_add(BB_EVENTS_SPOOLED, 1);
+		else if (it->replayed)
 			bb_metrics_add(BB_EVENTS_REPLAYED, 1);
 		else if (it->status < 500)
 			bb_metrics_add(BB_EVENTS_REJECTED, 1);
@@ -865,11 +1055,46 @@ count_items(const struct bb_call *call)
 		count_result(call, BB_PUBLISH_OK, published);
 }
 
+/* The spooled items, once one fsync has made them all durable: 202 each,
+ * or each answered as the broker's failure was when the fsync failed. */
+static void
+conclude_spooled_items(struct bb_app *app, struct bb_call *call)
+{
+	uint64_t last = 0;
+
+	for (int k = 0; k < call->nitems; k++)
+		if (call->items[k].ticket > last)
+			last = call->items[k].ticket;
+	if (last == 0)
+		return;
+	bool durable = bb_spool_sync(app->spool, last) == 0;
+	for (int k = 0; k < call->nitems; k++) {
+		struct bb_item *it = &call->items[k];
+		const struct bb_event *ev = &it->event;
+		if (it->ticket == 0)
+			continue;
+		it->ticket = 0;
+		if (durable) {
+			it->status = 202;
+			bb_tracker_spool(app->tracker, ev->env.event_id,
+			    &it->claim, ev->json.data, ev->json.len);
+			continue;
+		}
+		bb_tracker_release(app->tracker, ev->env.event_id, &it->claim);
+		bb_response_reset(&call->scratch);
+		answer_publish(ev, BB_ROUTE_EVENTS, it->publish.result,
+		    &call->scratch);
+		item_error(it, &call->scratch);
+	}
+}
+
 /* Every confirm in: the confirmed items recorded in one pipeline, the
- * others' claims given up, the answer written. */
+ * others' claims given up, the spooled ones made durable, the answer
+ * written. */
 static void
 conclude_batch(struct bb_app *app, struct bb_call *call)
 {
+	conclude_spooled_items(app, call);
 	for (int k = 0; k < call->nitems; k++) {
 		struct bb_item *it = &call->items[k];
 		if (!it->sent)
@@ -911,9 +1136,17 @@ begin_batch(struct bb_app *app, struct bb_call *call,
 	refuse_repeated_keys(call);
 	enum bb_publish_result failure;
 	int sent = send_items(app, call, &failure);
-	bool replayed = false;
-	for (int k = 0; k < call->nitems; k++)
+	bool replayed = false, spooled = false;
+	for (int k = 0; k < call->nitems; k++) {
 		replayed |= call->items[k].replayed;
+		spooled |= call->items[k].ticket != 0;
+	}
+	if (spooled) {
+		/* answered once the fsync is done: bb_app_finish */
+		call->publish.deadline = bb_monotonic_ms();
+		call->waiting = true;
+		return true;
+	}
 	if (sent == 0 && !replayed && (failure == BB_PUBLISH_UNAVAILABLE ||
 	    failure == BB_PUBLISH_BLOCKED)) {
 		/* The broker refused before anything was sent: one answer
@@ -960,6 +1193,10 @@ bb_app_finish(struct bb_app *app, struct bb_call *call, bool wait)
 {
 	if (!call->waiting)
 		return true;
+	if (call->ticket) {
+		conclude_spooled(app, call);
+		return true;
+	}
 	if (call->route == BB_ROUTE_BATCH) {
 		if (!batch_settled(app, call, wait))
 			return false;
@@ -986,6 +1223,7 @@ bb_app_begin(struct bb_app *app, struct bb_call *call, struct bb_request *req,
 	call->route = BB_ROUTE_NONE;	/* a 401 is counted under no route */
 	call->waiting = false;
 	call->started_us = bb_monotonic_us();
+	call->ticket = 0;
 	enum bb_route_result found = bb_route(req->method, req->path, &m);
 	/* CONTRACT §8: authenticated before routed, so that the API cannot be
 	 * mapped without the token. /healthz is open; a signed webhook is

@@ -28,6 +28,9 @@ void bb_app_service_broker(struct bb_app *app);
 /* Once a second when the broker is quiet: tracking replies that have come
  * are read. */
 void bb_app_idle(struct bb_app *app);
+/* On every turn of a worker's loop: the spool's events are forwarded
+ * (CONTRACT §12), and the segments of dead workers adopted. */
+void bb_app_forward(struct bb_app *app);
 
 /* One request from its start to its answer; reused from request to
  * request. */

@@ -5,6 +5,8 @@
  *   'D' hash(32) envelope    -- done: published; the envelope for replays,
  *                               or nothing when it was larger than
  *                               IDEMPOTENCY_MAX_STORED_BYTES
+ *   'S' hash(32) envelope    -- spooled (CONTRACT §12): answered 202, to be
+ *                               published; 'D' once the broker confirms
  * hash is the SHA-256 of what makes two requests the same (the body); the
  * nonce is random per request, so that only the request that set a pending
  * claim matches it when it releases the claim or marks it done. A pending
@@ -27,7 +29,10 @@ enum bb_claim {
 	BB_CLAIM_REPLAY,	/* published before; the envelope is returned */
 	BB_CLAIM_MISMATCH,	/* the same key with a different body */
 	BB_CLAIM_UNAVAILABLE,	/* no Redis: publish, with the same id */
+	BB_CLAIM_SPOOLED,	/* spooled before; the envelope is returned */
 };
+
+#define BB_CLAIM_SPOOLED_TAG 'S'
 
 /* Writes the pending value out[BB_CLAIM_PENDING_LEN]. */
 void bb_claim_pending(uint8_t *out, const uint8_t *hash, const uint8_t *nonce);
@@ -36,10 +41,13 @@ void bb_claim_pending(uint8_t *out, const uint8_t *hash, const uint8_t *nonce);
  * an empty envelope keeps the hash alone. */
 void bb_claim_done(struct bb_buf *out, const uint8_t *pending,
     const char *envelope, size_t envelope_len);
+/* The same for the spooled value. */
+void bb_claim_spooled(struct bb_buf *out, const uint8_t *pending,
+    const char *envelope, size_t envelope_len);
 
 /* Reads a claim value that a request whose body has `hash` found in Redis:
- * BB_CLAIM_MISMATCH, BB_CLAIM_IN_FLIGHT, or BB_CLAIM_REPLAY with the
- * envelope from val + *envelope_at to the end (empty when it was not kept).
+ * BB_CLAIM_MISMATCH, BB_CLAIM_IN_FLIGHT, or BB_CLAIM_REPLAY or
+ * BB_CLAIM_SPOOLED with the envelope from val + *envelope_at to the end (empty when it was not kept).
  * Returns -1 when val is no claim value. */
 int bb_claim_read(const char *val, size_t len, const uint8_t *hash,
     enum bb_claim *out, size_t *envelope_at);

@@ -141,6 +141,10 @@ static const struct setting settings[] = {
 	    K_DURATION, OFF(archive_max_age), 0, 0, false },
 	{ "ARCHIVE_MAX_BYTES", NULL, "rabbitmq:archive_max_bytes", "10737418240",
 	    K_LONG, OFF(archive_max_bytes), 1, LONG_MAX, false },
+	{ "SPOOL_DIR", NULL, "spool:dir", "",
+	    K_STRING, OFF(spool_dir), 0, 1024, false },
+	{ "SPOOL_MAX_BYTES", NULL, "spool:max_bytes", "1073741824",
+	    K_LONG, OFF(spool_max_bytes), 1, LONG_MAX, false },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))

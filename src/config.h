@@ -51,6 +51,8 @@ struct bb_config {
 	char *archive_stream;		/* "": no archive (§11.2) */
 	char *archive_max_age;		/* its x-max-age, e.g. 7D */
 	long archive_max_bytes;		/* its x-max-length-bytes */
+	char *spool_dir;		/* "": no spool (§12) */
+	long spool_max_bytes;		/* the pool's spool, at most */
 };
 
 /* The two files bb_config_load reads when they exist: the .env file

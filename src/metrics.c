@@ -6,10 +6,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAGIC 0x43495254454d4242ULL	/* "BBMETRIC", little-endian */
-#define LAYOUT 2			/* bump when struct slot changes */
+#define LAYOUT 3			/* bump when struct slot changes */
 
 /* One worker's counts. Only its owner writes it; a scrape reads it. Each
  * field is one aligned 64-bit word, written with a single store, so a reader
@@ -57,7 +58,7 @@ static const char *const bound_text[BB_METRICS_BUCKETS] = {
 };
 
 static const int codes[BB_METRICS_CODES - 1] = {
-	200, 207, 400, 401, 404, 405, 409, 413, 415, 422, 500, 503, 504,
+	200, 202, 207, 400, 401, 404, 405, 409, 413, 415, 422, 500, 503, 504,
 };
 
 static const char *const route_labels[BB_METRICS_ROUTES] = {
@@ -267,6 +268,13 @@ bb_metrics_set(enum bb_gauge g, bool on)
 }
 
 void
+bb_metrics_gauge(enum bb_gauge g, uint64_t value)
+{
+	if (m.mine)
+		__atomic_store_n(&m.mine->gauge[g], value, __ATOMIC_RELAXED);
+}
+
+void
 bb_metrics_request(enum bb_route route, int status)
 {
 	if (m.mine)
@@ -312,9 +320,13 @@ load(const uint64_t *field)
 int
 bb_metrics_collect(struct bb_metrics_totals *t)
 {
+	struct timespec now;
+
 	memset(t, 0, sizeof(*t));
 	if (m.mine == NULL)
 		return -1;
+	clock_gettime(CLOCK_REALTIME, &now);
+	t->now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	for (int k = 0; k < BB_METRICS_SLOTS; k++) {
 		const struct slot *s = &m.slots[k];
 		bool live = true;
@@ -335,8 +347,13 @@ bb_metrics_collect(struct bb_metrics_totals *t)
 		if (!live)
 			continue;
 		t->workers++;
-		for (int g = 0; g < BB_GAUGES; g++)
-			t->gauge[g] += load(&s->gauge[g]);
+		for (int g = 0; g < BB_GAUGES; g++) {
+			uint64_t v = load(&s->gauge[g]);
+			if (g != BB_GAUGE_SPOOL_OLDEST_MS)
+				t->gauge[g] += v;
+			else if (v && (!t->gauge[g] || v < t->gauge[g]))
+				t->gauge[g] = v;
+		}
 	}
 	return 0;
 }
@@ -452,7 +469,7 @@ bb_metrics_write(const struct bb_metrics_totals *t, const char *version,
 {
 	static const char *const events[] = { "published", "replayed",
 		"rejected", "unavailable", "blocked", "nacked", "timeout",
-		"unroutable" };
+		"unroutable", "spooled", "forwarded" };
 	static const char *const tracking[] = { "ok", "timeout", "error",
 		"skipped" };
 	static const char *const results[] = { "ok", "failed" };
@@ -460,7 +477,7 @@ bb_metrics_write(const struct bb_metrics_totals *t, const char *version,
 	write_requests(t, out);
 	head(out, "bloodbank_events_total", "counter", "Events by outcome.");
 	labelled(out, "bloodbank_events_total", "outcome", events,
-	    &t->counter[BB_EVENTS_PUBLISHED], 8);
+	    &t->counter[BB_EVENTS_PUBLISHED], 10);
 	write_histogram(t, out);
 	head(out, "bloodbank_tracking_writes_total", "counter",
 	    "Correlation tracking writes by outcome.");
@@ -491,6 +508,21 @@ bb_metrics_write(const struct bb_metrics_totals *t, const char *version,
 	single(out, "bloodbank_tracking_children_dropped_total", "counter",
 	    "Child links not recorded: the parent had "
 	    "CORRELATION_MAX_CHILDREN.", t->counter[BB_CHILDREN_DROPPED]);
+	single(out, "bloodbank_spool_events", "gauge",
+	    "Events in the spool, waiting to be forwarded.",
+	    t->gauge[BB_GAUGE_SPOOL_EVENTS]);
+	single(out, "bloodbank_spool_bytes", "gauge",
+	    "Bytes of the spool's waiting events.",
+	    t->gauge[BB_GAUGE_SPOOL_BYTES]);
+	int64_t oldest = (int64_t)t->gauge[BB_GAUGE_SPOOL_OLDEST_MS];
+	int64_t age = oldest && t->now_ms > oldest ? t->now_ms - oldest : 0;
+	head(out, "bloodbank_spool_oldest_seconds", "gauge",
+	    "Age of the oldest event in the spool; 0 when it is empty.");
+	bb_buf_printf(out, "bloodbank_spool_oldest_seconds %lld.%03lld\n",
+	    (long long)(age / 1000), (long long)(age % 1000));
+	single(out, "bloodbank_spool_set_aside_total", "counter",
+	    "Damaged spool records moved to SPOOL_DIR/aside.",
+	    t->counter[BB_SPOOL_SET_ASIDE]);
 	head(out, "bloodbank_build_info", "gauge", "The running version.");
 	bb_buf_puts(out, "bloodbank_build_info{version=\"");
 	bb_metrics_write_label(out, version);

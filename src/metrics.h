@@ -33,6 +33,8 @@ enum bb_counter {
 	BB_EVENTS_NACKED,
 	BB_EVENTS_TIMEOUT,
 	BB_EVENTS_UNROUTABLE,
+	BB_EVENTS_SPOOLED,		/* answered 202 (CONTRACT §12) */
+	BB_EVENTS_FORWARDED,		/* from the spool, confirmed */
 	/* bloodbank_tracking_writes_total{outcome} */
 	BB_TRACKING_OK,
 	BB_TRACKING_TIMEOUT,
@@ -45,6 +47,7 @@ enum bb_counter {
 	BB_REDIS_CONNECT_FAILED,
 	BB_WORKER_STARTS,
 	BB_CHILDREN_DROPPED,
+	BB_SPOOL_SET_ASIDE,		/* damaged spool records */
 	BB_COUNTERS
 };
 
@@ -52,13 +55,17 @@ enum bb_gauge {
 	BB_GAUGE_BROKER_CONNECTED,
 	BB_GAUGE_BROKER_BLOCKED,
 	BB_GAUGE_REDIS_CONNECTED,
+	/* the spool segments a worker holds */
+	BB_GAUGE_SPOOL_EVENTS,
+	BB_GAUGE_SPOOL_BYTES,
+	BB_GAUGE_SPOOL_OLDEST_MS,	/* unix ms; 0: none; the pool's least */
 	BB_GAUGES
 };
 
 /* The route labels (the debug endpoints share one) and the status codes
  * counted per route: every status this service answers, and "other". */
 #define BB_METRICS_ROUTES 12
-#define BB_METRICS_CODES 14
+#define BB_METRICS_CODES 15
 
 /* The pool's totals, as a scrape adds them up. */
 struct bb_metrics_totals {
@@ -68,6 +75,7 @@ struct bb_metrics_totals {
 	uint64_t sum_us;
 	uint64_t gauge[BB_GAUGES];
 	uint64_t workers;
+	int64_t now_ms;		/* unix ms of the scrape */
 };
 
 /* Claims a slot of the file at path (created if need be) for this process.
@@ -80,6 +88,7 @@ bool bb_metrics_enabled(void);
 
 void bb_metrics_add(enum bb_counter c, uint64_t n);
 void bb_metrics_set(enum bb_gauge g, bool on);
+void bb_metrics_gauge(enum bb_gauge g, uint64_t value);
 /* One answered request. */
 void bb_metrics_request(enum bb_route route, int status);
 /* n events confirmed, us microseconds after their request started. */

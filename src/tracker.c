@@ -31,7 +31,8 @@
  * ARGV: meta entry, child entry, TTL (ms), CORRELATION_MAX_CHILDREN,
  *       [pending claim value, done claim value, window (ms)].
  * Returns { child links not recorded, 0 when another request held the
- * claim (left alone) else 1 }. A claim gone (expired, or released by a
+ * claim (left alone) else 1 }. The claim is ours when it starts with
+ * ARGV[5]: the whole pending value, or 'S' and the hash of a spooled one. A claim gone (expired, or released by a
  * later request whose publish failed) is marked done too: nobody holds it,
  * and the event was published with this body. The entries are record.h's,
  * its tags and sizes written in from there; a record without a count
@@ -86,7 +87,9 @@ static const char record_script[] =
 	"if ARGV[5] then\n"
 	"  local claim = KEYS[#KEYS]\n"
 	"  local held = redis.call('GET', claim)\n"
-	"  if held and held ~= ARGV[5] then return { dropped, 0 } end\n"
+	"  if held and string.sub(held, 1, #ARGV[5]) ~= ARGV[5] then\n"
+	"    return { dropped, 0 }\n"
+	"  end\n"
 	"  redis.call('SET', claim, ARGV[6], 'PX', ARGV[7])\n"
 	"end\n"
 	"return { dropped, 1 }\n";
@@ -96,6 +99,15 @@ static const char record_script[] =
 static const char release_script[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
 	"  return redis.call('DEL', KEYS[1])\n"
+	"end\n"
+	"return 0\n";
+
+/* Turns a pending claim into a spooled one (bb_tracker_spool), if it is
+ * still this request's. */
+static const char spool_script[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+	"  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
+	"  return 1\n"
 	"end\n"
 	"return 0\n";
 
@@ -677,7 +689,8 @@ bb_tracker_record(struct bb_tracker *t, const struct bb_envelope *env,
 		bb_claim_done(&t->claim, claim->value, keep ? envelope : "",
 		    keep ? envelope_len : 0);
 		snprintf(window, sizeof(window), "%lld", t->window_ms);
-		arg(&c, claim->value, BB_CLAIM_PENDING_LEN);
+		arg(&c, claim->value, claim->spooled ? 1 + BB_BODY_HASH_LEN :
+		    BB_CLAIM_PENDING_LEN);
 		arg(&c, t->claim.data, t->claim.len);
 		arg_str(&c, window);
 	}
@@ -771,6 +784,7 @@ bb_tracker_claim(struct bb_tracker *t, const char *event_id,
 	redisReply *r;
 
 	claim->held = false;
+	claim->spooled = false;
 	bb_tracker_settle(t);
 	if (!t->enabled || !ensure(t))
 		return BB_CLAIM_UNAVAILABLE;
@@ -803,7 +817,7 @@ bb_tracker_claim(struct bb_tracker *t, const char *event_id,
 			freeReplyObject(r);
 			continue;
 		}
-		if (c == BB_CLAIM_REPLAY)
+		if (c == BB_CLAIM_REPLAY || c == BB_CLAIM_SPOOLED)
 			bb_buf_append(original, r->str + at, r->len - at);
 		freeReplyObject(r);
 		return c;
@@ -845,6 +859,43 @@ bb_tracker_release(struct bb_tracker *t, const char *event_id,
 	if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
 		bb_log_info("idempotency claim of event %s is no longer this "
 		    "request's (expired or taken over); left in place", event_id);
+	freeReplyObject(r);
+}
+
+void
+bb_tracker_spool(struct bb_tracker *t, const char *event_id,
+    struct bb_claim_token *claim, const char *envelope, size_t envelope_len)
+{
+	char ikey[IDEM_KEY_LEN], window[24];
+	struct cmd c = { 0 };
+	redisReply *r;
+
+	if (!claim->held)
+		return;
+	claim->held = false;
+	bb_tracker_settle(t);
+	if (!t->enabled || !ensure(t))
+		return;
+	bool keep = (long)envelope_len <= t->max_stored;
+	bb_buf_reset(&t->claim);
+	bb_claim_spooled(&t->claim, claim->value, keep ? envelope : "",
+	    keep ? envelope_len : 0);
+	snprintf(window, sizeof(window), "%lld", t->window_ms);
+	idem_key(event_id, ikey);
+	arg_str(&c, "EVAL");
+	arg_str(&c, spool_script);
+	arg_str(&c, "1");
+	arg(&c, ikey, IDEM_KEY_LEN);
+	arg(&c, claim->value, BB_CLAIM_PENDING_LEN);
+	arg(&c, t->claim.data, t->claim.len);
+	arg_str(&c, window);
+	if (!send_cmd(t, &c) || !read_reply(t, &r)) {
+		bb_log_warning("idempotency claim of spooled event %s not "
+		    "marked: %s", event_id, t->c && t->c->err ? t->c->errstr :
+		    "error reply");
+		fail(t);
+		return;
+	}
 	freeReplyObject(r);
 }
 

@@ -26,6 +26,9 @@ struct bb_tracker;
  * request, owned by the caller. */
 struct bb_claim_token {
 	bool held;		/* taken (BB_CLAIM_NEW) and not yet given up */
+	/* value is 'S' and the hash: the claim of a spooled event, which
+	 * bb_tracker_record marks done when it is forwarded */
+	bool spooled;
 	uint8_t value[BB_CLAIM_PENDING_LEN];
 };
 
@@ -71,6 +74,12 @@ enum bb_claim bb_tracker_claim(struct bb_tracker *t, const char *event_id,
  * publish: deletes the key only if it still holds this claim's value. */
 void bb_tracker_release(struct bb_tracker *t, const char *event_id,
     struct bb_claim_token *claim);
+
+/* Turns a held claim into the spooled one of an event answered 202
+ * (CONTRACT §12), with the envelope for replays, kept for the idempotency
+ * window: a retry is answered 202 again, never spooled twice. */
+void bb_tracker_spool(struct bb_tracker *t, const char *event_id,
+    struct bb_claim_token *claim, const char *envelope, size_t envelope_len);
 
 /* Child links this tracker did not record because their parent had
  * CORRELATION_MAX_CHILDREN children already (as of the last reply read). */

@@ -308,6 +308,8 @@ loop(struct worker *w)
 		 * confirms of calls in flight, which must not wait for the
 		 * next wake-up */
 		complete(w, false);
+		if (!w->stopping)
+			bb_app_forward(w->app);
 	}
 	w->stopping = true;
 	complete(w, true);
