@@ -42,6 +42,7 @@ struct bb_app {
 	} forwards[BB_SPOOL_WINDOW];
 	int nforwards;
 	long long forward_after;	/* monotonic ms: after a failure */
+	long long adopted_at;		/* monotonic ms: the last look */
 };
 
 /* One item of a batch: its event, and its answer once known. */
@@ -665,9 +666,13 @@ bb_app_forward(struct bb_app *app)
 
 	if (app->spool == NULL)
 		return;
-	bb_spool_adopt(app->spool);
+	long long now = bb_monotonic_ms();
+	if (now - app->adopted_at >= 1000) {
+		bb_spool_adopt(app->spool);
+		app->adopted_at = now;
+	}
 	settle_forwards(app, false);
-	if (bb_monotonic_ms() < app->forward_after)
+	if (now < app->forward_after)
 		return;
 	while (app->nforwards < BB_SPOOL_WINDOW &&
 	    (e = bb_spool_next(app->spool)) != NULL) {

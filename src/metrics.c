@@ -6,8 +6,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 #define MAGIC 0x43495254454d4242ULL	/* "BBMETRIC", little-endian */
 #define LAYOUT 3			/* bump when struct slot changes */
@@ -320,13 +321,10 @@ load(const uint64_t *field)
 int
 bb_metrics_collect(struct bb_metrics_totals *t)
 {
-	struct timespec now;
-
 	memset(t, 0, sizeof(*t));
 	if (m.mine == NULL)
 		return -1;
-	clock_gettime(CLOCK_REALTIME, &now);
-	t->now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	t->now_ms = bb_realtime_ms();
 	for (int k = 0; k < BB_METRICS_SLOTS; k++) {
 		const struct slot *s = &m.slots[k];
 		bool live = true;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "xalloc.h"
@@ -43,34 +44,15 @@ struct bb_spool {
 	uint64_t synced;	/* tickets made durable (or failed) */
 	uint64_t lost_from, lost_to;	/* the tickets of a failed fsync */
 	long long failure_logged_ms;
-	long long adopted_ms;	/* the last look for dead workers' segments */
 	struct bb_spool_entry entries[BB_SPOOL_WINDOW];
 	struct bb_buf scratch;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A failure of the directory or the disk: logged at most once a minute. */
 static void
 failure(struct bb_spool *s, const char *what, int err)
 {
-	long long now = monotonic_ms();
+	long long now = bb_monotonic_ms();
 
 	if (s->failure_logged_ms && now - s->failure_logged_ms < FAILURE_LOG_MS)
 		return;
@@ -129,7 +111,7 @@ set_aside(struct bb_spool *s, int number, int64_t at, const uint8_t *p,
 		failure(s, "cannot create aside/", errno);
 	} else {
 		snprintf(path, sizeof(path), "%s/aside/segment-%03d.%lld.%lld",
-		    s->dir, number, (long long)at, (long long)now_ms());
+		    s->dir, number, (long long)at, (long long)bb_realtime_ms());
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
 		if (fd < 0 || write(fd, p, len) != (ssize_t)len)
 			failure(s, "cannot write into aside/", errno);
@@ -442,7 +424,7 @@ bb_spool_append(struct bb_spool *s, const struct bb_envelope *env,
 	struct segment *g = &s->segs[k];
 	bb_buf_reset(&s->scratch);
 	bb_spoolrec_encode(&s->scratch, env, json, json_len, cloudevents, hash,
-	    now_ms());
+	    bb_realtime_ms());
 	int64_t total = pool_bytes(s);
 	if (total < 0) {
 		failure(s, "cannot read the directory", errno);
@@ -467,7 +449,7 @@ bb_spool_append(struct bb_spool *s, const struct bb_envelope *env,
 	}
 	if (!g->next_known && g->cursor == g->size) {
 		g->next_known = true;
-		g->next_ms = now_ms();
+		g->next_ms = bb_realtime_ms();
 	}
 	g->size += (int64_t)s->scratch.len;
 	g->waiting++;
@@ -520,15 +502,11 @@ bb_spool_sync(struct bb_spool *s, uint64_t ticket)
 void
 bb_spool_adopt(struct bb_spool *s)
 {
-	long long now = monotonic_ms();
 	DIR *d;
 	struct dirent *de;
 	struct stat st;
 	bool changed = false;
 
-	if (s->adopted_ms && now - s->adopted_ms < 1000)
-		return;
-	s->adopted_ms = now;
 	if ((d = opendir(s->dir)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
@@ -566,32 +544,60 @@ handed_out(const struct bb_spool *s, int number, int64_t at)
 	return false;
 }
 
+/* Moves g's cursor past zero bytes: a damaged stretch that scan() set
+ * aside. True when it moved. */
+static bool
+skip_zeros(struct segment *g)
+{
+	uint8_t chunk[4096];
+	int64_t from = g->cursor;
+
+	while (g->cursor < g->synced) {
+		int64_t want = g->synced - g->cursor;
+		ssize_t n = pread(g->fd, chunk, want < (int64_t)sizeof(chunk) ?
+		    (size_t)want : sizeof(chunk), g->cursor);
+		if (n <= 0)
+			break;
+		ssize_t k = 0;
+		while (k < n && chunk[k] == 0)
+			k++;
+		g->cursor += k;
+		if (k < n)
+			break;
+	}
+	return g->cursor > from;
+}
+
 /* Reads the head at g's cursor, skipping records not waiting or handed
- * out already; false at the end of what may be sent. */
+ * out already; false at the end of what may be sent. A head damaged since
+ * the segment was locked is found by reading the segment again, which
+ * sets it aside. */
 static bool
 peek(struct bb_spool *s, struct segment *g, struct bb_spoolrec_head *h)
 {
 	uint8_t head[BB_SPOOLREC_HEAD];
+	bool rescanned = false;
 
 	while (g->cursor + BB_SPOOLREC_HEAD <= g->synced) {
-		if (pread(g->fd, head, sizeof(head), g->cursor) !=
-		    (ssize_t)sizeof(head) || bb_spoolrec_head(head, h) != 0) {
-			/* damaged since it was locked: read it again */
-			int64_t cursor = g->cursor;
-			if (scan(s, g) != 0)
-				return false;
-			g->cursor = cursor < g->size ? cursor : g->size;
-			if (pread(g->fd, head, sizeof(head), g->cursor) !=
-			    (ssize_t)sizeof(head) || bb_spoolrec_head(head, h))
-				return false;
+		if (pread(g->fd, head, sizeof(head), g->cursor) ==
+		    (ssize_t)sizeof(head) && bb_spoolrec_head(head, h) == 0) {
+			if (h->state == BB_SPOOLREC_WAITING &&
+			    !handed_out(s, g->number, g->cursor)) {
+				g->next_known = true;
+				g->next_ms = h->spooled_ms;
+				return true;
+			}
+			g->cursor += BB_SPOOLREC_HEAD + h->body_len;
+			continue;
 		}
-		if (h->state == BB_SPOOLREC_WAITING &&
-		    !handed_out(s, g->number, g->cursor)) {
-			g->next_known = true;
-			g->next_ms = h->spooled_ms;
-			return true;
-		}
-		g->cursor += BB_SPOOLREC_HEAD + h->body_len;
+		if (skip_zeros(g))
+			continue;
+		int64_t cursor = g->cursor, synced = g->synced;
+		if (rescanned || scan(s, g) != 0)
+			break;
+		rescanned = true;
+		g->synced = synced < g->size ? synced : g->size;
+		g->cursor = cursor < g->synced ? cursor : g->synced;
 	}
 	g->next_known = false;
 	return false;

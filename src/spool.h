@@ -60,7 +60,7 @@ uint64_t bb_spool_append(struct bb_spool *s, const struct bb_envelope *env,
 int bb_spool_sync(struct bb_spool *s, uint64_t ticket);
 
 /* Locks the segments of dead workers (and of earlier runs) and counts what
- * they hold; cheap when there are none. */
+ * they hold: a look at the directory when there are none. */
 void bb_spool_adopt(struct bb_spool *s);
 
 /* True when events wait to be handed out. */

@@ -52,6 +52,7 @@ main(void)
 	add_proxy_tests();
 	add_regex_tests();
 	add_signature_tests();
+	add_spoolrec_tests();
 	add_topic_tests();
 	add_tracker_tests();
 	add_uuid_tests();

@@ -123,6 +123,33 @@ test_short_or_unknown_value_is_no_claim(void)
 	CU_ASSERT_EQUAL(bb_claim_read((char *)v, sizeof(v), hash, &c, &at), -1);
 }
 
+static void
+test_spooled_claim_replays_its_envelope_until_done(void)
+{
+	uint8_t hash[BB_BODY_HASH_LEN], other[BB_BODY_HASH_LEN];
+	uint8_t nonce[BB_CLAIM_NONCE_LEN], v[BB_CLAIM_PENDING_LEN];
+	struct bb_buf spooled;
+	enum bb_claim c;
+	size_t at;
+
+	fill(hash, sizeof(hash), 1);
+	fill(other, sizeof(other), 2);
+	fill(nonce, sizeof(nonce), 100);
+	bb_claim_pending(v, hash, nonce);
+	bb_buf_init(&spooled);
+	bb_claim_spooled(&spooled, v, "{\"e\":1}", 7);
+	CU_ASSERT_EQUAL(spooled.data[0], 'S');
+	CU_ASSERT_EQUAL_FATAL(bb_claim_read(spooled.data, spooled.len, hash, &c,
+	    &at), 0);
+	CU_ASSERT_EQUAL(c, BB_CLAIM_SPOOLED);
+	CU_ASSERT_EQUAL(spooled.len - at, 7);
+	CU_ASSERT(memcmp(spooled.data + at, "{\"e\":1}", 7) == 0);
+	CU_ASSERT_EQUAL_FATAL(bb_claim_read(spooled.data, spooled.len, other,
+	    &c, &at), 0);
+	CU_ASSERT_EQUAL(c, BB_CLAIM_MISMATCH);
+	bb_buf_free(&spooled);
+}
+
 void
 add_claim_tests(void)
 {
@@ -139,6 +166,8 @@ add_claim_tests(void)
 		    test_done_claim_of_same_body_replays_its_envelope },
 		{ "short or unknown value is no claim",
 		    test_short_or_unknown_value_is_no_claim },
+		{ "spooled claim replays its envelope until done",
+		    test_spooled_claim_replays_its_envelope_until_done },
 		CU_TEST_INFO_NULL,
 	};
 	add_suite("claim", tests);

@@ -21,6 +21,7 @@ void add_metrics_tests(void);
 void add_proxy_tests(void);
 void add_regex_tests(void);
 void add_signature_tests(void);
+void add_spoolrec_tests(void);
 void add_topic_tests(void);
 void add_tracker_tests(void);
 void add_uuid_tests(void);
