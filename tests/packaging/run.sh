@@ -7,8 +7,15 @@
 #       file there, and loads the example copied to order.placed.json;
 #   `bloodbank doctor` as the service user: red before the web server is
 #       set up, naming the lighttpd module to enable, green after;
+#   the spool: /var/spool/bloodbank is bloodbank:bloodbank, mode 2770, and
+#       the installed bloodbank.ini turns it on ([spool] dir);
 #   (a) lighttpd from the system configuration with the shipped snippet
 #       enabled (lighty-enable-mod bloodbank): the guide's checklist on :8682;
+#       the spool: with the broker stopped an event is answered 202
+#       (Bloodbank-Delivery: spooled) into a segment file of the workers
+#       (www-data, group bloodbank, 0660), and reaches a queue bound to the
+#       exchange once the broker is back; one more spooled while lighttpd
+#       stops is forwarded in (b) by the master's workers (user bloodbank);
 #   (b) the master started as bloodbank.service + bloodbank.socket would
 #       start it (spawn-fcgi stands in for the socket unit: it binds
 #       /run/bloodbank/bloodbank.sock with the unit's owner and mode and
@@ -22,7 +29,9 @@
 #       lighttpd running: remove disables the module and reloads lighttpd
 #       (which stops serving Bloodbank and still passes `lighttpd -tt`), a
 #       reinstall enables it again, purge leaves no dangling link, and
-#       /etc/bloodbank and the user are gone.
+#       /etc/bloodbank, the spool and the user are gone; an event spooled
+#       before the remove stays in the spool and is forwarded after the
+#       reinstall.
 # The machine's lighttpd is started with its init script and reloaded by the
 # package through invoke-rc.d: a policy-rc.d of the test's own allows that
 # for lighttpd only while the test runs (a container's denies everything).
@@ -103,6 +112,71 @@ web_error() {  # STATUS CODE CURL_ARGS...: the web server's own error, in JSON
     echo "$want $code: $(head -n 1 <<<"$out")"
 }
 
+# The broker, for the spool's checks: a durable queue bound to the exchange
+# with # (declared, or emptied when it is there), and the event sought in it
+# by id (message_id, or the body's event_id) until a deadline; the broker may
+# still be starting.
+amqp() {  # declare QUEUE | find QUEUE EVENT_ID SECONDS
+    /usr/bin/python3 - "$@" <<'PY'
+import json, os, sys, time
+import pika
+action, queue = sys.argv[1], sys.argv[2]
+params = pika.URLParameters("amqp://guest:guest@127.0.0.1:%s/" % os.environ["BB_AMQP_PORT"])
+if action == "declare":
+    conn = pika.BlockingConnection(params)
+    ch = conn.channel()
+    ch.queue_declare(queue, durable=True)
+    ch.queue_bind(queue, "events", routing_key="#")
+    ch.queue_purge(queue)
+    conn.close()
+    sys.exit(0)
+want, seconds = sys.argv[3], float(sys.argv[4])
+deadline, conn, others = time.monotonic() + seconds, None, 0
+while time.monotonic() < deadline:
+    try:
+        if conn is None:
+            conn = pika.BlockingConnection(params)
+            ch = conn.channel()
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+    except pika.exceptions.AMQPError:
+        conn = None
+        time.sleep(0.5)
+        continue
+    if method is None:
+        time.sleep(0.2)
+        continue
+    try:
+        got = json.loads(body).get("event_id")
+    except ValueError:
+        got = None
+    if want in (props.message_id, got):
+        print("event %s is in queue %s (and %d others before it)" % (want, queue, others))
+        sys.exit(0)
+    others += 1
+sys.exit("event %s did not reach queue %s in %g s (%d others did)" % (want, queue, seconds, others))
+PY
+}
+
+spool_post() {  # URL: POST one event while the broker is down; expects the
+    # 202 of the spool, prints its event id. A worker that wrote the event
+    # before it saw its connection close answers 504 (never spooled): the
+    # next try goes to a worker that knows.
+    local code delivery
+    for _ in 1 2 3 4 5; do
+        rm -f "$work/spool.headers" "$work/spool.body"
+        code=$(curl -s -D "$work/spool.headers" -o "$work/spool.body" -w '%{http_code}' \
+            --max-time 15 -X POST "$1/events/llm/prompt" -H 'Content-Type: application/json' \
+            -d '{"prompt":"spooled while the broker is down"}') || true
+        [ "$code" = 504 ] || break
+        echo "504 (a worker's connection closed under its publish): again" >&2
+    done
+    delivery=$(tr -d '\r' <"$work/spool.headers" |
+        awk -F': *' 'tolower($1) == "bloodbank-delivery" { print $2 }')
+    [ "$code" = 202 ] && [ "$delivery" = spooled ] ||
+        fail "with the broker stopped: $code, Bloodbank-Delivery '$delivery': $(cat "$work/spool.body" 2>/dev/null)"
+    json_field event_id <"$work/spool.body"
+}
+
 wait_http() {  # URL
     for _ in $(seq 1 50); do
         curl -s -o /dev/null "$1" && return 0
@@ -137,6 +211,19 @@ for unit in bloodbank.service bloodbank.socket; do
 done
 [ "$(stat -c '%U:%G %a' /etc/bloodbank/bloodbank.ini)" = "root:bloodbank 640" ] ||
     fail "bloodbank.ini is not root:bloodbank 0640"
+# the spool: shared by lighttpd's workers (www-data, in group bloodbank) and
+# the master's (bloodbank); setgid keeps what either creates in the group
+spool=/var/spool/bloodbank
+[ "$(stat -c '%U:%G %a' "$spool")" = "bloodbank:bloodbank 2770" ] ||
+    fail "$spool is $(stat -c '%U:%G %a' "$spool"), not bloodbank:bloodbank 2770"
+spool_dir=$(/usr/bin/python3 -c '
+import configparser, sys
+c = configparser.ConfigParser(interpolation=None)
+c.read(sys.argv[1])
+print(c.get("spool", "dir", fallback=""))' /etc/bloodbank/bloodbank.ini)
+[ "$spool_dir" = "$spool" ] ||
+    fail "the installed bloodbank.ini does not set [spool] dir = $spool: '$spool_dir'"
+echo "spool: $spool $(stat -c '%U:%G %a' "$spool"), [spool] dir = $spool_dir"
 /usr/sbin/bloodbank --version
 
 say "event schemas: /etc/bloodbank/schemas holds the README and the example, as conffiles"
@@ -241,8 +328,32 @@ web_error 413 payload_too_large -X POST http://127.0.0.1:8682/events/llm/prompt 
     -H 'Content-Type: application/json' -H 'Content-Length: 104857600'
 ss -Hltn 'sport = :8682' | awk '{print $4}' | grep -qvx '127.0.0.1:8682' &&
     fail "lighttpd listens on 8682 beyond the loopback interface"
+
+say "(a) the spool: the broker stopped, an event is answered 202 and forwarded once it is back"
+queue=bbpkg-spool
+amqp declare "$queue"
+bash "$repo/scripts/stack.sh" stop-rabbit "$deps"
+id=$(spool_post http://127.0.0.1:8682)
+echo "202, Bloodbank-Delivery: spooled: $id"
+# the workers' segment files: written by www-data, in group bloodbank,
+# 0660, so that the master's workers (bloodbank) can adopt them
+segments=$(find "$spool" -maxdepth 1 -type f -name 'segment-*' -size +0c -printf '%f %u:%g %m %s bytes\n')
+[ -n "$segments" ] || { ls -la "$spool"; fail "no non-empty segment-* file in $spool"; }
+echo "$segments"
+awk '$2 !~ /:bloodbank$/ || $3 != 660 { bad = 1 } END { exit bad }' <<<"$segments" ||
+    fail "a segment file is not group bloodbank and mode 0660: the other user could not adopt it"
+curl -s http://127.0.0.1:8682/metrics | grep '^bloodbank_spool_' || true
+bash "$repo/scripts/stack.sh" start-rabbit "$deps"
+amqp find "$queue" "$id" 15 ||
+    fail "the spooled event $id was not forwarded within 15 s of the broker's return"
+
+say "(a) one more spooled, then lighttpd stopped: the master's workers forward it in (b)"
+bash "$repo/scripts/stack.sh" stop-rabbit "$deps"
+left=$(spool_post http://127.0.0.1:8682)
+echo "202, Bloodbank-Delivery: spooled: $left"
 service lighttpd stop >/dev/null
 lighttpd_started=0
+bash "$repo/scripts/stack.sh" start-rabbit "$deps"
 
 say "(b) the master as the systemd units start it, nginx with the shipped site"
 exec_start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/bloodbank.service)
@@ -281,6 +392,9 @@ wait_http "http://127.0.0.1:$NGINX_PORT/healthz"
 base=http://127.0.0.1:$NGINX_PORT
 event=$(publish "$base") || { cat "$work/master.log"; fail "publish through nginx"; }
 echo "published $(json_field event_id <<<"$event") through nginx and the master"
+# what lighttpd's workers (www-data) left in the spool in (a)
+amqp find "$queue" "$left" 15 ||
+    { cat "$work/master.log"; fail "the master's workers did not forward $left, spooled by lighttpd's"; }
 ss -x -H src "$sock" | grep -q . ||
     fail "nginx does not keep its FastCGI connections to the workers open"
 ps -o user= -p "$master_pid" | grep -qx bloodbank || fail "the master does not run as bloodbank"
@@ -384,23 +498,36 @@ grep -qE '^50[23]$' "$work"/codes.* || fail "the load did not outlast the stop"
 grep -q 'stopped' "$work/master.log" || fail "the master did not log its stop"
 nginx -c "$work/nginx.conf" -s stop
 
-say "(e) remove with the module enabled and lighttpd running"
+say "(e) remove with the module enabled, lighttpd running and an event spooled"
 allow_lighttpd
 lighttpd_started=1
 service lighttpd start >/dev/null
 wait_http http://127.0.0.1:8682/healthz
+amqp declare "$queue"
+bash "$repo/scripts/stack.sh" stop-rabbit "$deps"
+kept=$(spool_post http://127.0.0.1:8682)
+echo "202, Bloodbank-Delivery: spooled: $kept"
 apt-get remove -y -q bloodbank >"$work/remove.log" 2>&1 || { cat "$work/remove.log"; fail remove; }
 [ ! -e "$enabled_link" ] || fail "the module is still enabled after remove"
 lighttpd -tt -f /etc/lighttpd/lighttpd.conf || fail "lighttpd -tt after remove"
 lighttpd_running || fail "lighttpd is not running after remove"
 answers http://127.0.0.1:8682/healthz && fail "lighttpd still serves Bloodbank after remove"
 echo "module disabled, lighttpd reloaded: 8682 closed, lighttpd -tt passes"
+# remove keeps the spool: $kept was answered 202
+find "$spool" -maxdepth 1 -type f -name 'segment-*' -size +0c | grep -q . ||
+    { ls -la "$spool" 2>&1; fail "remove left no non-empty segment in $spool"; }
+echo "the spool's segments are kept: $(cd "$spool" && ls)"
+bash "$repo/scripts/stack.sh" start-rabbit "$deps"
 
-say "reinstall: the module is enabled again"
+say "reinstall: the module is enabled again, and what was spooled is forwarded"
 apt-get install -y -q "$deb" >"$work/reinstall.log" 2>&1 ||
     { cat "$work/reinstall.log"; fail "reinstall"; }
 [ -L "$enabled_link" ] || fail "the module was not enabled again"
+[ "$(stat -c '%U:%G %a' "$spool")" = "bloodbank:bloodbank 2770" ] ||
+    fail "$spool is $(stat -c '%U:%G %a' "$spool") after the reinstall"
 wait_http http://127.0.0.1:8682/healthz
+amqp find "$queue" "$kept" 15 ||
+    fail "the event spooled before the remove ($kept) was not forwarded after the reinstall"
 health=$(curl -s http://127.0.0.1:8682/healthz)
 [ "$(json_field status <<<"$health")" = healthy ] || fail "healthz after reinstall: $health"
 echo "module enabled again, lighttpd reloaded: $health"
@@ -416,5 +543,6 @@ lighttpd_started=0
 restore_policy
 [ ! -e /etc/bloodbank ] || fail "/etc/bloodbank is still there"
 [ ! -e /var/lib/bloodbank ] || fail "/var/lib/bloodbank is still there"
+[ ! -e "$spool" ] || fail "$spool is still there"
 ! getent passwd bloodbank >/dev/null || fail "the bloodbank user is still there"
 echo "packaging test passed"
