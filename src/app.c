@@ -35,9 +35,11 @@ struct bb_app {
 	struct bb_tracker *tracker;
 	struct bb_proxies proxies;	/* TRUSTED_PROXIES */
 	struct bb_spool *spool;		/* NULL: SPOOL_DIR is empty */
-	/* spooled events being forwarded, each awaiting its confirm */
+	/* spooled events being forwarded, each awaiting its confirm; a
+	 * publish stays where it is until then (the publisher holds its
+	 * address) */
 	struct forward {
-		struct bb_spool_entry *entry;
+		struct bb_spool_entry *entry;	/* NULL: a free place */
 		struct bb_publish publish;
 	} forwards[BB_SPOOL_WINDOW];
 	int nforwards;
@@ -638,17 +640,18 @@ settle_forwards(struct bb_app *app, bool wait)
 {
 	int ended = 0;
 
-	for (int k = 0; k < app->nforwards; ) {
+	for (int k = 0; k < BB_SPOOL_WINDOW && app->nforwards; k++) {
 		struct forward *f = &app->forwards[k];
+		if (f->entry == NULL)
+			continue;
 		enum bb_publish_result r = wait ?
 		    bb_publisher_wait(app->pub, &f->publish) :
 		    bb_publisher_result(app->pub, &f->publish);
-		if (r == BB_PUBLISH_PENDING) {
-			k++;
+		if (r == BB_PUBLISH_PENDING)
 			continue;
-		}
 		forwarded(app, f, r);
-		*f = app->forwards[--app->nforwards];
+		f->entry = NULL;
+		app->nforwards--;
 		ended++;
 	}
 	if (ended)
@@ -663,6 +666,7 @@ void
 bb_app_forward(struct bb_app *app)
 {
 	struct bb_spool_entry *e;
+	int k = 0;
 
 	if (app->spool == NULL)
 		return;
@@ -676,7 +680,9 @@ bb_app_forward(struct bb_app *app)
 		return;
 	while (app->nforwards < BB_SPOOL_WINDOW &&
 	    (e = bb_spool_next(app->spool)) != NULL) {
-		struct forward *f = &app->forwards[app->nforwards];
+		while (app->forwards[k].entry != NULL)
+			k++;
+		struct forward *f = &app->forwards[k];
 		struct bb_message msg = message_of_envelope(&e->event.env,
 		    e->event.json, e->event.json_len, e->event.cloudevents);
 		enum bb_publish_result r = bb_publisher_send(app->pub, &msg,

@@ -130,9 +130,10 @@ def wait_for(predicate, timeout, what):
 
 # ------------------------------------------------------------------ FastCGI
 
-def fcgi_message(method, path, body=b"", keep=False):
+def fcgi_message(method, path, body=b"", keep=False, headers=None):
     """One FastCGI request's records (FastCGI spec §3, §5); keep sets
-    FCGI_KEEP_CONN, as nginx's fastcgi_keep_conn does."""
+    FCGI_KEEP_CONN, as nginx's fastcgi_keep_conn does; headers become
+    HTTP_* parameters, as a web server passes them."""
     def record(rtype, content):
         return struct.pack(">BBHHBx", 1, rtype, 1, len(content), 0) + content
 
@@ -148,6 +149,8 @@ def fcgi_message(method, path, body=b"", keep=False):
     if body:
         params["CONTENT_TYPE"] = "application/json"
         params["CONTENT_LENGTH"] = str(len(body))
+    for name, v in (headers or {}).items():
+        params["HTTP_" + name.upper().replace("-", "_")] = v
     msg = (record(1, struct.pack(">HBxxxxx", 1, 1 if keep else 0)) + record(4, pairs(params))
            + record(4, b""))
     if body:
@@ -155,9 +158,10 @@ def fcgi_message(method, path, body=b"", keep=False):
     return msg + record(5, b"")
 
 
-def fcgi_answer(data):
+def fcgi_answer(data, head_out=None):
     """(status, body bytes, rest) from a FastCGI answer's records; rest is
-    what follows its FCGI_END_REQUEST, or None when that has not come."""
+    what follows its FCGI_END_REQUEST, or None when that has not come. The
+    answer's headers go into the dict head_out, if given."""
     out = b""
     while len(data) >= 8:
         _, rtype, _, clen, plen = struct.unpack(">BBHHB", data[:7])
@@ -168,17 +172,29 @@ def fcgi_answer(data):
         data = data[8 + clen + plen:]
         if rtype == 3:
             head, _, content = out.partition(b"\r\n\r\n")
+            if head_out is not None:
+                for line in head.decode().split("\r\n"):
+                    name, _, v = line.partition(": ")
+                    head_out[name] = v
             return int(re.search(rb"Status: (\d+)", head).group(1)), content, data
     return None, out, None
 
 
-def fcgi_request(port, method, path, body=b"", timeout=10):
-    """One FastCGI request on a connection of its own -> (status, body bytes)."""
+def fcgi_call(port, method, path, body=b"", headers=None, timeout=10):
+    """One FastCGI request on a connection of its own -> (status, answer
+    headers, body bytes)."""
+    head = {}
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(fcgi_message(method, path, body))
-        status, content, _ = fcgi_answer(bbtest.read_to_eof(s))
+        s.sendall(fcgi_message(method, path, body, headers=headers))
+        status, content, _ = fcgi_answer(bbtest.read_to_eof(s), head)
     if status is None:
         raise AssertionError("the FastCGI answer ended early: %r" % content[:300])
+    return status, head, content
+
+
+def fcgi_request(port, method, path, body=b"", timeout=10):
+    """One FastCGI request on a connection of its own -> (status, body bytes)."""
+    status, _, content = fcgi_call(port, method, path, body, timeout=timeout)
     return status, content
 
 
