@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "connect.h"
 #include "log.h"
+#include "spool.h"
 #include "tracker.h"
 
 #define HTTP_TIMEOUT_MS 2000
@@ -233,10 +234,20 @@ writable_by(const struct passwd *pw, const struct stat *st)
 	return (st->st_mode & S_IWOTH) != 0;
 }
 
+/* The user the workers run as: this command's user, or when it runs as
+ * root the first of workers_users that exists; NULL when there is none. */
+static struct passwd *
+workers_user(void)
+{
+	struct passwd *pw = geteuid() == 0 ? NULL : getpwuid(geteuid());
+
+	for (int k = 0; geteuid() == 0 && pw == NULL && workers_users[k]; k++)
+		pw = getpwnam(workers_users[k]);
+	return pw;
+}
+
 /* The workers write their counters to METRICS_PATH: the file, or the
- * directory that will hold it, must be writable by the user they run as
- * -- this command's user, or when it runs as root the first of
- * workers_users that exists. */
+ * directory that will hold it, must be writable by their user. */
 static void
 check_metrics(struct doctor *d, const struct bb_config *cfg)
 {
@@ -248,9 +259,7 @@ check_metrics(struct doctor *d, const struct bb_config *cfg)
 		say(d, SKIP, "metrics", "METRICS_PATH is empty: counting is off");
 		return;
 	}
-	struct passwd *pw = geteuid() == 0 ? NULL : getpwuid(geteuid());
-	for (int k = 0; geteuid() == 0 && pw == NULL && workers_users[k]; k++)
-		pw = getpwnam(workers_users[k]);
+	struct passwd *pw = workers_user();
 	if (pw == NULL) {
 		say(d, SKIP, "metrics", "no workers' user (bloodbank, www-data) "
 		    "to check %s for: run doctor as the workers' user", path);
@@ -284,6 +293,61 @@ check_metrics(struct doctor *d, const struct bb_config *cfg)
 		say(d, FAIL, "metrics", "%s is not writable by %s, the workers' "
 		    "user: counting stays off; chown %s %s", exists ? path : dir,
 		    pw->pw_name, pw->pw_name, exists ? path : dir);
+}
+
+/* The spool (CONTRACT §12): SPOOL_DIR writable by the workers' user, and
+ * what it holds -- its depth, and its oldest event's age, which fails
+ * past the alert's 5 minutes -- and records set aside, events answered
+ * 202 that no worker can forward. */
+static void
+check_spool(struct doctor *d, const struct bb_config *cfg)
+{
+	const char *dir = cfg->spool_dir;
+	struct bb_spool_census c;
+	struct stat st;
+	char err[1100];
+
+	if (dir[0] == '\0') {
+		say(d, SKIP, "spool", "SPOOL_DIR is empty: the spool is off (503 "
+		    "while the broker is unavailable)");
+		return;
+	}
+	struct passwd *pw = workers_user();
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		say(d, FAIL, "spool", "%s is not a directory: events are answered "
+		    "503 instead of spooled; create it, writable by %s", dir,
+		    pw ? pw->pw_name : "the workers' user");
+		return;
+	}
+	if (pw && !writable_by(pw, &st)) {
+		say(d, FAIL, "spool", "%s is not writable by %s, the workers' "
+		    "user: events are answered 503 instead of spooled; chown %s "
+		    "%s", dir, pw->pw_name, pw->pw_name, dir);
+		return;
+	}
+	if (bb_spool_census(dir, &c, err, sizeof(err)) != 0) {
+		say(d, FAIL, "spool", "cannot read it: %s", err);
+		return;
+	}
+	long long age_s = c.oldest_ms ? (bb_realtime_ms() - c.oldest_ms) / 1000 :
+	    0;
+	if (c.aside)
+		say(d, FAIL, "spool", "%ld damaged record%s set aside in %s/aside:"
+		    " events answered 202 that were never forwarded; look at them, "
+		    "then move them away", c.aside, c.aside == 1 ? "" : "s", dir);
+	else if (age_s > 300)
+		say(d, FAIL, "spool", "%ld event%s (%lld bytes) waiting, the oldest "
+		    "%lld s old, %d segment%s without a live worker: is the broker "
+		    "taking publishes, and are the workers running?", c.events,
+		    c.events == 1 ? "" : "s", c.bytes, age_s, c.unowned,
+		    c.unowned == 1 ? "" : "s");
+	else if (c.events)
+		say(d, OK, "spool", "%s: %ld event%s waiting (%lld bytes of "
+		    "SPOOL_MAX_BYTES %ld), the oldest %lld s old", dir, c.events,
+		    c.events == 1 ? "" : "s", c.bytes, cfg->spool_max_bytes, age_s);
+	else
+		say(d, OK, "spool", "%s is empty (SPOOL_MAX_BYTES %ld)", dir,
+		    cfg->spool_max_bytes);
 }
 
 /* GET /healthz at HTTP_HOST:HTTP_PORT: the status, or -1 when nothing
@@ -395,6 +459,7 @@ bb_cli_doctor(const struct bb_command *c, int argc, char **argv)
 	bb_log_capture(NULL, 0);
 	check_schemas(&d, &cfg);
 	check_metrics(&d, &cfg);
+	check_spool(&d, &cfg);
 	check_web_server(&d, &cfg);
 	bb_config_free(&cfg);
 	fflush(stdout);

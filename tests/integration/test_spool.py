@@ -129,6 +129,9 @@ class SpoolCase(PoolCase):
         self.addCleanup(self.relay.cut)
         self.spool = os.path.join(self.dir, self.SPOOL_SUBDIR)
         os.makedirs(os.path.join(self.dir, "spool"))
+        # doctor, run as root, checks it for the workers' user
+        os.chmod(self.dir, 0o755)
+        os.chmod(os.path.join(self.dir, "spool"), 0o777)
         creds = bbtest.amqp_params().credentials
         self.env.update({
             "RABBIT_URL": "amqp://%s:%s@127.0.0.1:%d/" % (creds.username, creds.password,
@@ -175,6 +178,13 @@ class SpoolCase(PoolCase):
         extra = self.consumer.drain(0.5)
         return [p.message_id for _, p, _ in got + extra]
 
+    def doctor_line(self):
+        """doctor's spool line."""
+        r = subprocess.run([os.path.join(REPO, "src", "bloodbank"), "doctor"], env=self.env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        (line,) = [ln for ln in r.stdout.decode().splitlines() if " spool: " in ln]
+        return line
+
     def master_log(self):
         with open(os.path.join(self.dir, "master.log"), "rb") as f:
             return f.read().decode("utf-8", "replace")
@@ -216,6 +226,9 @@ class ZzSpoolTest(SpoolCase):
         self.assertEqual(value(m, "bloodbank_http_requests_total", route="generic",
                                code="202"), 8)
         self.assertEqual(self.consumer.drain(0.2), [])
+        self.assertRegex(self.doctor_line(), r"^\[ok\] +spool: %s: 10 events waiting "
+                         r"\(\d+ bytes of SPOOL_MAX_BYTES 1073741824\), the oldest \d+ s old$"
+                         % self.spool)
 
         self.relay.up()
         self.wait_forwarded()
@@ -233,10 +246,15 @@ class ZzSpoolTest(SpoolCase):
         lineage = bbtest.get("/debug/correlation/%s" % parent).json()
         self.assertEqual(lineage["children"], [answers[6][2]["event_id"]])
         self.assertEqual(self.consumer.drain(0.5), [])
+        self.assertRegex(self.doctor_line(), r"^\[ok\] +spool: %s is empty" % self.spool)
 
     def test_unknown_outcome_is_never_spooled(self):
-        self.assertEqual(post_event(self.PORT, self.type, {"warm": 1})[0], 200)
-        self.assertEqual(len(self.queued_ids(1)), 1)
+        # both workers connected: a connect that stalls writes nothing,
+        # and is spooled
+        def connected():
+            self.assertEqual(post_event(self.PORT, self.type, {"warm": 1})[0], 200)
+            return value(self.metrics(), "bloodbank_broker_connected") == self.WORKERS
+        wait_for(connected, 10, "both workers connected")
         self.relay.stall()
         s, h, doc = post_event(self.PORT, self.type, {"stalled": 1})
         self.assertEqual((s, doc["error"]), (504, "broker_timeout"))
@@ -298,6 +316,8 @@ class ZzSpoolTest(SpoolCase):
         self.assertEqual(value(self.metrics(), "bloodbank_spool_set_aside_total"), 1)
         self.assertEqual(len(os.listdir(os.path.join(self.spool, "aside"))), 1)
         self.assertIn("was set aside", self.master_log())
+        self.assertRegex(self.doctor_line(), r"^\[FAIL\] spool: 1 damaged record set aside "
+                         r"in %s/aside: events answered 202" % self.spool)
 
 
 class ZzSpoolBoundTest(SpoolCase):
