@@ -301,10 +301,14 @@ emit(const struct bb_command *c, int argc, char **argv)
 	struct bb_call *call = bb_call_new();
 	const struct bb_response *resp = answer(app, call, params, body.data,
 	    body.len);
-	if (resp->status == 200) {
+	if (resp->status == 200 || resp->status == 202) {
 		fwrite(resp->body.data, 1, resp->body.len, stdout);
 		putchar('\n');
 		rc = fflush(stdout) == 0 ? 0 : 1;
+		if (resp->status == 202)
+			fprintf(stderr, "bloodbank %s: the broker is unavailable: "
+			    "the event is spooled in %s, and the workers will "
+			    "publish it\n", c->name, cfg.spool_dir);
 	} else {
 		fwrite(resp->body.data, 1, resp->body.len, stderr);
 		fputc('\n', stderr);

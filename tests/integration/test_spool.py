@@ -248,6 +248,21 @@ class ZzSpoolTest(SpoolCase):
         self.assertEqual(self.consumer.drain(0.5), [])
         self.assertRegex(self.doctor_line(), r"^\[ok\] +spool: %s is empty" % self.spool)
 
+    def test_emit_spools_and_the_workers_forward_it(self):
+        self.relay.cut()
+        r = subprocess.run([os.path.join(REPO, "src", "bloodbank"), "emit", self.type,
+                            '{"emitted":true}'], env=self.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["payload"], {"emitted": True})
+        self.assertIn(b"the event is spooled in %s" % self.spool.encode(), r.stderr)
+        # emit's own segment, unlocked once it exited, is adopted by a worker
+        wait_for(lambda: self.spooled_now() == 1, 10, "a worker to adopt emit's segment")
+        self.relay.up()
+        self.wait_forwarded()
+        self.assertEqual(self.queued_ids(1), [doc["event_id"]])
+
     def test_unknown_outcome_is_never_spooled(self):
         # both workers connected: a connect that stalls writes nothing,
         # and is spooled
