@@ -22,21 +22,25 @@ class Run:
         self.requests = []
         self.n = 0
 
-    def req(self, t, ms, status, body=None, final=False):
+    def req(self, t, ms, status, body=None, final=False, delivery=None):
+        """delivery: the Bloodbank-Delivery header; a 202 gets "spooled"
+        unless told (False: none)."""
         self.n += 1
         key = "k%d" % self.n
         r = Request(0, key, event_id("llm.prompt", key), t, final=final)
         if status is None:
             r.failed(t + ms / 1000.0, "timeout")
         else:
+            if status == 202 and delivery is None:
+                delivery = "spooled"
             if body is None:
-                if status == 200:
+                if status in (200, 202):
                     body = json.dumps({"event_id": r.eid}).encode()
                 else:
                     body = json.dumps({"error": {503: "broker_unavailable",
                                                  504: "broker_timeout"}.get(status, "x"),
                                        "detail": "d"}).encode()
-            r.answered(t + ms / 1000.0, status, body)
+            r.answered(t + ms / 1000.0, status, body, delivery or None)
         self.requests.append(r)
         return r
 
@@ -66,7 +70,7 @@ class CheckerTest(unittest.TestCase):
         run, queue = self.good_run()
         v = evaluate(run.requests, queue, BOUND, removed_at=10.0)
         self.assertTrue(v.ok, v.failures)
-        self.assertEqual(v.counts, {200: 5, 503: 1, 504: 2, "other": 0})
+        self.assertEqual(v.counts, {200: 5, 202: 0, 503: 1, 504: 2, "other": 0})
         self.assertEqual(v.in_queue_504, 1)
         self.assertEqual(v.recovered_s, 0.0)
         self.assertAlmostEqual(v.slowest_ms, 2000, places=3)
@@ -159,6 +163,111 @@ class CheckerTest(unittest.TestCase):
         v = evaluate(run.requests, queue + [queue[0], "someone-else"], BOUND, removed_at=10.0)
         self.assertTrue(v.ok, v.failures)
         self.assertEqual((v.duplicates, v.foreign), (1, 1))
+
+
+class SpoolCheckerTest(unittest.TestCase):
+    """With the spool on (CONTRACT §12): 202s must reach the queue, and no
+    answer may be 503 broker_unavailable."""
+
+    def good_run(self):
+        run = Run()
+        ok = [run.req(t, 20, 200) for t in (0.0, 1.0)]
+        timeout_in = run.req(2.0, 2000, 504)
+        timeout_out = run.req(2.5, 2000, 504)
+        spooled = [run.req(t, 3, 202) for t in (3.0, 4.0, 5.0, 11.0)]
+        nack = run.req(6.0, 5, 503, json.dumps({"error": "broker_nack"}).encode())
+        back = run.req(12.0, 20, 200)
+        fin = run.final()
+        queue = [r.eid for r in ok + [timeout_in] + spooled + [back, fin]]
+        del timeout_out, nack
+        return run, queue, spooled
+
+    def test_a_good_run_passes(self):
+        run, queue, _ = self.good_run()
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, spool=True)
+        self.assertTrue(v.ok, v.failures)
+        self.assertEqual(v.counts, {200: 4, 202: 4, 503: 1, 504: 2, "other": 0})
+        self.assertAlmostEqual(v.recovered_s, 1.003, places=6)   # the 202 at 11 s
+
+    def test_a_202_missing_from_the_queue_is_lost(self):
+        run, queue, spooled = self.good_run()
+        queue.remove(spooled[2].eid)
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, spool=True)
+        self.assertFalse(v.ok)
+        self.assertEqual(v.lost, [spooled[2]])
+        self.assertIn("1 answered 200 or 202 but not in the queue", v.failures)
+
+    def test_a_503_broker_unavailable_fails_with_the_spool_on(self):
+        run, queue, _ = self.good_run()
+        r = run.req(7.0, 5, 503)    # broker_unavailable, not in the queue
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, spool=True)
+        self.assertFalse(v.ok)
+        self.assertEqual(v.unavailable, [r])
+        self.assertEqual(v.false_np, [])
+        self.assertIn("1 answered 503 broker_unavailable with the spool on", v.failures)
+        # the same run without the spool is fine
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, kills=())
+        self.assertEqual(v.unavailable, [])
+
+    def test_a_202_without_a_spool_fails(self):
+        run, queue, _ = self.good_run()
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, spool=False)
+        self.assertFalse(v.ok)
+        self.assertEqual(len(v.spooled_without), 4)
+
+    def test_a_202_without_the_header_or_the_id_is_other(self):
+        for what, body, delivery in (
+                ("no header", None, False),
+                ("another header", None, "published"),
+                ("another id", json.dumps({"event_id": "not-it"}).encode(), None),
+                ("no JSON", b"accepted", None)):
+            with self.subTest(what):
+                run, queue, _ = self.good_run()
+                r = run.req(7.0, 5, 202, body, delivery=delivery)
+                queue.append(r.eid)
+                v = evaluate(run.requests, queue, BOUND, removed_at=10.0, spool=True)
+                self.assertFalse(v.ok)
+                self.assertEqual(v.other, [r])
+                self.assertTrue(r.error, r.describe())
+
+    def test_duplicates_by_message_id_are_counted_not_failed(self):
+        run, queue, spooled = self.good_run()
+        queue += [spooled[0].eid, spooled[0].eid, spooled[1].eid]
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, spool=True)
+        self.assertTrue(v.ok, v.failures)
+        self.assertEqual(v.duplicates, 3)
+
+    def test_a_message_without_its_message_id_fails(self):
+        run, queue, spooled = self.good_run()
+        queue.remove(spooled[0].eid)
+        queue.append("!no message_id: " + spooled[0].eid)
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, spool=True)
+        self.assertFalse(v.ok)
+        self.assertEqual(v.malformed, 1)
+        self.assertEqual(v.lost, [spooled[0]])
+
+    def test_a_slow_202_fails(self):
+        run, queue, _ = self.good_run()
+        r = run.req(7.0, BOUND + 1, 202)
+        queue.append(r.eid)
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, spool=True)
+        self.assertFalse(v.ok)
+        self.assertEqual(v.slow, [r])
+
+    def test_a_pool_restart_leaves_what_it_held_unknown(self):
+        run, queue, _ = self.good_run()
+        refused = run.req(7.0, 1, None)          # connection refused while lighttpd restarted
+        spooled = run.req(7.5, 3, 202)           # answered by the new pool
+        queue.append(spooled.eid)
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, kills=[(6.9, 7.4)],
+                     spool=True)
+        self.assertTrue(v.ok, v.failures)
+        self.assertEqual(v.unknown, [refused])
+        # a 202 of the window promises as any other
+        queue.remove(spooled.eid)
+        v = evaluate(run.requests, queue, BOUND, removed_at=10.0, kills=[(6.9, 7.6)],
+                     spool=True)
+        self.assertEqual(v.lost, [spooled])
 
 
 if __name__ == "__main__":
