@@ -25,11 +25,27 @@ Every fault gets a fresh durable queue bound with '#' and fresh workers
 (restart-lighttpd); whatever the fault did is undone even when it fails, and a
 stack that is not healthy after that is restarted. Exit status 1 when an
 invariant fails (or the stack cannot be made healthy).
+
+Spool mode (CONTRACT §12): when the workers run with SPOOL_DIR (as the
+stack's BB_STATE_DIR/bloodbank.env says; else SPOOL_DIR or BB_SPOOL_DIR
+here), a 202 must carry `Bloodbank-Delivery: spooled` and its event's id and
+must reach the queue like a 200, no answer may be 503 broker_unavailable, and
+duplicates are counted (faultcheck.py). Before the queue is read the spool
+must be empty (GET /metrics bloodbank_spool_events 0 and no waiting record
+in a segment file) within BB_FAULT_DRAIN_S (30) seconds. The default faults
+are then the broker's and two that need a spool: a worker holding spooled
+events SIGKILLed (its segment must be locked again, by another worker or its
+successor, before the broker returns) and the whole pool restarted while
+events are spooled (restart-lighttpd; the new workers must lock every
+segment). Without a spool those two are skipped.
 """
 
 import http.client
 import json
 import os
+import re
+import shlex
+import signal
 import sys
 import threading
 import time
@@ -71,6 +87,11 @@ CLIENT_TIMEOUT_S = max(15.0, 3.0 * BOUND_MS / 1000.0)
 KILL_NOTICED_S = 1.0
 FINAL_DEADLINE_S = 20.0     # publishing must work again within this after the load
 HEALTH_DEADLINE_S = 30.0
+# spool mode: the spool must be empty this long after the final poll
+DRAIN_DEADLINE_S = float(os.environ.get("BB_FAULT_DRAIN_S") or 30)
+# a dead worker's segment must be locked again within this (workers look
+# once a second)
+ADOPT_DEADLINE_S = 5.0
 
 _url = urllib.parse.urlsplit(bbtest.BB_URL)
 HOST, PORT = _url.hostname, _url.port or 80
@@ -79,6 +100,31 @@ RUN = uuid.uuid4().hex[:8]
 
 def log(msg):
     print("faults: " + msg, flush=True)
+
+
+def workers_spool_dir():
+    """The SPOOL_DIR of the workers under test: the one scripts/stack.sh
+    wrote into their environment file, else ours."""
+    ours = os.environ.get("SPOOL_DIR") or os.environ.get("BB_SPOOL_DIR") or ""
+    if not bbtest.BB_STATE_DIR:
+        return ours
+    try:
+        with open(os.path.join(bbtest.BB_STATE_DIR, "bloodbank.env")) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ours
+    theirs = ""
+    for ln in lines:
+        if ln.startswith("export SPOOL_DIR="):
+            words = shlex.split(ln[len("export SPOOL_DIR="):])
+            theirs = words[0] if words else ""
+    if theirs != ours:
+        log("WARNING: the workers run with SPOOL_DIR=%r, not %r" % (theirs, ours))
+    return theirs
+
+
+SPOOL_DIR = workers_spool_dir()
+SPOOL = bool(SPOOL_DIR)
 
 
 def stack(command):
@@ -107,7 +153,7 @@ def post(client, key, body, large=False, final=False, timeout=CLIENT_TIMEOUT_S):
             "Connection": "close"})
         resp = conn.getresponse()
         data = resp.read()
-        r.answered(time.monotonic(), resp.status, data)
+        r.answered(time.monotonic(), resp.status, data, resp.getheader("Bloodbank-Delivery"))
     except Exception as e:  # timeout, reset, refused: no answer
         r.failed(time.monotonic(), "%s: %s" % (type(e).__name__, e))
     finally:
@@ -200,10 +246,26 @@ def fresh_queue(name):
         conn.close()
 
 
+def message_id(props, body):
+    """The message's message_id; "!..." when it has none or it is not the
+    body's event_id (CONTRACT §6)."""
+    try:
+        eid = json.loads(body.decode("utf-8")).get("event_id")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        eid = None
+    mid = props.message_id
+    if not mid:
+        return "!no message_id (event_id %s)" % eid
+    if eid is not None and mid != eid:
+        return "!message_id %s, event_id %s" % (mid, eid)
+    return mid
+
+
 def read_queue(name, settle_s=1.0, max_wait_s=15.0):
     """Every message id in the queue, once its depth has not changed for
     settle_s (messages answered 504 may still be routed after the fault);
-    then the queue is deleted."""
+    then the queue is deleted. In spool mode run_fault first waits until
+    the spool is empty (wait_drained)."""
     deadline = time.monotonic() + max_wait_s
     while True:
         try:
@@ -230,13 +292,7 @@ def read_queue(name, settle_s=1.0, max_wait_s=15.0):
                                                   inactivity_timeout=0.5):
                 if method is None:
                     break
-                mid = props.message_id
-                if not mid:
-                    try:
-                        mid = json.loads(body.decode("utf-8")).get("event_id")
-                    except ValueError:
-                        mid = "unparsable message"
-                ids.append(mid)
+                ids.append(message_id(props, body))
             ch.cancel()
             if ch.queue_declare(name, passive=True).method.message_count == 0:
                 break
@@ -245,6 +301,195 @@ def read_queue(name, settle_s=1.0, max_wait_s=15.0):
         if conn.is_open:
             conn.close()
     return ids
+
+
+# ------------------------------------------------------------------ the spool
+
+def spool_events():
+    """The pool's bloodbank_spool_events gauge (GET /metrics); None when it
+    cannot be read."""
+    conn = http.client.HTTPConnection(HOST, PORT, timeout=2)
+    try:
+        conn.request("GET", "/metrics", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        text = resp.read().decode("utf-8", "replace")
+        if resp.status != 200:
+            return None
+        m = re.search(r"^bloodbank_spool_events (\d+)", text, re.M)
+        return int(m.group(1)) if m else None
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+class Census:
+    """What SPOOL_DIR's segment files hold, read without locking (the
+    record format is src/spoolrec.h's: a 32-byte head, "BBsp", the state
+    byte 'S' waiting / 'F' forwarded / 'A' set aside, the body's length
+    big-endian at offset 8)."""
+
+    def __init__(self):
+        self.waiting = {}       # segment path -> records waiting ('S')
+        self.sizes = {}         # segment path -> bytes, non-empty ones
+        self.damaged = {}       # segment path -> offset of an unreadable head
+        self.error = None
+        try:
+            names = os.listdir(SPOOL_DIR)
+        except OSError as e:
+            self.error = str(e)
+            return
+        for name in sorted(names):
+            if not re.fullmatch(r"segment-\d+", name):
+                continue
+            path = os.path.join(SPOOL_DIR, name)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                self.error = str(e)
+                continue
+            if not data:
+                continue
+            self.sizes[path] = len(data)
+            at, n = 0, 0
+            while at + 32 <= len(data):
+                if data[at:at + 4] != b"BBsp":
+                    self.damaged[path] = at
+                    break
+                n += data[at + 4] == ord("S")
+                at += 32 + int.from_bytes(data[at + 8:at + 12], "big")
+            self.waiting[path] = n
+
+    @property
+    def total(self):
+        return sum(self.waiting.values())
+
+
+def segment_locked(path):
+    """True when some open file description holds a lock on path (the
+    workers' OFD locks show in /proc/locks with pid -1, by inode)."""
+    try:
+        ino = os.stat(path).st_ino
+        with open("/proc/locks") as f:
+            return any(re.search(r" [0-9a-f]+:[0-9a-f]+:%d " % ino, ln) for ln in f)
+    except OSError:
+        return False
+
+
+def worker_pids():
+    try:
+        with open(os.path.join(bbtest.BB_STATE_DIR, "lighttpd.pid")) as f:
+            lpid = f.read().strip()
+        with open("/proc/%s/task/%s/children" % (lpid, lpid)) as f:
+            return [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def segment_holders():
+    """{segment path: [pids]} of lighttpd's workers that have it open."""
+    out = {}
+    prefix = os.path.join(os.path.realpath(SPOOL_DIR), "segment-")
+    for pid in worker_pids():
+        d = "/proc/%d/fd" % pid
+        try:
+            fds = os.listdir(d)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(d, fd))
+            except OSError:
+                continue
+            if target.startswith(prefix):
+                out.setdefault(target, []).append(pid)
+    return out
+
+
+def wait_gone(pid, timeout_s=5.0):
+    """Until pid has exited (a zombie counts: its files are closed)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return True
+        except (OSError, IndexError):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def wait_adopted(paths, gone=()):
+    """Until every segment of paths is locked again (by a live worker: the
+    pids of gone are dead), at most ADOPT_DEADLINE_S. Returns (seconds,
+    {path: holders}, [paths not locked])."""
+    t0 = time.monotonic()
+    while True:
+        left = [p for p in paths if not segment_locked(p)]
+        if not left or time.monotonic() - t0 >= ADOPT_DEADLINE_S:
+            held = segment_holders()
+            return (time.monotonic() - t0,
+                    {p: [w for w in held.get(os.path.realpath(p), []) if w not in gone]
+                     for p in paths}, left)
+        time.sleep(0.05)
+
+
+class SpoolWatch:
+    """Samples the pool's bloodbank_spool_events every 0.25 s while a fault
+    runs: the most events spooled at once, and when the spool last became
+    empty."""
+
+    def __init__(self):
+        self.samples = []       # (monotonic, events)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stopping.is_set():
+            n = spool_events()
+            if n is not None:
+                self.samples.append((time.monotonic(), n))
+            self.stopping.wait(0.25)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(5)
+
+    def peak(self):
+        return max((n for _, n in self.samples), default=0)
+
+    def emptied_at(self):
+        """The first sample of 0 after the last one above 0 (None: never
+        empty at the end, or never spooled)."""
+        last_full = max((k for k, (_, n) in enumerate(self.samples) if n), default=None)
+        if last_full is None or last_full + 1 >= len(self.samples):
+            return None
+        return self.samples[last_full + 1][0]
+
+
+def wait_drained(deadline_s=DRAIN_DEADLINE_S):
+    """Until the spool is empty: the gauge is 0 and no segment file holds a
+    waiting record. None, or what was left at the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        n, c = spool_events(), Census()
+        if n == 0 and c.total == 0 and c.error is None:
+            return None
+        if time.monotonic() >= deadline:
+            held = segment_holders()
+            return ("the spool is not empty %.0f s after the load: gauge %s, waiting %s%s%s"
+                    % (deadline_s, n, ", ".join("%s %d (held by %s)"
+                                               % (os.path.basename(p), w,
+                                                  held.get(os.path.realpath(p)) or "nobody")
+                                               for p, w in c.waiting.items() if w) or "none",
+                       "; damaged: %s" % c.damaged if c.damaged else "",
+                       "; " + c.error if c.error else ""))
+        time.sleep(0.25)
 
 
 # ------------------------------------------------------------------ the faults
@@ -257,9 +502,10 @@ class Fault:
     """inject() and remove() run while the load runs; restore() undoes the
     fault whatever happened (idempotent)."""
     hold = 3.0
-    kills = ()      # (start, end) of each worker SIGKILL
+    kills = ()      # (start, end) of each worker SIGKILL (or pool restart)
     large = False
     pace = PACE_S
+    spool_only = False
 
     def __init__(self, name, inject, remove, hold=None, doc=""):
         self.name, self._inject, self._remove = name, inject, remove
@@ -268,6 +514,7 @@ class Fault:
             self.hold = hold
         self.injected = False
         self.removed = False
+        self.problems = []      # invariants of the fault itself that broke
 
     def inject(self):
         self.injected = True
@@ -324,6 +571,105 @@ class WorkerKill(Fault):
         return "lighttpd runs %d of %d workers after the kills" % (self.respawned, WORKERS)
 
 
+class SpooledWorkerKill(Fault):
+    """The broker stopped; once events are spooled, the worker whose segment
+    holds the most waiting events is SIGKILLed: its segment must be locked
+    again (adopted by another worker, or by its successor) before the broker
+    starts, and each of its 202s must reach the queue."""
+    spool_only = True
+    spooling_s = 2.0
+
+    def __init__(self):
+        super().__init__("worker-kill-spooled", ["stop-rabbit"], ["start-rabbit"], hold=1.0,
+                         doc="RabbitMQ stopped; %.0f s of spooling, then SIGKILL the worker "
+                         "holding the most spooled events; start" % self.spooling_s)
+        self.kills = []
+        self.note = ""
+
+    def inject(self):
+        self.injected = True
+        stack("stop-rabbit")
+        time.sleep(self.spooling_s)
+        census, held = Census(), segment_holders()
+        # the fullest segment held by a live worker
+        cands = sorted(((w, p) for p, w in census.waiting.items()
+                        if w and held.get(os.path.realpath(p))), reverse=True)
+        if not cands:
+            self.problems.append("no worker held spooled events to kill (waiting %s)"
+                                 % census.waiting)
+            return
+        waiting, path = cands[0]
+        pid = held[os.path.realpath(path)][0]
+        before = set(worker_pids())
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        log("worker %d: SIGKILL (it held %s, %d events waiting)"
+            % (pid, os.path.basename(path), waiting))
+        if not wait_gone(pid):
+            self.problems.append("worker %d still there 5 s after its SIGKILL" % pid)
+        self.kills.append((t0, time.monotonic() + KILL_NOTICED_S))
+        took, holders, left = wait_adopted([path], gone=(pid,))
+        if left:
+            self.problems.append("%s (%d events) of the killed worker %d not adopted within "
+                                 "%.0f s" % (os.path.basename(path), waiting, pid,
+                                             ADOPT_DEADLINE_S))
+            return
+        who = holders[path]
+        self.note = ("killed worker %d held %s (%d events waiting): locked again %.1f s "
+                     "later, by %s" % (pid, os.path.basename(path), waiting, took,
+                                       ", ".join("worker %d (%s)" % (w, "another worker"
+                                                 if w in before else "its successor")
+                                                 for w in who) or "a worker"))
+
+    def after(self):
+        return self.note
+
+
+class SpooledPoolRestart(Fault):
+    """The broker stopped; once events are spooled, lighttpd and all its
+    workers are restarted (restart-lighttpd): the new workers must lock
+    every segment holding events before the broker starts, and every 202
+    must reach the queue. Requests while lighttpd is down have no answer
+    (unknown outcomes, as at a kill)."""
+    spool_only = True
+    spooling_s = 2.0
+
+    def __init__(self):
+        super().__init__("pool-restart-spooled", ["stop-rabbit"], ["start-rabbit"], hold=1.0,
+                         doc="RabbitMQ stopped; %.0f s of spooling, restart lighttpd and its "
+                         "workers; start" % self.spooling_s)
+        self.kills = []
+        self.note = ""
+
+    def inject(self):
+        self.injected = True
+        stack("stop-rabbit")
+        time.sleep(self.spooling_s)
+        old = set(worker_pids())
+        t0 = time.monotonic()
+        stack("restart-lighttpd")
+        self.kills.append((t0, time.monotonic() + KILL_NOTICED_S))
+        census = Census()
+        paths = [p for p, w in census.waiting.items() if w]
+        if not paths:
+            self.problems.append("no events spooled before the pool's restart")
+            return
+        took, holders, left = wait_adopted(paths, gone=old)
+        if left:
+            self.problems.append("segments not locked by the new workers within %.0f s: %s"
+                                 % (ADOPT_DEADLINE_S, ", ".join(
+                                     "%s (%d events)" % (os.path.basename(p),
+                                                         census.waiting[p]) for p in left)))
+        who = sorted({w for ws in holders.values() for w in ws})
+        self.note = ("pool restarted in %.1f s; %d events waiting in %d segments then, "
+                     "locked %.1f s later by new worker(s) %s"
+                     % (self.kills[0][1] - KILL_NOTICED_S - t0, census.total, len(paths),
+                        took, ", ".join(map(str, who)) or "?"))
+
+    def after(self):
+        return self.note
+
+
 def running_workers():
     """How many workers lighttpd runs now (-1: unknown)."""
     try:
@@ -356,9 +702,16 @@ def all_faults():
         Fault("redis-pause", ["pause-redis"], ["resume-redis"], hold=3,
               doc="Redis SIGSTOP for 3 s, SIGCONT"),
         WorkerKill(),
+        SpooledWorkerKill(),
+        SpooledPoolRestart(),
     ]
     faults[5].large = True
     return faults
+
+
+# what a spool pass runs unless told: the broker's faults, and the spool's own
+SPOOL_FAULTS = ("broker-restart", "broker-kill", "broker-pause", "memory-alarm",
+                "disk-alarm", "worker-kill-spooled", "pool-restart-spooled")
 
 
 # ------------------------------------------------------------------ one fault
@@ -400,10 +753,13 @@ def run_fault(f):
     qname = "faults.%s.%s" % (RUN, f.name)
     fresh_queue(qname)
     load = Load(f.name, f.pace)
+    watch = SpoolWatch() if SPOOL else None
     t_start = time.monotonic()
     marks = {}
     note = ""
     try:
+        if watch:
+            watch.start()
         load.start()
         time.sleep(WARM_S)
         marks["inject"] = time.monotonic()
@@ -426,9 +782,22 @@ def run_fault(f):
     requests += final_poll(f.name)
     if hasattr(f, "after"):
         note = f.after()
+    undrained = None
+    if watch:
+        # the forwarders need a few seconds after the broker returns
+        undrained = wait_drained()
+        watch.stop()
     ids = read_queue(qname)
-    v = evaluate(requests, ids, BOUND_MS, marks["removed"], kills=f.kills)
+    v = evaluate(requests, ids, BOUND_MS, marks["removed"], kills=f.kills, spool=SPOOL)
+    if watch:
+        v.spool_peak = watch.peak()
+        emptied = watch.emptied_at()
+        if emptied is not None:
+            v.drained_s = max(0.0, emptied - marks["removed"])
     dump(f.name, requests, ids, marks["inject"])
+    if undrained:
+        v.failures.append(undrained)
+    v.failures.extend(f.problems)
     if stuck:
         v.failures.append("%d clients still waiting after the load stopped" % len(stuck))
     return v, marks, t_start, note, requests
@@ -440,24 +809,36 @@ def dump(name, requests, ids, origin):
     os.makedirs(d, exist_ok=True)
     seen = set(ids)
     with open(os.path.join(d, name + ".tsv"), "w") as f:
-        f.write("start_s\tms\tclient\tstatus\terror\tin_queue\tlarge\tkey\n")
+        f.write("start_s\tms\tclient\tstatus\terror\tin_queue\tlarge\tdelivery\tkey\n")
         for r in sorted(requests, key=lambda r: r.t0):
-            f.write("%.3f\t%.0f\t%d\t%s\t%s\t%d\t%d\t%s\n" % (
+            f.write("%.3f\t%.0f\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n" % (
                 r.t0 - origin, r.ms, r.client, r.status, (r.error or "").replace("\t", " "),
-                r.eid in seen, r.large, r.key))
+                r.eid in seen, r.large, r.delivery or "", r.key))
 
 
-HEADER = "%-19s %6s %6s %5s %5s %5s %5s %6s %7s %8s %9s  %s" % (
-    "fault", "reqs", "200", "503", "504", "other", "lost", "false", "unknown",
-    "slowest", "recovered", "result")
+if SPOOL:
+    HEADER = "%-20s %6s %6s %6s %5s %5s %5s %5s %5s %5s %7s %8s %9s %6s %7s  %s" % (
+        "fault", "reqs", "200", "202", "503", "504", "other", "lost", "false", "dup",
+        "unknown", "slowest", "recovered", "peak", "drained", "result")
+else:
+    HEADER = "%-19s %6s %6s %5s %5s %5s %5s %6s %7s %8s %9s  %s" % (
+        "fault", "reqs", "200", "503", "504", "other", "lost", "false", "unknown",
+        "slowest", "recovered", "result")
 
 
 def line(name, v):
     rec = "%.1fs" % v.recovered_s if v.recovered_s is not None else "never"
+    result = "ok" if v.ok else "FAILED"
+    if SPOOL:
+        drained = "%.1fs" % v.drained_s if v.drained_s is not None else "-"
+        return "%-20s %6d %6d %6d %5d %5d %5d %5d %5d %5d %7d %6.0fms %9s %6s %7s  %s" % (
+            name, v.requests, v.counts[200], v.counts[202], v.counts[503], v.counts[504],
+            v.counts["other"], len(v.lost), len(v.false_np), v.duplicates, len(v.unknown),
+            v.slowest_ms, rec, v.spool_peak if v.spool_peak is not None else "-", drained,
+            result)
     return "%-19s %6d %6d %5d %5d %5d %5d %6d %7d %6.0fms %9s  %s" % (
         name, v.requests, v.counts[200], v.counts[503], v.counts[504], v.counts["other"],
-        len(v.lost), len(v.false_np), len(v.unknown), v.slowest_ms, rec,
-        "ok" if v.ok else "FAILED")
+        len(v.lost), len(v.false_np), len(v.unknown), v.slowest_ms, rec, result)
 
 
 def details(f, v, marks, note):
@@ -468,7 +849,12 @@ def details(f, v, marks, note):
            marks["removed"] - marks["remove"], marks["stopped"] - o, v.in_queue_504,
            BOUND_MS, "; duplicates in the queue: %d" % v.duplicates if v.duplicates else "",
            "; " + note if note else ""))
+    if v.foreign or v.malformed:
+        log("  messages in the queue that no request explains: %d; without message_id = "
+            "event_id: %d" % (v.foreign, v.malformed))
     for what, rs in (("lost", v.lost), ("false not-published", v.false_np),
+                     ("503 broker_unavailable with the spool on", v.unavailable),
+                     ("202 without a spool", v.spooled_without),
                      ("other", v.other), ("unknown", v.unknown), ("slow", v.slow)):
         if rs:
             log("  %s (%d), e.g.:" % (what, len(rs)))
@@ -482,7 +868,7 @@ def main(argv):
     faults = all_faults()
     if "--list" in argv:
         for f in faults:
-            print("%-19s %s" % (f.name, f.doc))
+            print("%-20s %s%s" % (f.name, f.doc, " (spool only)" if f.spool_only else ""))
         return 0
     wanted = argv or os.environ.get("BB_FAULTS", "").split()
     if wanted:
@@ -492,6 +878,16 @@ def main(argv):
             print("unknown fault(s): %s; --list shows them" % " ".join(unknown))
             return 2
         faults = [f for f in faults if f.name in wanted]
+    elif SPOOL:
+        faults = [f for f in faults if f.name in SPOOL_FAULTS]
+    if not SPOOL:
+        skipped = [f.name for f in faults if f.spool_only]
+        if skipped:
+            log("skipped (they need the workers' SPOOL_DIR): %s" % " ".join(skipped))
+        faults = [f for f in faults if not f.spool_only]
+        if not faults:
+            log("nothing to run")
+            return 0
 
     global CLIENTS
     running = running_workers()
@@ -501,22 +897,29 @@ def main(argv):
         if "BB_FAULT_CLIENTS" not in os.environ:
             CLIENTS = CLIENTS_PER_WORKER * running
     log("%s, amqp %s; %d clients, %d workers, bound %d ms (connect %d + confirm %d + 1000), "
-        "client timeout %.0f s" % (bbtest.BB_URL, bbtest.BB_AMQP_URL, CLIENTS, WORKERS,
-                                   BOUND_MS, CONNECT_MS, CONFIRM_MS, CLIENT_TIMEOUT_S))
+        "client timeout %.0f s; %s" % (bbtest.BB_URL, bbtest.BB_AMQP_URL, CLIENTS, WORKERS,
+                                       BOUND_MS, CONNECT_MS, CONFIRM_MS, CLIENT_TIMEOUT_S,
+                                       "spool on: SPOOL_DIR=%s" % SPOOL_DIR if SPOOL
+                                       else "spool off"))
+    if SPOOL:
+        c = Census()
+        if c.error:
+            log("SPOOL_DIR cannot be read: %s" % c.error)
+            return 1
     bbtest.ensure_exchange()
     rows, failed = [], []
     for i, f in enumerate(faults):
         if i and not make_healthy():
             log("the stack is not healthy before %s: giving up" % f.name)
             failed.append(f.name)
-            rows.append("%-19s not run: the stack could not be made healthy" % f.name)
+            rows.append("%-20s not run: the stack could not be made healthy" % f.name)
             break
         try:
             v, marks, _, note, _ = run_fault(f)
         except Exception as e:
             log("%s: the harness failed: %s: %s" % (f.name, type(e).__name__, e))
             failed.append(f.name)
-            rows.append("%-19s harness error: %s" % (f.name, e))
+            rows.append("%-20s harness error: %s" % (f.name, e))
             continue
         finally:
             f.restore()
@@ -526,11 +929,22 @@ def main(argv):
         rows.append(line(f.name, v))
         if not v.ok:
             failed.append(f.name)
-    print("\nfaults: summary (answer-time bound %d ms; lost = 200 not in the queue, false = "
-          "503 broker_unavailable in the queue, unknown = allowed outcome of a killed worker, "
-          "recovered = from the end of the fault's removal (start-rabbit returned: the node is up; "
-          "SIGCONT sent; alarm cleared) to the end of the last answer that is not a 200)"
-          % BOUND_MS)
+    if SPOOL:
+        print("\nfaults: summary, spool on (answer-time bound %d ms; 202 = spooled; lost = 200 "
+              "or 202 not in the queue; 503 must hold no broker_unavailable; false = 503 "
+              "broker_unavailable in the queue; dup = extra copies of a message_id in the "
+              "queue (at least once); unknown = allowed outcome of a killed worker or of "
+              "the pool's restart; recovered = from the end of the fault's removal "
+              "(start-rabbit returned: the node is up; SIGCONT sent; alarm cleared) to the "
+              "end of the last answer that is not a 200; peak = most events in the spool at "
+              "once (GET /metrics every 0.25 s); drained = from the removal to the spool "
+              "seen empty)" % BOUND_MS)
+    else:
+        print("\nfaults: summary (answer-time bound %d ms; lost = 200 not in the queue, "
+              "false = 503 broker_unavailable in the queue, unknown = allowed outcome of a "
+              "killed worker, recovered = from the end of the fault's removal (start-rabbit "
+              "returned: the node is up; SIGCONT sent; alarm cleared) to the end of the last "
+              "answer that is not a 200)" % BOUND_MS)
     print(HEADER)
     for r in rows:
         print(r)
