@@ -199,11 +199,32 @@ step_cloudevents() {
 # 4 MiB (lighttpd's server.max-request-size) for the large body sent while the
 # broker blocks publishers: 1 MiB still fits in loopback socket buffers
 # (tcp_wmem autotunes up to 4 MiB). The checker's own tests run first.
+# Then a second pass against a stack whose workers spool (CONTRACT §12): its
+# SPOOL_DIR is a directory of its own beside the stack's (which integration
+# empties), writable by the workers' user; there the broker's faults must
+# answer no 503 broker_unavailable and every 202 must reach the queue, and a
+# worker killed holding spooled events and the whole pool restarted while
+# events are spooled lose none (tests/faults/run.py, spool mode).
 step_faults() {
+    local rc=0 spool="$TEST_DIR/faults-spool.segments" user
     "$PY" "$repo/tests/faults/test_faultcheck.py"
     export RABBIT_CONFIRM_TIMEOUT_MS=2000 RABBIT_CONNECT_TIMEOUT_MS=1000 \
         RABBIT_HEARTBEAT_SECONDS=5 MAX_BODY_BYTES=4194304
-    integration "$TEST_DIR/faults" "$repo/src/bloodbank" "$repo/tests/faults/run.py"
+    integration "$TEST_DIR/faults" "$repo/src/bloodbank" "$repo/tests/faults/run.py" || rc=$?
+    say "faults with the spool on"
+    rm -rf "$spool"
+    mkdir -p "$TEST_DIR"
+    if [ "$(id -u)" = 0 ]; then
+        user=${BB_RUN_USER:-www-data}
+        install -d -m 0770 -o "$user" -g "$(id -gn "$user")" "$spool"
+    else
+        install -d -m 0770 "$spool"
+    fi
+    export SPOOL_DIR=$spool
+    integration "$TEST_DIR/faults-spool" "$repo/src/bloodbank" "$repo/tests/faults/run.py" \
+        || rc=$?
+    unset SPOOL_DIR
+    return $rc
 }
 
 # amqps: a test CA (tests/tls/pki.sh), the stack's node with a TLS listener
