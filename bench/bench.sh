@@ -25,7 +25,10 @@
 #        amqp, same node; schemas: publishes with their event schema against
 #        without; cloudevents: a CloudEvent, structured and binary, against
 #        the same payload published natively; cli: replay's rate from the
-#        archive and whether tail keeps up, against the ceilings)
+#        archive and whether tail keeps up, against the ceilings; spool: a
+#        spool that is on against off with the broker healthy, what a
+#        spooled event costs with the broker away, and how fast BENCH_SPOOL
+#        (100000) spooled events drain when it returns)
 # BENCH_SECONDS, BB_WORKERS, BENCH_ROUNDS (metrics and tls rounds) and
 # BENCH_PORT_BASE (ports BASE..BASE+5: HTTP, AMQP, AMQP dist, nginx, Redis,
 # AMQPS) override the defaults.
@@ -78,6 +81,7 @@ ch.queue_declare("bench", durable=True)
 ch.queue_bind("bench", "bench", routing_key="#")
 PY
 purge() {
+    [ -n "${broker_away:-}" ] && return 0  # the spool's runs stop the broker
     rabbitmqctl -n "$BB_NODE" -q purge_queue bench >/dev/null
 }
 
@@ -362,6 +366,110 @@ cli_rates() {
 }
 if [ "${1:-}" = cli ]; then
     cli_rates
+    exit 0
+fi
+
+# The spool (SPOOL_DIR): on against off with the broker healthy, alternated
+# over BENCH_ROUNDS rounds (medians of the throughput and p99 at 16
+# connections); with the broker's application stopped (connections
+# refused): single events at 1 and 16 connections and batches of 100, each
+# answered 202 after its fdatasync, with the fdatasyncs per spooled event
+# counted by strace; then BENCH_SPOOL events spooled in batches, the broker
+# started, and the time until the pool's spool is empty.
+spool_mode() {  # on|off
+    sed -i '/SPOOL_DIR/d' "$dir/bloodbank.env"
+    [ "$1" = on ] && echo "export SPOOL_DIR=$dir/spool" >>"$dir/bloodbank.env"
+    "$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
+    until curl -sf "$url/healthz" >/dev/null; do sleep 0.2; done
+}
+metric() { curl -sf "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+spool_cost() {
+    local round mode r want=${BENCH_SPOOL:-100000} tracer n syncs t0 t1 left
+    mkdir -p "$dir/spool"
+    chmod 777 "$dir/spool"
+    : >"$dir/s-on.txt"; : >"$dir/s-off.txt"; : >"$dir/p-on.txt"; : >"$dir/p-off.txt"
+    for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+        for mode in on off; do
+            spool_mode "$mode"
+            r=$(wrk_run 16 post.lua /events/llm/prompt 1 "broker up, spool $mode")
+            echo "$r"
+            rate "$r" >>"$dir/s-$mode.txt"
+            p99 "$r" >>"$dir/p-$mode.txt"
+        done
+    done
+    echo "broker up, spool on  c16 (median of ${BENCH_ROUNDS:-3}): rate=$(median <"$dir/s-on.txt") p99=$(median <"$dir/p-on.txt")ms"
+    echo "broker up, spool off c16 (median of ${BENCH_ROUNDS:-3}): rate=$(median <"$dir/s-off.txt") p99=$(median <"$dir/p-off.txt")ms"
+    spool_mode on
+    echo "spool files touched with the broker up: $(find "$dir/spool" -type f | wc -l)"
+
+    purge
+    rabbitmqctl -n "$BB_NODE" -q stop_app
+    broker_away=1
+    for c in 1 16; do
+        # shellcheck disable=SC2046  # one -p per pid
+        strace -qq -c -f -e trace=fdatasync $(worker_pids | sed 's/\([0-9]\+\)/-p \1/g') \
+            -o "$dir/strace.txt" &
+        tracer=$!
+        sleep 1
+        r=$(wrk_run "$c" post.lua /events/llm/prompt 1 "broker away, spooled single")
+        kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+        n=$(metric 'bloodbank_events_total{outcome="spooled"}')
+        syncs=$(awk '$NF == "fdatasync" { print $4 }' "$dir/strace.txt")
+        echo "$r fdatasync_calls=${syncs:-0} spooled_so_far=$n"
+    done
+    r=$(wrk_run 4 batch.lua /events/batch 100 "broker away, spooled batch100")
+    echo "$r"
+    echo "spool: $(metric bloodbank_spool_events) events, $(metric bloodbank_spool_bytes) bytes"
+
+    # fill it to BENCH_SPOOL events in batches of 100, then time the drain
+    /usr/bin/python3 - "$url" "$want" <<'PY'
+import json, sys, threading, urllib.request
+url, want = sys.argv[1], int(sys.argv[2])
+def spooled():
+    text = urllib.request.urlopen(url + "/metrics").read().decode()
+    return int(float([l.split()[1] for l in text.splitlines()
+                      if l.startswith("bloodbank_spool_events ")][0]))
+body = json.dumps([{"event_type": "llm.prompt", "payload": {"prompt": "Test prompt",
+                   "model": "gpt-4", "temperature": 0.7}}] * 100).encode()
+def client(n):
+    for _ in range(n):
+        req = urllib.request.Request(url + "/events/batch", body,
+                                     {"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+need = max(0, want - spooled()) // 100
+ts = [threading.Thread(target=client, args=(need // 4 + (k < need % 4),)) for k in range(4)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+PY
+    n=$(metric bloodbank_spool_events)
+    echo "spool before the broker returns: $n events, $(metric bloodbank_spool_bytes) bytes"
+    t0=$(date +%s.%N)
+    rabbitmqctl -n "$BB_NODE" -q start_app
+    t1=$(date +%s.%N)
+    broker_away=
+    local first=""
+    while :; do
+        left=$(metric bloodbank_spool_events)
+        if [ -z "$first" ] && [ "${left%.*}" -lt "${n%.*}" ]; then first=$(date +%s.%N); fi
+        [ "${left%.*}" = 0 ] && break
+        sleep 0.2
+    done
+    local t2 queued
+    t2=$(date +%s.%N)
+    queued=$(rabbitmqctl -n "$BB_NODE" -q list_queues name messages --no-table-headers |
+        awk '$1 == "bench" { print $2 }')
+    awk -v n="$n" -v t0="$t0" -v t1="$t1" -v f="${first:-$t1}" -v t2="$t2" -v q="$queued" 'BEGIN {
+        printf "drain: %d spooled events forwarded in %.1f s from the first forward " \
+            "(%.0f events/s); the broker took %.1f s to start, the workers %.1f s " \
+            "more to reconnect; the bench queue holds %d\n", n, t2 - f, n / (t2 - f),
+            t1 - t0, f - t1, q }'
+    ceilings
+    echo "forwarded in all: $(metric 'bloodbank_events_total{outcome="forwarded"}')"
+}
+p99() { sed -n 's/.* p99=\([0-9.]*\)\(m\?s\|us\).*/\1 \2/p' <<<"$1" |
+    awk '{ print ($2 == "us") ? $1 / 1000 : ($2 == "s") ? $1 * 1000 : $1 }'; }
+if [ "${1:-}" = spool ]; then
+    spool_cost
     exit 0
 fi
 

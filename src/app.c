@@ -697,6 +697,12 @@ bb_app_forward(struct bb_app *app)
 	}
 }
 
+bool
+bb_app_spool_unsynced(const struct bb_app *app)
+{
+	return app->spool && bb_spool_unsynced(app->spool);
+}
+
 /* Answers a publish whose outcome is known, recording it if confirmed. */
 static void
 conclude(struct bb_app *app, struct bb_call *call, enum bb_publish_result r)

@@ -31,6 +31,10 @@ void bb_app_idle(struct bb_app *app);
 /* On every turn of a worker's loop: the spool's events are forwarded
  * (CONTRACT §12), and the segments of dead workers adopted. */
 void bb_app_forward(struct bb_app *app);
+/* True when spooled events wait for their fsync: a worker then takes the
+ * other requests already waiting first, so that one fsync answers them
+ * all (group commit). */
+bool bb_app_spool_unsynced(const struct bb_app *app);
 
 /* One request from its start to its answer; reused from request to
  * request. */

@@ -497,6 +497,12 @@ bb_spool_sync(struct bb_spool *s, uint64_t ticket)
 	return -1;
 }
 
+bool
+bb_spool_unsynced(const struct bb_spool *s)
+{
+	return s->appended > s->synced;
+}
+
 /* ------------------------------------------------ adoption */
 
 void

@@ -58,6 +58,8 @@ uint64_t bb_spool_append(struct bb_spool *s, const struct bb_envelope *env,
  * the last good one was cut off again, and none of them may be answered
  * as spooled. */
 int bb_spool_sync(struct bb_spool *s, uint64_t ticket);
+/* True when appends wait for their fsync. */
+bool bb_spool_unsynced(const struct bb_spool *s);
 
 /* Locks the segments of dead workers (and of earlier runs) and counts what
  * they hold: a look at the directory when there are none. */

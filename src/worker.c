@@ -245,9 +245,18 @@ take_ready(struct worker *w, int nkept)
 			return -1;
 	}
 	struct request_slot *s;
-	if ((w->polled[0].revents & POLLIN) && (s = unconnected(w)) != NULL &&
-	    take(w, s) < 0)
-		return -1;
+	if (!(w->polled[0].revents & POLLIN))
+		return 0;
+	/* One connection a turn; but while spooled events wait for their
+	 * fsync, every one already waiting, so that one fsync answers them
+	 * all. */
+	int rc;
+	do {
+		if ((s = unconnected(w)) == NULL)
+			return 0;
+		if ((rc = take(w, s)) < 0)
+			return -1;
+	} while (rc == 1 && bb_app_spool_unsynced(w->app));
 	return 0;
 }
 
