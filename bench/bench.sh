@@ -129,6 +129,9 @@ wrk_run() {
                   dr * us, db * us }' <<<"$out"
 }
 rate() { sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$1"; }
+# a wrk_run line's latency percentile (p50, p99) in milliseconds
+latency_ms() { sed -n "s/.* $1=\\([0-9.]*\\)\\(m\\?s\\|us\\).*/\\1 \\2/p" <<<"$2" |
+    awk '{ print ($2 == "us") ? $1 / 1000 : ($2 == "s") ? $1 * 1000 : $1 }'; }
 field() { sed -n "s/.* $1=\\([0-9.]*\\).*/\\1/p" <<<"$2"; }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
@@ -394,7 +397,7 @@ spool_cost() {
             r=$(wrk_run 16 post.lua /events/llm/prompt 1 "broker up, spool $mode")
             echo "$r"
             rate "$r" >>"$dir/s-$mode.txt"
-            p99 "$r" >>"$dir/p-$mode.txt"
+            latency_ms p99 "$r" >>"$dir/p-$mode.txt"
         done
     done
     echo "broker up, spool on  c16 (median of ${BENCH_ROUNDS:-3}): rate=$(median <"$dir/s-on.txt") p99=$(median <"$dir/p-on.txt")ms"
@@ -466,8 +469,6 @@ PY
     ceilings
     echo "forwarded in all: $(metric 'bloodbank_events_total{outcome="forwarded"}')"
 }
-p99() { sed -n 's/.* p99=\([0-9.]*\)\(m\?s\|us\).*/\1 \2/p' <<<"$1" |
-    awk '{ print ($2 == "us") ? $1 / 1000 : ($2 == "s") ? $1 * 1000 : $1 }'; }
 if [ "${1:-}" = spool ]; then
     spool_cost
     exit 0
@@ -534,8 +535,7 @@ tracking() {  # on|off
     [ "$1" = off ] && echo 'export CORRELATION_TRACKING=false' >>"$dir/bloodbank.env"
     "$repo/scripts/stack.sh" restart-lighttpd "$dir" >/dev/null 2>&1
 }
-p50() { sed -n 's/.* p50=\([0-9.]*\)\(m\?s\|us\).*/\1 \2/p' <<<"$1" |
-    awk '{ print ($2 == "us") ? $1 / 1000 : ($2 == "s") ? $1 * 1000 : $1 }'; }
+
 for c in 1 16; do
     : >"$dir/on.txt"; : >"$dir/off.txt"
     for round in 1 2 3; do
@@ -543,7 +543,7 @@ for c in 1 16; do
             tracking "$mode"
             r=$(seconds=$(( (seconds + 1) / 2 )) wrk_run "$c" post.lua \
                 /events/llm/prompt 1 tracking)
-            echo "$(rate "$r") $(p50 "$r")" >>"$dir/$mode.txt"
+            echo "$(rate "$r") $(latency_ms p50 "$r")" >>"$dir/$mode.txt"
         done
     done
     on_rate=$(cut -d' ' -f1 "$dir/on.txt" | median)

@@ -106,14 +106,19 @@ set_aside(struct bb_spool *s, int number, int64_t at, const uint8_t *p,
 	char path[4200];
 	int fd;
 
+	/* group-writable whatever the umask, as the segments are */
 	snprintf(path, sizeof(path), "%s/aside", s->dir);
-	if (mkdir(path, 0770) != 0 && errno != EEXIST) {
-		failure(s, "cannot create aside/", errno);
+	int err = mkdir(path, 0770) == 0 ? 0 : errno;
+	if (err == 0 && chmod(path, 02770) != 0)
+		err = errno;
+	if (err != 0 && err != EEXIST) {
+		failure(s, "cannot create aside/", err);
 	} else {
 		snprintf(path, sizeof(path), "%s/aside/segment-%03d.%lld.%lld",
 		    s->dir, number, (long long)at, (long long)bb_realtime_ms());
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
-		if (fd < 0 || write(fd, p, len) != (ssize_t)len)
+		if (fd < 0 || fchmod(fd, 0660) != 0 ||
+		    write(fd, p, len) != (ssize_t)len)
 			failure(s, "cannot write into aside/", errno);
 		if (fd >= 0)
 			close(fd);

@@ -830,32 +830,52 @@ unavailable:
 	return BB_CLAIM_UNAVAILABLE;
 }
 
-void
-bb_tracker_release(struct bb_tracker *t, const char *event_id,
-    struct bb_claim_token *claim)
+/* Runs script (compare and set, or delete) on a held claim's key with the
+ * claim's pending value and then its arguments args[0..nargs), giving the
+ * claim up; the reply, or NULL when Redis failed (logged as "idempotency
+ * claim of event ID <failed>"). */
+static redisReply *
+eval_on_claim(struct bb_tracker *t, const char *event_id,
+    struct bb_claim_token *claim, const char *script,
+    const char *const *args, const size_t *lens, int nargs,
+    const char *failed)
 {
 	char ikey[IDEM_KEY_LEN];
 	struct cmd c = { 0 };
 	redisReply *r;
 
 	if (!claim->held)
-		return;
+		return NULL;
 	claim->held = false;
 	bb_tracker_settle(t);
 	if (!t->enabled || !ensure(t))
-		return;
+		return NULL;
 	idem_key(event_id, ikey);
 	arg_str(&c, "EVAL");
-	arg_str(&c, release_script);
+	arg_str(&c, script);
 	arg_str(&c, "1");
 	arg(&c, ikey, IDEM_KEY_LEN);
 	arg(&c, claim->value, BB_CLAIM_PENDING_LEN);
+	for (int k = 0; k < nargs; k++)
+		arg(&c, args[k], lens[k]);
 	if (!send_cmd(t, &c) || !read_reply(t, &r)) {
-		bb_log_warning("idempotency claim of event %s not released: %s",
-		    event_id, t->c && t->c->err ? t->c->errstr : "error reply");
+		bb_log_warning("idempotency claim of event %s %s: %s", event_id,
+		    failed, t->c && t->c->err ? t->c->errstr : "error reply");
 		fail(t);
-		return;
+		return NULL;
 	}
+	return r;
+}
+
+void
+bb_tracker_release(struct bb_tracker *t, const char *event_id,
+    struct bb_claim_token *claim)
+{
+	redisReply *r = eval_on_claim(t, event_id, claim, release_script, NULL,
+	    NULL, 0, "not released");
+
+	if (r == NULL)
+		return;
 	if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
 		bb_log_info("idempotency claim of event %s is no longer this "
 		    "request's (expired or taken over); left in place", event_id);
@@ -866,37 +886,21 @@ void
 bb_tracker_spool(struct bb_tracker *t, const char *event_id,
     struct bb_claim_token *claim, const char *envelope, size_t envelope_len)
 {
-	char ikey[IDEM_KEY_LEN], window[24];
-	struct cmd c = { 0 };
-	redisReply *r;
+	char window[24];
+	bool keep = (long)envelope_len <= t->max_stored;
 
 	if (!claim->held)
 		return;
-	claim->held = false;
-	bb_tracker_settle(t);
-	if (!t->enabled || !ensure(t))
-		return;
-	bool keep = (long)envelope_len <= t->max_stored;
 	bb_buf_reset(&t->claim);
 	bb_claim_spooled(&t->claim, claim->value, keep ? envelope : "",
 	    keep ? envelope_len : 0);
 	snprintf(window, sizeof(window), "%lld", t->window_ms);
-	idem_key(event_id, ikey);
-	arg_str(&c, "EVAL");
-	arg_str(&c, spool_script);
-	arg_str(&c, "1");
-	arg(&c, ikey, IDEM_KEY_LEN);
-	arg(&c, claim->value, BB_CLAIM_PENDING_LEN);
-	arg(&c, t->claim.data, t->claim.len);
-	arg_str(&c, window);
-	if (!send_cmd(t, &c) || !read_reply(t, &r)) {
-		bb_log_warning("idempotency claim of spooled event %s not "
-		    "marked: %s", event_id, t->c && t->c->err ? t->c->errstr :
-		    "error reply");
-		fail(t);
-		return;
-	}
-	freeReplyObject(r);
+	const char *args[] = { t->claim.data, window };
+	const size_t lens[] = { t->claim.len, strlen(window) };
+	redisReply *r = eval_on_claim(t, event_id, claim, spool_script, args,
+	    lens, 2, "not marked spooled");
+	if (r)
+		freeReplyObject(r);
 }
 
 long

@@ -484,9 +484,6 @@ kill -TERM "$master_pid"
 wait "$master_pid" && status=0 || status=$?
 touch "$work/stop.done"
 master_pid=""
-lighttpd_started=0
-policy=/usr/sbin/policy-rc.d
-enabled_link=/etc/lighttpd/conf-enabled/15-bloodbank.conf
 # shellcheck disable=SC2086
 wait $jobs
 cat "$work"/codes.* | sort | uniq -c
