@@ -33,11 +33,12 @@ must reach the queue like a 200, no answer may be 503 broker_unavailable, and
 duplicates are counted (faultcheck.py). Before the queue is read the spool
 must be empty (GET /metrics bloodbank_spool_events 0 and no waiting record
 in a segment file) within BB_FAULT_DRAIN_S (30) seconds. The default faults
-are then the broker's and two that need a spool: a worker holding spooled
+are then the broker's and three that need a spool: a worker holding spooled
 events SIGKILLed (its segment must be locked again, by another worker or its
-successor, before the broker returns) and the whole pool restarted while
-events are spooled (restart-lighttpd; the new workers must lock every
-segment). Without a spool those two are skipped.
+successor, before the broker returns), a worker SIGKILLed while it forwards
+its segment (at least once: duplicates are counted), and the whole pool
+restarted while events are spooled (restart-lighttpd; the new workers must
+lock every segment). Without a spool those three are skipped.
 """
 
 import http.client
@@ -466,20 +467,22 @@ class SpoolWatch:
     def emptied_at(self):
         """The first sample of 0 after the last one above 0 (None: never
         empty at the end, or never spooled)."""
-        last_full = max((k for k, (_, n) in enumerate(self.samples) if n), default=None)
-        if last_full is None or last_full + 1 >= len(self.samples):
+        samples = sorted(self.samples)
+        last_full = max((k for k, (_, n) in enumerate(samples) if n), default=None)
+        if last_full is None or last_full + 1 >= len(samples):
             return None
-        return self.samples[last_full + 1][0]
+        return samples[last_full + 1][0]
 
 
 def wait_drained(deadline_s=DRAIN_DEADLINE_S):
     """Until the spool is empty: the gauge is 0 and no segment file holds a
-    waiting record. None, or what was left at the deadline."""
+    waiting record. (None, when it was seen empty), or (what was left at
+    the deadline, None)."""
     deadline = time.monotonic() + deadline_s
     while True:
         n, c = spool_events(), Census()
         if n == 0 and c.total == 0 and c.error is None:
-            return None
+            return None, time.monotonic()
         if time.monotonic() >= deadline:
             held = segment_holders()
             return ("the spool is not empty %.0f s after the load: gauge %s, waiting %s%s%s"
@@ -488,7 +491,7 @@ def wait_drained(deadline_s=DRAIN_DEADLINE_S):
                                                   held.get(os.path.realpath(p)) or "nobody")
                                                for p, w in c.waiting.items() if w) or "none",
                        "; damaged: %s" % c.damaged if c.damaged else "",
-                       "; " + c.error if c.error else ""))
+                       "; " + c.error if c.error else ""), None)
         time.sleep(0.25)
 
 
@@ -625,6 +628,74 @@ class SpooledWorkerKill(Fault):
         return self.note
 
 
+class ForwardingWorkerKill(Fault):
+    """The broker stopped and events spooled; once it is back and a
+    segment's events are being forwarded, its worker is SIGKILLed mid-way:
+    what it forwarded but had not yet marked may be published twice
+    (counted as dup), nothing may be lost, and the segment must be locked
+    again."""
+    spool_only = True
+    spooling_s = 2.0
+    FORWARD_WAIT_S = 15.0   # reconnect backoff (up to 5 s) and then some
+
+    def __init__(self):
+        super().__init__("worker-kill-forwarding", ["stop-rabbit"], ["start-rabbit"], hold=2.0,
+                         doc="RabbitMQ stopped for 2 s of spooling, started; SIGKILL a worker "
+                         "while it forwards its segment")
+        self.kills = []
+        self.note = ""
+
+    def remove(self):
+        stack("start-rabbit")
+        self.removed = True
+        census = Census()
+        full = {p: w for p, w in census.waiting.items() if w >= 50}
+        if not full:
+            self.problems.append("no segment held 50 events when the broker started: %s"
+                                 % census.waiting)
+            return
+        # the first of them whose waiting events start going down
+        deadline = time.monotonic() + self.FORWARD_WAIT_S
+        path = None
+        while path is None and time.monotonic() < deadline:
+            now = Census().waiting
+            for p, w in full.items():
+                if 0 < now.get(p, 0) <= w - 10:
+                    path, left = p, now[p]
+                    break
+            else:
+                time.sleep(0.02)
+        if path is None:
+            self.problems.append("no segment was forwarded within %.0f s of the broker's start"
+                                 % self.FORWARD_WAIT_S)
+            return
+        holders = segment_holders().get(os.path.realpath(path), [])
+        if len(holders) != 1:
+            self.note = "%s held by %s when it was being forwarded: no kill" % (
+                os.path.basename(path), holders or "nobody")
+            return
+        pid = holders[0]
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        if not wait_gone(pid):
+            self.problems.append("worker %d still there 5 s after its SIGKILL" % pid)
+        self.kills.append((t0, time.monotonic() + KILL_NOTICED_S))
+        log("worker %d: SIGKILL while forwarding %s (%d of %d events were waiting)"
+            % (pid, os.path.basename(path), left, full[path]))
+        took, _, unlocked = wait_adopted([path], gone=(pid,))
+        waiting = Census().waiting.get(path, 0)
+        if unlocked and waiting:
+            self.problems.append("%s (%d events waiting) not adopted within %.0f s of the "
+                                 "kill" % (os.path.basename(path), waiting, ADOPT_DEADLINE_S))
+        self.note = ("worker %d killed forwarding %s (%d of %d waiting); %s" % (
+            pid, os.path.basename(path), left, full[path],
+            "locked again %.1f s later" % took if not unlocked else
+            "empty (forwarded) %.1f s later" % took))
+
+    def after(self):
+        return self.note
+
+
 class SpooledPoolRestart(Fault):
     """The broker stopped; once events are spooled, lighttpd and all its
     workers are restarted (restart-lighttpd): the new workers must lock
@@ -703,6 +774,7 @@ def all_faults():
               doc="Redis SIGSTOP for 3 s, SIGCONT"),
         WorkerKill(),
         SpooledWorkerKill(),
+        ForwardingWorkerKill(),
         SpooledPoolRestart(),
     ]
     faults[5].large = True
@@ -711,7 +783,8 @@ def all_faults():
 
 # what a spool pass runs unless told: the broker's faults, and the spool's own
 SPOOL_FAULTS = ("broker-restart", "broker-kill", "broker-pause", "memory-alarm",
-                "disk-alarm", "worker-kill-spooled", "pool-restart-spooled")
+                "disk-alarm", "worker-kill-spooled", "worker-kill-forwarding",
+                "pool-restart-spooled")
 
 
 # ------------------------------------------------------------------ one fault
@@ -785,8 +858,10 @@ def run_fault(f):
     undrained = None
     if watch:
         # the forwarders need a few seconds after the broker returns
-        undrained = wait_drained()
+        undrained, empty_at = wait_drained()
         watch.stop()
+        if empty_at is not None:
+            watch.samples.append((empty_at, 0))
     ids = read_queue(qname)
     v = evaluate(requests, ids, BOUND_MS, marks["removed"], kills=f.kills, spool=SPOOL)
     if watch:
@@ -817,7 +892,7 @@ def dump(name, requests, ids, origin):
 
 
 if SPOOL:
-    HEADER = "%-20s %6s %6s %6s %5s %5s %5s %5s %5s %5s %7s %8s %9s %6s %7s  %s" % (
+    HEADER = "%-22s %6s %6s %6s %5s %5s %5s %5s %5s %5s %7s %8s %9s %6s %7s  %s" % (
         "fault", "reqs", "200", "202", "503", "504", "other", "lost", "false", "dup",
         "unknown", "slowest", "recovered", "peak", "drained", "result")
 else:
@@ -831,7 +906,7 @@ def line(name, v):
     result = "ok" if v.ok else "FAILED"
     if SPOOL:
         drained = "%.1fs" % v.drained_s if v.drained_s is not None else "-"
-        return "%-20s %6d %6d %6d %5d %5d %5d %5d %5d %5d %7d %6.0fms %9s %6s %7s  %s" % (
+        return "%-22s %6d %6d %6d %5d %5d %5d %5d %5d %5d %7d %6.0fms %9s %6s %7s  %s" % (
             name, v.requests, v.counts[200], v.counts[202], v.counts[503], v.counts[504],
             v.counts["other"], len(v.lost), len(v.false_np), v.duplicates, len(v.unknown),
             v.slowest_ms, rec, v.spool_peak if v.spool_peak is not None else "-", drained,
@@ -868,7 +943,7 @@ def main(argv):
     faults = all_faults()
     if "--list" in argv:
         for f in faults:
-            print("%-20s %s%s" % (f.name, f.doc, " (spool only)" if f.spool_only else ""))
+            print("%-22s %s%s" % (f.name, f.doc, " (spool only)" if f.spool_only else ""))
         return 0
     wanted = argv or os.environ.get("BB_FAULTS", "").split()
     if wanted:
@@ -907,19 +982,20 @@ def main(argv):
             log("SPOOL_DIR cannot be read: %s" % c.error)
             return 1
     bbtest.ensure_exchange()
+    t_suite = time.monotonic()
     rows, failed = [], []
     for i, f in enumerate(faults):
         if i and not make_healthy():
             log("the stack is not healthy before %s: giving up" % f.name)
             failed.append(f.name)
-            rows.append("%-20s not run: the stack could not be made healthy" % f.name)
+            rows.append("%-22s not run: the stack could not be made healthy" % f.name)
             break
         try:
             v, marks, _, note, _ = run_fault(f)
         except Exception as e:
             log("%s: the harness failed: %s: %s" % (f.name, type(e).__name__, e))
             failed.append(f.name)
-            rows.append("%-20s harness error: %s" % (f.name, e))
+            rows.append("%-22s harness error: %s" % (f.name, e))
             continue
         finally:
             f.restore()
@@ -948,10 +1024,11 @@ def main(argv):
     print(HEADER)
     for r in rows:
         print(r)
+    took = time.monotonic() - t_suite
     if failed:
-        print("faults: FAILED: %s" % " ".join(failed))
+        print("faults: FAILED: %s (%.0f s)" % (" ".join(failed), took))
         return 1
-    print("faults: all %d passed" % len(faults))
+    print("faults: all %d passed (%.0f s)" % (len(faults), took))
     return 0
 
 
