@@ -391,8 +391,9 @@ spool_cost() {
     mkdir -p "$dir/spool"
     chmod 777 "$dir/spool"
     : >"$dir/s-on.txt"; : >"$dir/s-off.txt"; : >"$dir/p-on.txt"; : >"$dir/p-off.txt"
-    for round in $(seq 1 "${BENCH_ROUNDS:-3}"); do
-        for mode in on off; do
+    for round in $(seq 1 "${BENCH_ROUNDS:-4}"); do
+        # on first in odd rounds, off first in even ones
+        for mode in $( ((round % 2)) && echo on off || echo off on); do
             spool_mode "$mode"
             r=$(wrk_run 16 post.lua /events/llm/prompt 1 "broker up, spool $mode")
             echo "$r"
@@ -400,9 +401,12 @@ spool_cost() {
             latency_ms p99 "$r" >>"$dir/p-$mode.txt"
         done
     done
-    echo "broker up, spool on  c16 (median of ${BENCH_ROUNDS:-3}): rate=$(median <"$dir/s-on.txt") p99=$(median <"$dir/p-on.txt")ms"
-    echo "broker up, spool off c16 (median of ${BENCH_ROUNDS:-3}): rate=$(median <"$dir/s-off.txt") p99=$(median <"$dir/p-off.txt")ms"
+    echo "broker up, spool on  c16 (median of ${BENCH_ROUNDS:-4}): rate=$(median <"$dir/s-on.txt") p99=$(median <"$dir/p-on.txt")ms"
+    echo "broker up, spool off c16 (median of ${BENCH_ROUNDS:-4}): rate=$(median <"$dir/s-off.txt") p99=$(median <"$dir/p-off.txt")ms"
+    spool_mode off
+    syscalls "broker up, spool off"
     spool_mode on
+    syscalls "broker up, spool on"
     echo "spool files touched with the broker up: $(find "$dir/spool" -type f | wc -l)"
 
     purge
@@ -469,10 +473,6 @@ PY
     ceilings
     echo "forwarded in all: $(metric 'bloodbank_events_total{outcome="forwarded"}')"
 }
-if [ "${1:-}" = spool ]; then
-    spool_cost
-    exit 0
-fi
 
 # The pool's shape: workers (BB_WORKERS) by requests each answers at once
 # (WORKER_CONCURRENCY), single events at 16 and 64 connections; what the
@@ -526,6 +526,10 @@ syscalls() {  # LABEL
                        printf " %s=%.2f", f[length(f)], f[4] / n; t += f[4] } }
                printf " total=%.2f\n", t / n }' "$dir/strace.txt"
 }
+if [ "${1:-}" = spool ]; then
+    spool_cost
+    exit 0
+fi
 syscalls lighttpd
 
 # Tracking on against off, alternated over three rounds so that a change in
