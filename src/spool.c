@@ -44,6 +44,8 @@ struct bb_spool {
 	uint64_t synced;	/* tickets made durable (or failed) */
 	uint64_t lost_from, lost_to;	/* the tickets of a failed fsync */
 	long long failure_logged_ms;
+	long long full_logged_ms;
+	long refused_full;	/* since that line */
 	struct bb_spool_entry entries[BB_SPOOL_WINDOW];
 	struct bb_buf scratch;
 };
@@ -436,9 +438,18 @@ bb_spool_append(struct bb_spool *s, const struct bb_envelope *env,
 		return 0;
 	}
 	if (total + (int64_t)s->scratch.len > s->max_bytes) {
-		bb_log_warning("spool %s is full (%lld bytes, SPOOL_MAX_BYTES "
-		    "%ld): event %s answered 503", s->dir, (long long)total,
-		    s->max_bytes, env->event_id);
+		long long now = bb_monotonic_ms();
+		s->refused_full++;
+		if (!s->full_logged_ms || now - s->full_logged_ms >=
+		    FAILURE_LOG_MS) {
+			bb_log_warning("spool %s is full (%lld bytes, "
+			    "SPOOL_MAX_BYTES %ld): %ld event%s answered 503 since "
+			    "this was last said", s->dir, (long long)total,
+			    s->max_bytes, s->refused_full,
+			    s->refused_full == 1 ? "" : "s");
+			s->full_logged_ms = now;
+			s->refused_full = 0;
+		}
 		return 0;
 	}
 	ssize_t n = pwrite(g->fd, s->scratch.data, s->scratch.len,

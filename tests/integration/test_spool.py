@@ -356,6 +356,9 @@ class ZzSpoolBoundTest(SpoolCase):
         total = sum(os.path.getsize(os.path.join(self.spool, n))
                     for n in os.listdir(self.spool))
         self.assertLessEqual(total, self.MAX_BYTES)
+        # said at most once a minute by each worker, not once an event
+        self.assertIn("is full", self.master_log())
+        self.assertLessEqual(self.master_log().count("is full"), self.WORKERS)
         self.relay.up()
         self.wait_forwarded()
         self.assertEqual(sorted(self.queued_ids(len(spooled))), sorted(spooled))
