@@ -137,6 +137,26 @@ field() { sed -n "s/.* $1=\\([0-9.]*\\).*/\\1/p" <<<"$2"; }
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
 echo "workers=$BB_WORKERS concurrency=${WORKER_CONCURRENCY:-16} seconds=$seconds envelope_bytes=$bytes"
 
+# System calls per single publish, over all workers (the guide's sample body:
+# no key, no parents, tracking on); wrk counts the requests.
+syscalls() {  # LABEL
+    local tracer n
+    purge
+    # shellcheck disable=SC2046  # one -p per pid
+    strace -c -f $(worker_pids | sed 's/\([0-9]\+\)/-p \1/g') -o "$dir/strace.txt" &
+    tracer=$!
+    sleep 1
+    n=$(wrk -t2 -c16 -d3s -s "$repo/bench/post.lua" "$url/events/llm/prompt" |
+        awk '/requests in/ { print $1 }')
+    sleep 0.5
+    kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+    awk -v n="$n" -v label="$1" '{ line[NR] = $0 }
+         END { printf "%s system calls per publish (strace -c -f, %d publishes):", label, n
+               for (i = 1; i <= NR; i++) { split(line[i], f)
+                   if (f[4] ~ /^[0-9]+$/ && f[length(f)] != "total") {
+                       printf " %s=%.2f", f[length(f)], f[4] / n; t += f[4] } }
+               printf " total=%.2f\n", t / n }' "$dir/strace.txt"
+}
 # Counting for /metrics on (METRICS_PATH set, as shipped) against off (empty),
 # alternated over BENCH_ROUNDS rounds so that a change in the host's load
 # hits both; medians of the publish throughput at 16 connections.
@@ -473,6 +493,10 @@ PY
     ceilings
     echo "forwarded in all: $(metric 'bloodbank_events_total{outcome="forwarded"}')"
 }
+if [ "${1:-}" = spool ]; then
+    spool_cost
+    exit 0
+fi
 
 # The pool's shape: workers (BB_WORKERS) by requests each answers at once
 # (WORKER_CONCURRENCY), single events at 16 and 64 connections; what the
@@ -506,30 +530,6 @@ awk -v a="$(rate "$b16")" -v b="$(rate "$b64")" -v c="$(rate "$c1")" \
         "batch100/ceiling_batch100=%.2f batch100/c64=%.1f " \
         "worker_cpu/ceiling_cpu=%.2f\n", a / c, b / c, d / e, d / b, wcpu / ccpu }'
 
-# System calls per single publish, over all workers (the guide's sample body:
-# no key, no parents, tracking on); wrk counts the requests.
-syscalls() {  # LABEL
-    local tracer n
-    purge
-    # shellcheck disable=SC2046  # one -p per pid
-    strace -c -f $(worker_pids | sed 's/\([0-9]\+\)/-p \1/g') -o "$dir/strace.txt" &
-    tracer=$!
-    sleep 1
-    n=$(wrk -t2 -c16 -d3s -s "$repo/bench/post.lua" "$url/events/llm/prompt" |
-        awk '/requests in/ { print $1 }')
-    sleep 0.5
-    kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
-    awk -v n="$n" -v label="$1" '{ line[NR] = $0 }
-         END { printf "%s system calls per publish (strace -c -f, %d publishes):", label, n
-               for (i = 1; i <= NR; i++) { split(line[i], f)
-                   if (f[4] ~ /^[0-9]+$/ && f[length(f)] != "total") {
-                       printf " %s=%.2f", f[length(f)], f[4] / n; t += f[4] } }
-               printf " total=%.2f\n", t / n }' "$dir/strace.txt"
-}
-if [ "${1:-}" = spool ]; then
-    spool_cost
-    exit 0
-fi
 syscalls lighttpd
 
 # Tracking on against off, alternated over three rounds so that a change in

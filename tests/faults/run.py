@@ -574,25 +574,39 @@ class WorkerKill(Fault):
         return "lighttpd runs %d of %d workers after the kills" % (self.respawned, WORKERS)
 
 
-class SpooledWorkerKill(Fault):
+class SpoolFault(Fault):
+    """A fault of the spool's own: the broker stopped, then started; what
+    happened to the spool meanwhile is said in note."""
+    spool_only = True
+    spooling_s = 2.0
+
+    def __init__(self, name, doc, hold=1.0):
+        super().__init__(name, ["stop-rabbit"], ["start-rabbit"], hold=hold, doc=doc)
+        self.kills = []
+        self.note = ""
+
+    def spool_a_while(self):
+        self.injected = True
+        stack("stop-rabbit")
+        time.sleep(self.spooling_s)
+
+    def after(self):
+        return self.note
+
+
+class SpooledWorkerKill(SpoolFault):
     """The broker stopped; once events are spooled, the worker whose segment
     holds the most waiting events is SIGKILLed: its segment must be locked
     again (adopted by another worker, or by its successor) before the broker
     starts, and each of its 202s must reach the queue."""
-    spool_only = True
-    spooling_s = 2.0
 
     def __init__(self):
-        super().__init__("worker-kill-spooled", ["stop-rabbit"], ["start-rabbit"], hold=1.0,
-                         doc="RabbitMQ stopped; %.0f s of spooling, then SIGKILL the worker "
-                         "holding the most spooled events; start" % self.spooling_s)
-        self.kills = []
-        self.note = ""
+        super().__init__("worker-kill-spooled", "RabbitMQ stopped; %.0f s of spooling, then "
+                         "SIGKILL the worker holding the most spooled events; start"
+                         % self.spooling_s)
 
     def inject(self):
-        self.injected = True
-        stack("stop-rabbit")
-        time.sleep(self.spooling_s)
+        self.spool_a_while()
         census, held = Census(), segment_holders()
         # the fullest segment held by a live worker
         cands = sorted(((w, p) for p, w in census.waiting.items()
@@ -624,26 +638,18 @@ class SpooledWorkerKill(Fault):
                                                  if w in before else "its successor")
                                                  for w in who) or "a worker"))
 
-    def after(self):
-        return self.note
 
-
-class ForwardingWorkerKill(Fault):
+class ForwardingWorkerKill(SpoolFault):
     """The broker stopped and events spooled; once it is back and a
     segment's events are being forwarded, its worker is SIGKILLed mid-way:
     what it forwarded but had not yet marked may be published twice
     (counted as dup), nothing may be lost, and the segment must be locked
     again."""
-    spool_only = True
-    spooling_s = 2.0
     FORWARD_WAIT_S = 15.0   # reconnect backoff (up to 5 s) and then some
 
     def __init__(self):
-        super().__init__("worker-kill-forwarding", ["stop-rabbit"], ["start-rabbit"], hold=2.0,
-                         doc="RabbitMQ stopped for 2 s of spooling, started; SIGKILL a worker "
-                         "while it forwards its segment")
-        self.kills = []
-        self.note = ""
+        super().__init__("worker-kill-forwarding", "RabbitMQ stopped for 2 s of spooling, "
+                         "started; SIGKILL a worker while it forwards its segment", hold=2.0)
 
     def remove(self):
         stack("start-rabbit")
@@ -692,30 +698,20 @@ class ForwardingWorkerKill(Fault):
             "locked again %.1f s later" % took if not unlocked else
             "empty (forwarded) %.1f s later" % took))
 
-    def after(self):
-        return self.note
 
-
-class SpooledPoolRestart(Fault):
+class SpooledPoolRestart(SpoolFault):
     """The broker stopped; once events are spooled, lighttpd and all its
     workers are restarted (restart-lighttpd): the new workers must lock
     every segment holding events before the broker starts, and every 202
     must reach the queue. Requests while lighttpd is down have no answer
     (unknown outcomes, as at a kill)."""
-    spool_only = True
-    spooling_s = 2.0
 
     def __init__(self):
-        super().__init__("pool-restart-spooled", ["stop-rabbit"], ["start-rabbit"], hold=1.0,
-                         doc="RabbitMQ stopped; %.0f s of spooling, restart lighttpd and its "
-                         "workers; start" % self.spooling_s)
-        self.kills = []
-        self.note = ""
+        super().__init__("pool-restart-spooled", "RabbitMQ stopped; %.0f s of spooling, "
+                         "restart lighttpd and its workers; start" % self.spooling_s)
 
     def inject(self):
-        self.injected = True
-        stack("stop-rabbit")
-        time.sleep(self.spooling_s)
+        self.spool_a_while()
         old = set(worker_pids())
         t0 = time.monotonic()
         stack("restart-lighttpd")
@@ -736,9 +732,6 @@ class SpooledPoolRestart(Fault):
                      "locked %.1f s later by new worker(s) %s"
                      % (self.kills[0][1] - KILL_NOTICED_S - t0, census.total, len(paths),
                         took, ", ".join(map(str, who)) or "?"))
-
-    def after(self):
-        return self.note
 
 
 def running_workers():
