@@ -608,7 +608,8 @@ spool_event(struct bb_app *app, const struct bb_event *ev,
 
 /* A forward's end: a confirmed event leaves the spool and is recorded,
  * marking its claim done; an unroutable one leaves it too (the broker
- * took it, and would every time); any other waits for another try. */
+ * took it, and would every time); any other waits for another try,
+ * counted against it when the broker refused it (a nack, no confirm). */
 static void
 forwarded(struct bb_app *app, struct forward *f, enum bb_publish_result r)
 {
@@ -630,8 +631,10 @@ forwarded(struct bb_app *app, struct forward *f, enum bb_publish_result r)
 		    ev->env.event_id, bb_publish_result_name(r));
 		app->forward_after = bb_monotonic_ms() + 1000;
 	}
-	bb_spool_done(app->spool, f->entry, r == BB_PUBLISH_OK ||
-	    r == BB_PUBLISH_UNROUTABLE);
+	bb_spool_done(app->spool, f->entry,
+	    r == BB_PUBLISH_OK || r == BB_PUBLISH_UNROUTABLE ?
+	    BB_SPOOL_FORWARDED : r == BB_PUBLISH_NACKED ||
+	    r == BB_PUBLISH_TIMEOUT ? BB_SPOOL_REFUSED : BB_SPOOL_WAITS);
 }
 
 /* Ends the forwards whose confirms came (all of them when wait). */
@@ -688,7 +691,7 @@ bb_app_forward(struct bb_app *app)
 		enum bb_publish_result r = bb_publisher_send(app->pub, &msg,
 		    &f->publish, 0);
 		if (r != BB_PUBLISH_PENDING) {
-			bb_spool_done(app->spool, e, false);
+			bb_spool_done(app->spool, e, BB_SPOOL_WAITS);
 			app->forward_after = bb_monotonic_ms() + 1000;
 			return;
 		}
@@ -1106,12 +1109,10 @@ conclude_spooled_items(struct bb_app *app, struct bb_call *call)
 }
 
 /* Every confirm in: the confirmed items recorded in one pipeline, the
- * others' claims given up, the spooled ones made durable, the answer
- * written. */
+ * others' claims given up, the answer written. */
 static void
 conclude_batch(struct bb_app *app, struct bb_call *call)
 {
-	conclude_spooled_items(app, call);
 	for (int k = 0; k < call->nitems; k++) {
 		struct bb_item *it = &call->items[k];
 		if (!it->sent)
@@ -1159,10 +1160,14 @@ begin_batch(struct bb_app *app, struct bb_call *call,
 		spooled |= call->items[k].ticket != 0;
 	}
 	if (spooled) {
-		/* answered once the fsync is done: bb_app_finish */
-		call->publish.deadline = bb_monotonic_ms();
-		call->waiting = true;
-		return true;
+		/* made durable at once, while nothing else can come between
+		 * the appends and their fsync (another request's fsync
+		 * failing, or the forwarding of what that fsync covered) */
+		conclude_spooled_items(app, call);
+		call->waiting = sent > 0;
+		if (!call->waiting)
+			conclude_batch(app, call);
+		return call->waiting;
 	}
 	if (sent == 0 && !replayed && (failure == BB_PUBLISH_UNAVAILABLE ||
 	    failure == BB_PUBLISH_BLOCKED)) {

@@ -18,6 +18,7 @@
 
 #define MAX_SEGMENTS 4096	/* segment-000 .. segment-4095 */
 #define FAILURE_LOG_MS 60000
+#define BB_SPOOL_STRIKES 5	/* refusals of one record before it is set aside */
 
 /* A segment this worker holds the lock of. */
 struct segment {
@@ -47,6 +48,11 @@ struct bb_spool {
 	long long full_logged_ms;
 	long refused_full;	/* since that line */
 	struct bb_spool_entry entries[BB_SPOOL_WINDOW];
+	struct strike {
+		int segment;
+		int64_t offset;
+		int count;		/* 0: a free place */
+	} strikes[BB_SPOOL_WINDOW];
 	struct bb_buf scratch;
 };
 
@@ -175,8 +181,15 @@ scan(struct bb_spool *s, struct segment *g)
 		size_t left = size - at;
 		if (left < BB_SPOOLREC_HEAD || bb_spoolrec_head(p + at, &h) != 0) {
 			size_t next = at + bb_spoolrec_resync(p + at, left);
-			if (next == size)
-				break;		/* the torn tail */
+			if (next == size) {
+				/* a whole head's worth that is not one: the
+				 * last record damaged, rather than torn (a torn
+				 * append keeps its head, or is zeros) */
+				if (left >= BB_SPOOLREC_HEAD && !all_zero(p + at, left))
+					set_aside(s, g->number, (int64_t)at, p + at,
+					    left);
+				break;
+			}
 			/* a damaged head: what lies before the next record
 			 * is set aside, then zeroed so as to be skipped */
 			if (!all_zero(p + at, next - at)) {
@@ -260,7 +273,6 @@ static int
 hold(struct bb_spool *s, int number, bool create)
 {
 	char path[4200];
-	bool created = false;
 	int fd;
 
 	segment_path(s->dir, number, path, sizeof(path));
@@ -269,7 +281,6 @@ hold(struct bb_spool *s, int number, bool create)
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && create) {
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
-		created = fd >= 0;
 		if (fd < 0 && errno == EEXIST)
 			return -2;	/* another worker made it just now */
 	}
@@ -281,16 +292,18 @@ hold(struct bb_spool *s, int number, bool create)
 		errno = err;
 		return err == EAGAIN || err == EACCES ? -2 : -1;
 	}
-	if (created) {
-		/* group-writable whatever the umask: lighttpd's workers and
-		 * the master's may be different users of one group */
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_size == 0) {
+		/* new (by this worker or another that lost the race to lock
+		 * it): group-writable whatever the umask, since lighttpd's
+		 * workers and the master's may be different users of one
+		 * group, and its name durable before anything in it is */
 		int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fchmod(fd, 0660) != 0 || dfd < 0 || fsync(dfd) != 0) {
 			int err = errno;
 			if (dfd >= 0)
 				close(dfd);
 			close(fd);
-			unlink(path);
 			errno = err;
 			return -1;
 		}
@@ -432,6 +445,12 @@ bb_spool_append(struct bb_spool *s, const struct bb_envelope *env,
 	bb_buf_reset(&s->scratch);
 	bb_spoolrec_encode(&s->scratch, env, json, json_len, cloudevents, hash,
 	    bb_realtime_ms());
+	if (s->scratch.len - BB_SPOOLREC_HEAD > BB_SPOOLREC_MAX_BODY) {
+		bb_log_warning("event %s is too large to spool (%zu bytes, at "
+		    "most %u): answered 503", env->event_id, s->scratch.len,
+		    BB_SPOOLREC_MAX_BODY);
+		return 0;
+	}
 	int64_t total = pool_bytes(s);
 	if (total < 0) {
 		failure(s, "cannot read the directory", errno);
@@ -636,6 +655,19 @@ bb_spool_waiting(const struct bb_spool *s)
 	return false;
 }
 
+/* Sets the record at offset at of g aside, from what of it could be read
+ * into p, so that it is never handed out again. */
+static void
+drop_record(struct bb_spool *s, struct segment *g, int64_t at,
+    const uint8_t *p, size_t len, int64_t record_len)
+{
+	set_aside(s, g->number, at, p, len);
+	write_state(g, at, BB_SPOOLREC_ASIDE);
+	g->waiting--;
+	g->waiting_bytes -= record_len;
+	publish_gauges(s);
+}
+
 struct bb_spool_entry *
 bb_spool_next(struct bb_spool *s)
 {
@@ -662,14 +694,20 @@ bb_spool_next(struct bb_spool *s)
 			return NULL;
 		struct segment *g = &s->segs[best];
 		int64_t at = g->cursor;
+		size_t len = BB_SPOOLREC_HEAD + best_h.body_len;
 		bb_buf_reset(&e->buf);
-		char *body = bb_buf_space(&e->buf, best_h.body_len + 1);
-		g->cursor += BB_SPOOLREC_HEAD + best_h.body_len;
+		uint8_t *p = (uint8_t *)bb_buf_space(&e->buf, len);
+		ssize_t got = pread(g->fd, p, len, at);
+		if (got < 0) {
+			/* a read error: the record waits for another try */
+			g->next_known = false;
+			return NULL;
+		}
+		g->cursor += (int64_t)len;
 		g->next_known = false;
-		if (pread(g->fd, body, best_h.body_len, at + BB_SPOOLREC_HEAD) ==
-		    (ssize_t)best_h.body_len && bb_spoolrec_body(&best_h,
-		    (const uint8_t *)body, &e->event) == 0) {
-			e->buf.len = best_h.body_len;
+		if ((size_t)got == len && bb_spoolrec_body(&best_h,
+		    p + BB_SPOOLREC_HEAD, &e->event) == 0) {
+			e->buf.len = len;
 			e->busy = true;
 			e->segment = g->number;
 			e->offset = at;
@@ -677,20 +715,56 @@ bb_spool_next(struct bb_spool *s)
 			g->in_flight++;
 			return e;
 		}
-		/* damaged on disk since it was locked */
-		if (pread(g->fd, body, best_h.body_len, at + BB_SPOOLREC_HEAD) >= 0) {
-			set_aside(s, g->number, at, (const uint8_t *)body,
-			    best_h.body_len);
-			write_state(g, at, BB_SPOOLREC_ASIDE);
-			g->waiting--;
-			g->waiting_bytes -= BB_SPOOLREC_HEAD + best_h.body_len;
-			publish_gauges(s);
-		}
+		/* damaged on disk since the segment was locked */
+		drop_record(s, g, at, p, (size_t)got, (int64_t)len);
 	}
 }
 
+/* A record the broker refused (a nack, or no confirm) is counted here
+ * until it is forwarded; at BB_SPOOL_STRIKES in a row it is set aside, so
+ * that one event the broker will never take (say, larger than its
+ * max_message_size, which closes the channel) does not cost every other
+ * event on the connection a failure each second for ever. */
+static void
+strike(struct bb_spool *s, struct segment *g, struct bb_spool_entry *e)
+{
+	struct strike *free_one = NULL, *least = &s->strikes[0];
+
+	for (int k = 0; k < BB_SPOOL_WINDOW; k++) {
+		struct strike *t = &s->strikes[k];
+		if (t->count && t->segment == e->segment && t->offset == e->offset) {
+			if (++t->count < BB_SPOOL_STRIKES)
+				return;
+			bb_log_error("spool segment-%03d: the broker refused event "
+			    "%s %d times: it is set aside", g->number,
+			    e->event.env.event_id, t->count);
+			t->count = 0;
+			drop_record(s, g, e->offset, (const uint8_t *)e->buf.data,
+			    e->buf.len, (int64_t)e->buf.len);
+			return;
+		}
+		if (t->count == 0 && free_one == NULL)
+			free_one = t;
+		if (t->count < least->count)
+			least = t;
+	}
+	struct strike *t = free_one ? free_one : least;
+	*t = (struct strike){ e->segment, e->offset, 1 };
+}
+
+/* Forgets the strikes of a record that leaves the spool. */
+static void
+forgive(struct bb_spool *s, const struct bb_spool_entry *e)
+{
+	for (int k = 0; k < BB_SPOOL_WINDOW; k++)
+		if (s->strikes[k].count && s->strikes[k].segment == e->segment &&
+		    s->strikes[k].offset == e->offset)
+			s->strikes[k].count = 0;
+}
+
 void
-bb_spool_done(struct bb_spool *s, struct bb_spool_entry *e, bool forwarded)
+bb_spool_done(struct bb_spool *s, struct bb_spool_entry *e,
+    enum bb_spool_outcome outcome)
 {
 	int k = find(s, e->segment);
 
@@ -699,15 +773,20 @@ bb_spool_done(struct bb_spool *s, struct bb_spool_entry *e, bool forwarded)
 		return;
 	struct segment *g = &s->segs[k];
 	g->in_flight--;
-	if (forwarded) {
+	if (outcome == BB_SPOOL_FORWARDED) {
+		forgive(s, e);
 		write_state(g, e->offset, BB_SPOOLREC_FORWARDED);
 		g->waiting--;
-		g->waiting_bytes -= BB_SPOOLREC_HEAD + (int64_t)e->buf.len;
+		g->waiting_bytes -= (int64_t)e->buf.len;
 		settle(s, k);
-	} else if (e->offset < g->cursor) {
-		struct bb_spoolrec_head h;
-		g->cursor = e->offset;	/* handed out again, in its turn */
-		peek(s, g, &h);
+	} else {
+		if (outcome == BB_SPOOL_REFUSED)
+			strike(s, g, e);
+		if (e->offset < g->cursor) {
+			struct bb_spoolrec_head h;
+			g->cursor = e->offset;	/* handed out again, in its turn */
+			peek(s, g, &h);
+		}
 	}
 	publish_gauges(s);
 }
@@ -741,12 +820,17 @@ bb_spool_census(const char *dir, struct bb_spool_census *out, char *err,
 		out->segments++;
 		out->bytes += st.st_size;
 		out->unowned += !locked_by_other(fd);
-		uint8_t head[BB_SPOOLREC_HEAD];
+		uint8_t chunk[4096];
 		struct bb_spoolrec_head h;
-		for (int64_t at = 0; pread(fd, head, sizeof(head), at) ==
-		    (ssize_t)sizeof(head); ) {
-			if (bb_spoolrec_head(head, &h) != 0) {
-				at++;	/* a damaged stretch: look further */
+		ssize_t n;
+		for (int64_t at = 0; (n = pread(fd, chunk, sizeof(chunk), at)) >=
+		    (ssize_t)BB_SPOOLREC_HEAD; ) {
+			if (bb_spoolrec_head(chunk, &h) != 0) {
+				/* a damaged or zeroed stretch: on to the next
+				 * magic, or past the chunk but for a magic's
+				 * worth at its end */
+				size_t k = bb_spoolrec_resync(chunk, (size_t)n);
+				at += k < (size_t)n ? (int64_t)k : n - 3;
 				continue;
 			}
 			if (h.state == BB_SPOOLREC_WAITING) {

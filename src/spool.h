@@ -30,8 +30,8 @@
 
 struct bb_spool;
 
-/* One spooled event handed out for forwarding: the decoded event points
- * into buf. */
+/* One spooled event handed out for forwarding: its whole record in buf,
+ * the decoded event pointing into it. */
 struct bb_spool_entry {
 	struct bb_spooled event;
 	int64_t spooled_ms;
@@ -70,10 +70,17 @@ bool bb_spool_waiting(const struct bb_spool *s);
 /* The oldest waiting event not yet handed out, in an entry of the spool's
  * own (at most BB_SPOOL_WINDOW at once); NULL when there is none. */
 struct bb_spool_entry *bb_spool_next(struct bb_spool *s);
-/* An entry's end: forwarded (confirmed: it leaves the spool), or not (it
- * waits, and is handed out again, in its turn). */
+/* An entry's end: forwarded (confirmed: it leaves the spool); or it
+ * waits, and is handed out again in its turn -- after the broker was
+ * unavailable, or after the broker refused it (a nack, no confirm), which
+ * five times in a row sets the record aside. */
+enum bb_spool_outcome {
+	BB_SPOOL_FORWARDED,
+	BB_SPOOL_WAITS,
+	BB_SPOOL_REFUSED,
+};
 void bb_spool_done(struct bb_spool *s, struct bb_spool_entry *e,
-    bool forwarded);
+    enum bb_spool_outcome outcome);
 
 /* What a spool directory holds, read without locking (for `doctor`). */
 struct bb_spool_census {

@@ -9,6 +9,8 @@
 #define FORMAT_VERSION 1
 #define FLAG_CLOUDEVENTS 1
 #define FLAG_KEYED 2
+#define FLAG_TRACEPARENT 4	/* present, if empty */
+#define FLAG_TRACESTATE 8
 #define HEAD_CRC_AT 28
 
 static void
@@ -73,7 +75,9 @@ bb_spoolrec_encode(struct bb_buf *out, const struct bb_envelope *env,
 
 	bb_buf_append(out, (uint8_t[BB_SPOOLREC_HEAD]){ 0 }, BB_SPOOLREC_HEAD);
 	bb_buf_putc(out, (char)((cloudevents ? FLAG_CLOUDEVENTS : 0) |
-	    (hash ? FLAG_KEYED : 0)));
+	    (hash ? FLAG_KEYED : 0) |
+	    (env->traceparent ? FLAG_TRACEPARENT : 0) |
+	    (env->tracestate ? FLAG_TRACESTATE : 0)));
 	bb_buf_putc(out, (char)env->nparents);
 	append_be(out, (uint64_t)env->unix_us, 8);
 	bb_buf_append(out, env->event_id, BB_UUID_STRLEN);
@@ -187,8 +191,8 @@ bb_spoolrec_body(const struct bb_spoolrec_head *h, const uint8_t *body,
 	    !take_string(&r, (size_t)take_be(&r, 2), out->tracestate,
 	    sizeof(out->tracestate)))
 		return -1;
-	env->traceparent = out->traceparent[0] ? out->traceparent : NULL;
-	env->tracestate = out->tracestate[0] ? out->tracestate : NULL;
+	env->traceparent = flags & FLAG_TRACEPARENT ? out->traceparent : NULL;
+	env->tracestate = flags & FLAG_TRACESTATE ? out->tracestate : NULL;
 	bb_timestamp_format(env->unix_us, env->timestamp);
 	out->cloudevents = flags & FLAG_CLOUDEVENTS;
 	out->keyed = flags & FLAG_KEYED;

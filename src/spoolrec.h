@@ -11,6 +11,8 @@
  * place, which the checksums leave out.
  * The body is the event as it will be published and recorded:
  *   flags(1)  nparents(1)  unix_us(8)  event_id(36)
+ *     (flags: 1 CloudEvents content type, 2 KEYED, 4 has a traceparent,
+ *     8 has a tracestate -- present and empty is not absent)
  *   typelen(1) type  parents(36 * nparents)
  *   traceparent_len(2) traceparent  tracestate_len(2) tracestate
  *   [hash(32), when flags has KEYED: its idempotency claim's body hash]
@@ -28,7 +30,8 @@
 
 #define BB_SPOOLREC_HEAD 32
 #define BB_SPOOLREC_STATE_AT 4	/* the state's offset in the head */
-#define BB_SPOOLREC_MAX_BODY (64u << 20)	/* far above MAX_BODY_BYTES */
+/* A record's body at most; a larger event is not spooled. */
+#define BB_SPOOLREC_MAX_BODY (64u << 20)
 
 enum bb_spoolrec_state {
 	BB_SPOOLREC_WAITING = 'S',

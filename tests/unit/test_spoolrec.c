@@ -74,7 +74,19 @@ test_record_round_trip(void)
 	CU_ASSERT(!ev.keyed);
 	CU_ASSERT(!ev.cloudevents);
 	CU_ASSERT_PTR_NULL(ev.env.traceparent);
+	CU_ASSERT_PTR_NULL(ev.env.tracestate);
 	CU_ASSERT_EQUAL(ev.env.nparents, 0);
+
+	/* an empty tracestate is not an absent one */
+	env.tracestate = "";
+	bb_buf_reset(&b);
+	bb_spoolrec_encode(&b, &env, "{}", 2, false, NULL, 5);
+	CU_ASSERT_EQUAL_FATAL(bb_spoolrec_head((uint8_t *)b.data, &h), 0);
+	CU_ASSERT_EQUAL_FATAL(bb_spoolrec_body(&h, (uint8_t *)b.data +
+	    BB_SPOOLREC_HEAD, &ev), 0);
+	CU_ASSERT_PTR_NULL(ev.env.traceparent);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev.env.tracestate);
+	CU_ASSERT_STRING_EQUAL(ev.env.tracestate, "");
 	bb_buf_free(&b);
 }
 
@@ -194,7 +206,7 @@ forward_all(struct bb_spool *s, char *types, size_t len)
 
 	while ((e = bb_spool_next(s)) != NULL && n + 1 < len) {
 		types[n++] = e->event.env.event_type[0];
-		bb_spool_done(s, e, true);
+		bb_spool_done(s, e, BB_SPOOL_FORWARDED);
 	}
 	types[n] = '\0';
 }
@@ -215,33 +227,6 @@ test_forwarded_segment_is_emptied(void)
 	CU_ASSERT_STRING_EQUAL(types, "abc");
 	CU_ASSERT(!bb_spool_waiting(s));
 	CU_ASSERT_EQUAL(size_of("segment-000"), 0);
-	bb_spool_free(s);
-}
-
-static void
-test_torn_tail_is_cut_off(void)
-{
-	off_t at[4];
-	char types[8];
-
-	fresh_dir();
-	spool_three(1 << 20, at);
-	/* the third record half written, as by a crash before its fsync */
-	CU_ASSERT_EQUAL(truncate(path_of("segment-000"), at[2] + 40), 0);
-	struct bb_spool *s = bb_spool_new(dir, 1 << 20);
-	bb_spool_adopt(s);
-	CU_ASSERT_EQUAL(size_of("segment-000"), at[2]);
-	forward_all(s, types, sizeof(types));
-	CU_ASSERT_STRING_EQUAL(types, "ab");
-	bb_spool_free(s);
-
-	/* a head cut short is a torn tail too */
-	fresh_dir();
-	spool_three(1 << 20, at);
-	CU_ASSERT_EQUAL(truncate(path_of("segment-000"), at[2] + 5), 0);
-	s = bb_spool_new(dir, 1 << 20);
-	bb_spool_adopt(s);
-	CU_ASSERT_EQUAL(size_of("segment-000"), at[2]);
 	bb_spool_free(s);
 }
 
@@ -272,6 +257,46 @@ count_aside(void)
 		pclose(p);
 	}
 	return n;
+}
+
+static void
+test_torn_tail_is_cut_off(void)
+{
+	off_t at[4];
+	char types[8];
+
+	fresh_dir();
+	spool_three(1 << 20, at);
+	/* the third record half written, as by a crash before its fsync */
+	CU_ASSERT_EQUAL(truncate(path_of("segment-000"), at[2] + 40), 0);
+	struct bb_spool *s = bb_spool_new(dir, 1 << 20);
+	bb_spool_adopt(s);
+	CU_ASSERT_EQUAL(size_of("segment-000"), at[2]);
+	forward_all(s, types, sizeof(types));
+	CU_ASSERT_STRING_EQUAL(types, "ab");
+	bb_spool_free(s);
+
+	/* the last record's head damaged: not torn (a torn append keeps its
+	 * head) but damaged, so set aside before it is cut off */
+	fresh_dir();
+	spool_three(1 << 20, at);
+	flip_byte(at[2] + 9);
+	s = bb_spool_new(dir, 1 << 20);
+	bb_spool_adopt(s);
+	CU_ASSERT_EQUAL(size_of("segment-000"), at[2]);
+	CU_ASSERT_EQUAL(count_aside(), 1);
+	forward_all(s, types, sizeof(types));
+	CU_ASSERT_STRING_EQUAL(types, "ab");
+	bb_spool_free(s);
+
+	/* a head cut short is a torn tail too */
+	fresh_dir();
+	spool_three(1 << 20, at);
+	CU_ASSERT_EQUAL(truncate(path_of("segment-000"), at[2] + 5), 0);
+	s = bb_spool_new(dir, 1 << 20);
+	bb_spool_adopt(s);
+	CU_ASSERT_EQUAL(size_of("segment-000"), at[2]);
+	bb_spool_free(s);
 }
 
 static void
@@ -370,20 +395,52 @@ test_unforwarded_event_is_handed_out_again_in_its_turn(void)
 	b = bb_spool_next(s);
 	CU_ASSERT_FATAL(a && b);
 	CU_ASSERT_EQUAL(a->event.env.event_type[0], 'a');
-	bb_spool_done(s, a, false);
+	bb_spool_done(s, a, BB_SPOOL_WAITS);
 	/* a again, then c: b is still in flight */
 	e = bb_spool_next(s);
 	CU_ASSERT_FATAL(e != NULL);
 	CU_ASSERT_EQUAL(e->event.env.event_type[0], 'a');
-	bb_spool_done(s, e, true);
+	bb_spool_done(s, e, BB_SPOOL_FORWARDED);
 	e = bb_spool_next(s);
 	CU_ASSERT_FATAL(e != NULL);
 	CU_ASSERT_EQUAL(e->event.env.event_type[0], 'c');
-	bb_spool_done(s, e, true);
+	bb_spool_done(s, e, BB_SPOOL_FORWARDED);
 	CU_ASSERT_PTR_NULL(bb_spool_next(s));
 	CU_ASSERT(size_of("segment-000") > 0);	/* b is not forwarded yet */
-	bb_spool_done(s, b, true);
+	bb_spool_done(s, b, BB_SPOOL_FORWARDED);
 	CU_ASSERT_EQUAL(size_of("segment-000"), 0);
+	bb_spool_free(s);
+}
+
+static void
+test_a_record_the_broker_keeps_refusing_is_set_aside(void)
+{
+	off_t at[4];
+	struct bb_spool_entry *e;
+
+	fresh_dir();
+	spool_three(1 << 20, at);
+	struct bb_spool *s = bb_spool_new(dir, 1 << 20);
+	bb_spool_adopt(s);
+	/* unavailable: it waits, however often */
+	for (int k = 0; k < 8; k++) {
+		e = bb_spool_next(s);
+		CU_ASSERT_FATAL(e != NULL);
+		CU_ASSERT_EQUAL(e->event.env.event_type[0], 'a');
+		bb_spool_done(s, e, BB_SPOOL_WAITS);
+	}
+	/* refused five times in a row: set aside */
+	for (int k = 0; k < 5; k++) {
+		e = bb_spool_next(s);
+		CU_ASSERT_FATAL(e != NULL);
+		CU_ASSERT_EQUAL(e->event.env.event_type[0], 'a');
+		bb_spool_done(s, e, BB_SPOOL_REFUSED);
+	}
+	CU_ASSERT_EQUAL(count_aside(), 1);
+	e = bb_spool_next(s);
+	CU_ASSERT_FATAL(e != NULL);
+	CU_ASSERT_EQUAL(e->event.env.event_type[0], 'b');
+	bb_spool_done(s, e, BB_SPOOL_FORWARDED);
 	bb_spool_free(s);
 }
 
@@ -399,6 +456,16 @@ test_bound_and_unusable_directory_refuse(void)
 	struct bb_spool *s = bb_spool_new(dir, (long)at[3] + 10);
 	envelope(&env, ID1, "d");
 	CU_ASSERT_EQUAL(bb_spool_append(s, &env, "{}", 2, false, NULL), 0);
+	bb_spool_free(s);
+
+	/* an event too large for a record */
+	s = bb_spool_new(dir, 1L << 30);
+	size_t big = BB_SPOOLREC_MAX_BODY + 1;
+	char *json = malloc(big);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	memset(json, ' ', big);
+	CU_ASSERT_EQUAL(bb_spool_append(s, &env, json, big, false, NULL), 0);
+	free(json);
 	bb_spool_free(s);
 
 	s = bb_spool_new("/nonexistent/bloodbank-spool", 1 << 20);
@@ -456,6 +523,8 @@ add_spoolrec_tests(void)
 		    test_a_live_workers_segment_is_adopted_only_once_it_dies },
 		{ "unforwarded event is handed out again in its turn",
 		    test_unforwarded_event_is_handed_out_again_in_its_turn },
+		{ "a record the broker keeps refusing is set aside",
+		    test_a_record_the_broker_keeps_refusing_is_set_aside },
 		{ "bound and unusable directory refuse",
 		    test_bound_and_unusable_directory_refuse },
 		{ "census counts without locking",
