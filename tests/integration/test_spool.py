@@ -121,6 +121,7 @@ class SpoolCase(PoolCase):
     PORT = PORT_BASE + 12
     MAX_BYTES = None
     SPOOL_SUBDIR = "spool"
+    TMPFS_BYTES = None      # the spool on a tmpfs of this size: a disk that fills
 
     def setUp(self):
         super().setUp()
@@ -129,6 +130,10 @@ class SpoolCase(PoolCase):
         self.addCleanup(self.relay.cut)
         self.spool = os.path.join(self.dir, self.SPOOL_SUBDIR)
         os.makedirs(os.path.join(self.dir, "spool"))
+        if self.TMPFS_BYTES:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0777" % self.TMPFS_BYTES,
+                            "bloodbank-spool-test", self.spool], check=True)
+            self.addCleanup(subprocess.run, ["umount", self.spool])
         # doctor, run as root, checks it for the workers' user
         os.chmod(self.dir, 0o755)
         os.chmod(os.path.join(self.dir, "spool"), 0o777)
@@ -381,3 +386,29 @@ class ZzSpoolUnwritableTest(SpoolCase):
         self.assertLessEqual(log.count("cannot open a segment"), self.WORKERS)
         self.relay.up()
         self.assertEqual(self.consumer.drain(1.5), [])
+
+
+class ZzSpoolDiskFullTest(SpoolCase):
+    """A disk that fills (a 64 KiB tmpfs): 503 as without a spool once an
+    append fails, said once a minute, and nothing of a failed append is
+    ever published."""
+
+    TMPFS_BYTES = 64 * 1024
+
+    def test_a_full_disk_answers_503_and_publishes_nothing_of_it(self):
+        self.relay.cut()
+        answers = [post_event(self.PORT, self.type, {"fill": "y" * 200, "n": n})
+                   for n in range(300)]
+        statuses = [a[0] for a in answers]
+        self.assertIn(202, statuses)
+        self.assertEqual(statuses[-50:], [503] * 50)
+        for s, h, doc in answers:
+            if s == 503:
+                self.assertEqual(doc["error"], "broker_unavailable")
+        log = self.master_log()
+        self.assertIn("cannot append: No space left on device", log)
+        self.assertLessEqual(log.count("cannot append"), self.WORKERS)
+        spooled = [doc["event_id"] for s, _, doc in answers if s == 202]
+        self.relay.up()
+        self.wait_forwarded()
+        self.assertEqual(sorted(self.queued_ids(len(spooled))), sorted(spooled))
